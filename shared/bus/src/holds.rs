@@ -1,0 +1,87 @@
+//! The fence (DESIGN.md fences 1 and 2). The gateway and the opt-out service write
+//! holds; a channel service claims the invoice and the contact right before it hands a
+//! message to SMTP or telephony. A claim is a compare-and-swap on the key, so the
+//! bucket's order, not timing, decides whether a send came before a hold.
+use crate::BusError;
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HoldValue {
+    /// A sender took the key to send; any later hold is ordered after this send.
+    Claimed { by: String, at: DateTime<Utc> },
+    /// Nothing may be sent for this key any more.
+    Held { reason: String, source_event: String, at: DateTime<Utc> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The send may go ahead; it is ordered before any hold with a higher revision.
+    Granted { revision: u64 },
+    /// A hold came first: do not send.
+    Held { value: HoldValue, revision: u64 },
+}
+
+#[derive(Clone)]
+pub struct Holds {
+    kv: kv::Store,
+}
+
+impl Holds {
+    pub(crate) fn new(kv: kv::Store) -> Self {
+        Holds { kv }
+    }
+
+    /// Writes a hold unconditionally and returns its revision (it wins over every later claim).
+    pub async fn hold(&self, key: &str, reason: &str, source_event: &str, at: DateTime<Utc>) -> Result<u64, BusError> {
+        let value = HoldValue::Held { reason: reason.to_string(), source_event: source_event.to_string(), at };
+        self.kv
+            .put(key, Bytes::from(serde_json::to_vec(&value)?))
+            .await
+            .map_err(|e| BusError::KeyValue { op: "put", key: key.to_string(), reason: e.to_string() })
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<(HoldValue, u64)>, BusError> {
+        let entry = self
+            .kv
+            .entry(key)
+            .await
+            .map_err(|e| BusError::KeyValue { op: "get", key: key.to_string(), reason: e.to_string() })?;
+        Ok(entry.and_then(|e| match e.operation {
+            kv::Operation::Put => serde_json::from_slice(&e.value).ok().map(|v| (v, e.revision)),
+            _ => None,
+        }))
+    }
+
+    /// Atomically checks for a hold and claims the key for a send.
+    pub async fn claim(&self, key: &str, by: &str, at: DateTime<Utc>) -> Result<Claim, BusError> {
+        let claimed = Bytes::from(serde_json::to_vec(&HoldValue::Claimed { by: by.to_string(), at })?);
+        let kv_err = |op: &'static str, e: String| BusError::KeyValue { op, key: key.to_string(), reason: e };
+        for _ in 0..32 {
+            let entry = self.kv.entry(key).await.map_err(|e| kv_err("get", e.to_string()))?;
+            let live = entry.filter(|e| e.operation == kv::Operation::Put);
+            match live {
+                None => match self.kv.create(key, claimed.clone()).await {
+                    Ok(revision) => return Ok(Claim::Granted { revision }),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(kv_err("create", e.to_string())),
+                },
+                Some(entry) => {
+                    let value: Option<HoldValue> = serde_json::from_slice(&entry.value).ok();
+                    if let Some(v @ HoldValue::Held { .. }) = value {
+                        return Ok(Claim::Held { value: v, revision: entry.revision });
+                    }
+                    match self.kv.update(key, claimed.clone(), entry.revision).await {
+                        Ok(revision) => return Ok(Claim::Granted { revision }),
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                        Err(e) => return Err(kv_err("update", e.to_string())),
+                    }
+                }
+            }
+        }
+        Err(kv_err("claim", "too much contention on the key".into()))
+    }
+}

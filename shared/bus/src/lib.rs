@@ -1,0 +1,145 @@
+//! JetStream for arflow services.
+//!
+//! - [`Bus::connect`] connects and provisions every stream and bucket (create-or-update, never delete).
+//! - [`Bus::publish`] publishes with a deterministic `Nats-Msg-Id` and waits for the stream's ack.
+//! - [`consumer::run`] is the durable pull-consumer loop: batches, ack after the handler commits,
+//!   NAK with backoff on retry, terminate + `dlq.<service>` on reject.
+//! - [`holds::Holds`] is the payment/opt-out fence; [`clock`] keeps a simulated clock in step.
+pub mod clock;
+pub mod consumer;
+pub mod holds;
+
+use arflow_contracts::{Envelope, streams};
+use arflow_runtime::{Metrics, NatsSettings};
+use async_nats::jetstream::{self, kv, stream};
+use bytes::Bytes;
+use serde::Serialize;
+
+pub use consumer::{ConsumerSettings, Handler, HandlerError, Incoming, Rejection};
+pub use holds::{Claim, HoldValue, Holds};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect { url: String, source: async_nats::ConnectError },
+    #[error("JetStream set-up of {what} failed: {reason}")]
+    Provision { what: String, reason: String },
+    #[error("publish to {subject} failed: {reason}")]
+    Publish { subject: String, reason: String },
+    #[error("key-value {op} on {key} failed: {reason}")]
+    KeyValue { op: &'static str, key: String, reason: String },
+    #[error("consumer {consumer} failed: {reason}")]
+    Consumer { consumer: String, reason: String },
+    #[error("event could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// One service's handle on NATS and JetStream.
+#[derive(Clone)]
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    /// The service name: `source` of its events and the `dlq.<service>` subject.
+    pub service: String,
+    pub metrics: Metrics,
+    holds: Holds,
+    clock_kv: kv::Store,
+}
+
+impl Bus {
+    pub async fn connect(settings: &NatsSettings, service: &str, metrics: Metrics) -> Result<Self, BusError> {
+        let mut opts = async_nats::ConnectOptions::new()
+            .name(format!("arflow-{service}"))
+            .retry_on_initial_connect()
+            .connection_timeout(std::time::Duration::from_secs(5));
+        if let Some(path) = &settings.credentials_file {
+            opts = opts.credentials_file(path).await.map_err(|e| BusError::Provision {
+                what: format!("credentials file {path}"),
+                reason: e.to_string(),
+            })?;
+        }
+        let client = tokio::time::timeout(std::time::Duration::from_secs(30), opts.connect(&settings.url))
+            .await
+            .map_err(|_| BusError::Provision { what: format!("connection to {}", settings.url), reason: "timed out after 30 s".into() })?
+            .map_err(|source| BusError::Connect { url: settings.url.clone(), source })?;
+        let js = jetstream::new(client.clone());
+        provision_streams(&js, settings).await?;
+        let holds = Holds::new(bucket(&js, streams::HOLDS_BUCKET, 16, settings.replicas).await?);
+        let clock_kv = bucket(&js, streams::CLOCK_BUCKET, 1, settings.replicas).await?;
+        Ok(Bus { client, js, service: service.to_string(), metrics, holds, clock_kv })
+    }
+
+    pub fn holds(&self) -> &Holds {
+        &self.holds
+    }
+
+    pub fn clock_bucket(&self) -> &kv::Store {
+        &self.clock_kv
+    }
+
+    /// Publishes and waits for the stream's ack. A repeated `msg_id` inside the duplicate
+    /// window is acknowledged as a duplicate and stored once.
+    pub async fn publish(&self, subject: &str, msg_id: &str, payload: Bytes) -> Result<jetstream::publish::PublishAck, BusError> {
+        let err = |reason: String| BusError::Publish { subject: subject.to_string(), reason };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        let ack = self
+            .js
+            .publish_with_headers(subject.to_string(), headers, payload)
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        self.metrics
+            .published
+            .get_or_create(&arflow_runtime::metrics::PublishLabels { stream: ack.stream.clone() })
+            .inc();
+        Ok(ack)
+    }
+
+    pub async fn publish_event<T: Serialize>(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        event: &Envelope<T>,
+    ) -> Result<jetstream::publish::PublishAck, BusError> {
+        self.publish(subject, msg_id, Bytes::from(event.to_json()?)).await
+    }
+}
+
+async fn provision_streams(js: &jetstream::Context, settings: &NatsSettings) -> Result<(), BusError> {
+    for spec in streams::STREAMS {
+        let config = stream::Config {
+            name: spec.name.to_string(),
+            description: Some(spec.description.to_string()),
+            subjects: spec.subjects.iter().map(|s| s.to_string()).collect(),
+            storage: stream::StorageType::File,
+            num_replicas: settings.replicas,
+            duplicate_window: settings.duplicate_window(),
+            ..Default::default()
+        };
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| BusError::Provision { what: format!("stream {}", spec.name), reason: e.to_string() })?;
+    }
+    Ok(())
+}
+
+async fn bucket(js: &jetstream::Context, name: &str, history: i64, replicas: usize) -> Result<kv::Store, BusError> {
+    let err = |e: String| BusError::Provision { what: format!("bucket {name}"), reason: e };
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    let config = kv::Config {
+        bucket: name.to_string(),
+        history,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        // Another service created it in the meantime.
+        Err(_) => js.get_key_value(name).await.map_err(|e| err(e.to_string())),
+    }
+}

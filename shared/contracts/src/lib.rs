@@ -1,0 +1,8 @@
+//! The wire contract between arflow services. Services share nothing else.
+pub mod envelope;
+pub mod events;
+pub mod msg_id;
+pub mod streams;
+pub mod subjects;
+
+pub use envelope::{Envelope, EnvelopeError};

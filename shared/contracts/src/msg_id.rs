@@ -1,0 +1,30 @@
+//! Deterministic `Nats-Msg-Id`s: derived from what caused the event, so a retry
+//! after a crash publishes the same id and JetStream drops the duplicate.
+use uuid::Uuid;
+
+pub fn stripe_event(event_id: &str) -> String {
+    format!("stripe:{event_id}")
+}
+
+/// A record change from the gateway's REST API or backfill, by row and version.
+pub fn record(kind: &str, id: Uuid, version: i64) -> String {
+    format!("{kind}:{id}:v{version}")
+}
+
+pub fn eligibility(invoice_id: Uuid, version: i64) -> String {
+    format!("elig:{invoice_id}:v{version}")
+}
+
+/// `step:<id>:due`, `step:<id>:sent`, `step:<id>:skipped`...
+pub fn step(step_id: Uuid, what: &str) -> String {
+    format!("step:{step_id}:{what}")
+}
+
+pub fn plan(invoice_id: Uuid, version: i64) -> String {
+    format!("plan:{invoice_id}:v{version}")
+}
+
+/// The dead letter of one delivery of one message.
+pub fn dead_letter(service: &str, stream: &str, stream_seq: u64) -> String {
+    format!("dlq:{service}:{stream}:{stream_seq}")
+}

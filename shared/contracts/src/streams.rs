@@ -1,0 +1,34 @@
+//! The JetStream streams and key-value buckets arflow provisions (create-or-update, never delete).
+
+pub struct StreamSpec {
+    pub name: &'static str,
+    pub subjects: &'static [&'static str],
+    pub description: &'static str,
+}
+
+pub const STREAMS: &[StreamSpec] = &[
+    StreamSpec { name: "BILLING", subjects: &["billing.>"], description: "Firm, client, contact and invoice records and payment events from the gateway" },
+    StreamSpec { name: "ELIGIBILITY", subjects: &["eligibility.>"], description: "Eligibility decisions per invoice" },
+    StreamSpec { name: "OUTREACH", subjects: &["outreach.>"], description: "Steps due, skipped, sent and their outcomes" },
+    StreamSpec { name: "CONSENT", subjects: &["consent.>"], description: "Opt-outs and opt-ins" },
+    StreamSpec { name: "REPLY", subjects: &["reply.>"], description: "Client replies, received and classified" },
+    StreamSpec { name: "ESCALATION", subjects: &["escalation.>"], description: "Public: escalation cases opened, updated and resolved" },
+    StreamSpec { name: "NOTIFY", subjects: &["notification.>"], description: "Notifications delivered to firms" },
+    StreamSpec { name: "DLQ", subjects: &["dlq.>"], description: "Messages a service could never process, with the reason" },
+];
+
+/// Payment and opt-out holds, checked right before every send (the fences).
+pub const HOLDS_BUCKET: &str = "holds";
+/// The simulated clock shared by every service (key `now`).
+pub const CLOCK_BUCKET: &str = "clock";
+pub const CLOCK_KEY: &str = "now";
+
+/// Hold key of an invoice: `invoice.<id>`.
+pub fn invoice_hold_key(invoice_id: uuid::Uuid) -> String {
+    format!("invoice.{invoice_id}")
+}
+
+/// Hold key of a contact (every channel): `contact.<id>`.
+pub fn contact_hold_key(contact_id: uuid::Uuid) -> String {
+    format!("contact.{contact_id}")
+}

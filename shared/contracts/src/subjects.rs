@@ -1,0 +1,50 @@
+//! Subject names. The firm id is always last so a consumer can be granted
+//! `escalation.*.<firm_id>` and nothing else.
+use uuid::Uuid;
+
+/// `<prefix>.<firm_id>`, e.g. `subject(billing::INVOICE_PAID, firm)` -> `billing.invoice_paid.<firm>`.
+pub fn subject(kind: &str, firm_id: Uuid) -> String {
+    format!("{kind}.{firm_id}")
+}
+
+/// Every firm's events of one type: `billing.invoice_paid.*`.
+pub fn all_firms(kind: &str) -> String {
+    format!("{kind}.*")
+}
+
+/// Dead letters of one service: `dlq.<service>`.
+pub fn dlq(service: &str) -> String {
+    format!("dlq.{service}")
+}
+
+pub mod billing {
+    pub const FIRM_UPDATED: &str = "billing.firm_updated";
+    pub const CLIENT_UPSERTED: &str = "billing.client_upserted";
+    pub const CONTACT_UPSERTED: &str = "billing.contact_upserted";
+    pub const INVOICE_UPSERTED: &str = "billing.invoice_upserted";
+    pub const INVOICE_PAYMENT_FAILED: &str = "billing.invoice_payment_failed";
+    /// Paid, payment succeeded, or marked paid out of band: outreach halts.
+    pub const INVOICE_PAID: &str = "billing.invoice_paid";
+    pub const INVOICE_VOIDED: &str = "billing.invoice_voided";
+    pub const INVOICE_UNCOLLECTIBLE: &str = "billing.invoice_uncollectible";
+}
+
+pub mod eligibility {
+    pub const CHANGED: &str = "eligibility.changed";
+    /// Every contact of a client opted out: automation for the client stopped.
+    pub const ALL_CONTACTS_OPTED_OUT: &str = "eligibility.all_contacts_opted_out";
+}
+
+pub mod outreach {
+    pub const STEP_DUE_EMAIL: &str = "outreach.step_due.email";
+    pub const STEP_SKIPPED: &str = "outreach.step_skipped";
+    pub const PLAN_UPDATED: &str = "outreach.plan_updated";
+    pub const EMAIL_SENT: &str = "outreach.email.sent";
+    pub const EMAIL_FAILED: &str = "outreach.email.failed";
+    pub const EMAIL_SUPPRESSED: &str = "outreach.email.suppressed";
+}
+
+pub mod consent {
+    pub const OPTED_OUT: &str = "consent.opted_out";
+    pub const OPTED_IN: &str = "consent.opted_in";
+}

@@ -1,0 +1,222 @@
+//! Typed configuration: the service's defaults file (compiled in), then the file
+//! named by `ARFLOW_CONFIG` if set, then `ARFLOW__SECTION__KEY` environment variables.
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, de::DeserializeOwned};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key {key} is invalid: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
+    }
+}
+
+/// Loads `T` from `defaults` (TOML) + `$ARFLOW_CONFIG` + `ARFLOW__...` variables.
+pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
+    let mut builder =
+        config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Toml));
+    if let Ok(path) = std::env::var("ARFLOW_CONFIG") {
+        builder = builder.add_source(config::File::with_name(&path).required(true));
+    }
+    let cfg = builder
+        .add_source(
+            config::Environment::with_prefix("ARFLOW")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .try_parsing(true),
+        )
+        .build()?;
+    Ok(cfg.try_deserialize()?)
+}
+
+/// Loads `T` from the compiled-in defaults only (tests and the all-in-one process
+/// set their own values on top).
+pub fn load_defaults<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
+    let cfg = config::Config::builder()
+        .add_source(config::File::from_str(defaults, config::FileFormat::Toml))
+        .build()?;
+    Ok(cfg.try_deserialize()?)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NatsSettings {
+    pub url: String,
+    /// Replicas of every stream and bucket (3 in Kubernetes, 1 locally).
+    #[serde(default = "one")]
+    pub replicas: usize,
+    /// Path to a NATS credentials file, when the server requires one.
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+    /// JetStream duplicate window for `Nats-Msg-Id` deduplication.
+    #[serde(default = "dup_window")]
+    pub duplicate_window_secs: u64,
+}
+
+fn one() -> usize {
+    1
+}
+fn dup_window() -> u64 {
+    120
+}
+
+impl NatsSettings {
+    pub fn duplicate_window(&self) -> Duration {
+        Duration::from_secs(self.duplicate_window_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// A full URL wins over the typed fields when set (for example from `DATABASE_URL`).
+    #[serde(default)]
+    pub url: Option<SecretString>,
+    #[serde(default = "localhost")]
+    pub host: String,
+    #[serde(default = "pg_port")]
+    pub port: u16,
+    #[serde(default = "postgres")]
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    #[serde(default = "postgres")]
+    pub database_name: String,
+    #[serde(default)]
+    pub require_tls: bool,
+    /// The service's own schema; its tables, migrations and inbox live there.
+    pub schema: String,
+    #[serde(default = "max_conn")]
+    pub max_connections: u32,
+}
+
+fn localhost() -> String {
+    "127.0.0.1".into()
+}
+fn pg_port() -> u16 {
+    5432
+}
+fn postgres() -> String {
+    "postgres".into()
+}
+fn max_conn() -> u32 {
+    10
+}
+
+impl DatabaseSettings {
+    /// `postgres://...` from the typed fields (or the explicit URL).
+    pub fn connection_url(&self) -> SecretString {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let auth = match &self.password {
+            Some(p) => format!("{}:{}", self.username, p.expose_secret()),
+            None => self.username.clone(),
+        };
+        let ssl = if self.require_tls { "require" } else { "prefer" };
+        SecretString::from(format!(
+            "postgres://{auth}@{}:{}/{}?sslmode={ssl}",
+            self.host, self.port, self.database_name
+        ))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ok = !self.schema.is_empty()
+            && self.schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            return Err(ConfigError::invalid("database.schema", "lower-case letters, digits and _ only"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    #[serde(default = "any_host")]
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+}
+
+fn any_host() -> String {
+    "127.0.0.1".into()
+}
+
+impl HttpSettings {
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockMode {
+    System,
+    /// Shared through the `clock` bucket; moved with `arflow clock advance`.
+    Simulated,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClockSettings {
+    pub mode: ClockMode,
+    /// Where a simulated clock starts when the bucket has no value yet (RFC 3339).
+    #[serde(default)]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    #[serde(default = "pretty")]
+    pub format: String,
+    /// Default filter when `RUST_LOG` is not set.
+    #[serde(default = "info")]
+    pub level: String,
+}
+
+fn pretty() -> String {
+    "pretty".into()
+}
+fn info() -> String {
+    "info".into()
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: pretty(), level: info() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Sample {
+        database: DatabaseSettings,
+        http: HttpSettings,
+    }
+
+    #[test]
+    fn defaults_then_environment() {
+        let defaults = "[database]\nschema = \"gateway\"\n[http]\nport = 8080\n";
+        let s: Sample = load(defaults).unwrap();
+        assert_eq!(s.http.port, 8080);
+        assert!(s.database.validate().is_ok());
+        assert!(s.database.connection_url().expose_secret().starts_with("postgres://postgres@127.0.0.1:5432/"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = load::<Sample>("[database]\nschema = \"x\"\n[http]\nport = \"eighty\"\n").err().unwrap();
+        assert!(err.to_string().contains("port"), "{err}");
+        let bad = DatabaseSettings { schema: "Bad-Name".into(), ..load::<Sample>("[database]\nschema=\"a\"\n[http]\nport=1\n").unwrap().database };
+        assert!(bad.validate().unwrap_err().to_string().contains("database.schema"));
+    }
+}

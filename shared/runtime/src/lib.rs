@@ -1,0 +1,10 @@
+//! What every arflow service process needs, in one place.
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{ClockMode, ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
+pub use metrics::Metrics;
+pub use shutdown::Shutdown;

@@ -1,0 +1,21 @@
+//! The test harness: everything a test needs, real and fresh for each test.
+//! Dev-only: panics (`expect`) here are test failures with a message.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod db;
+pub mod nats;
+pub mod smtp;
+pub mod stripe;
+
+pub use db::TestDb;
+pub use nats::TestNats;
+
+/// The repository root (for `.tools/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 0").local_addr().expect("addr").port()
+}

@@ -1,0 +1,1 @@
+//! Stripe webhook signer and API simulator. (filled in by the gateway work)
