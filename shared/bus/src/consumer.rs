@@ -207,7 +207,12 @@ impl<H: Handler> Runner<H> {
             let (deliveries, seq) = m.info().map(|i| (i.delivered, i.stream_sequence)).unwrap_or((1, 0));
             match RawEnvelope::parse(&m.payload) {
                 Ok(envelope) => {
-                    decoded.push(Incoming { envelope, subject: m.subject.to_string(), deliveries, stream_sequence: seq });
+                    decoded.push(Incoming {
+                        envelope,
+                        subject: m.subject.to_string(),
+                        deliveries,
+                        stream_sequence: seq,
+                    });
                     kept.push(m);
                 }
                 Err(e) => self.dead_letter(&m, deliveries, seq, &e.to_string()).await,
@@ -300,7 +305,8 @@ impl<H: Handler> Runner<H> {
         };
         let firm_id = RawEnvelope::parse(&m.payload).map(|e| e.firm_id).unwrap_or(Uuid::nil());
         let subject_id = RawEnvelope::parse(&m.payload).map(|e| e.subject_id).unwrap_or(Uuid::nil());
-        let env = Envelope::new("dlq.message", &self.bus.service, chrono::Utc::now(), firm_id, subject_id, None, letter);
+        let env =
+            Envelope::new("dlq.message", &self.bus.service, chrono::Utc::now(), firm_id, subject_id, None, letter);
         let published = match env.to_json() {
             Ok(bytes) => self
                 .bus

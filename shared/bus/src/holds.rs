@@ -38,18 +38,19 @@ impl Holds {
     /// Writes a hold unconditionally and returns its revision (it wins over every later claim).
     pub async fn hold(&self, key: &str, reason: &str, source_event: &str, at: DateTime<Utc>) -> Result<u64, BusError> {
         let value = HoldValue::Held { reason: reason.to_string(), source_event: source_event.to_string(), at };
-        self.kv
-            .put(key, Bytes::from(serde_json::to_vec(&value)?))
-            .await
-            .map_err(|e| BusError::KeyValue { op: "put", key: key.to_string(), reason: e.to_string() })
+        self.kv.put(key, Bytes::from(serde_json::to_vec(&value)?)).await.map_err(|e| BusError::KeyValue {
+            op: "put",
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<(HoldValue, u64)>, BusError> {
-        let entry = self
-            .kv
-            .entry(key)
-            .await
-            .map_err(|e| BusError::KeyValue { op: "get", key: key.to_string(), reason: e.to_string() })?;
+        let entry = self.kv.entry(key).await.map_err(|e| BusError::KeyValue {
+            op: "get",
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(entry.and_then(|e| match e.operation {
             kv::Operation::Put => serde_json::from_slice(&e.value).ok().map(|v| (v, e.revision)),
             _ => None,

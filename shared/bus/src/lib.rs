@@ -53,14 +53,17 @@ impl Bus {
             .retry_on_initial_connect()
             .connection_timeout(std::time::Duration::from_secs(5));
         if let Some(path) = &settings.credentials_file {
-            opts = opts.credentials_file(path).await.map_err(|e| BusError::Provision {
-                what: format!("credentials file {path}"),
-                reason: e.to_string(),
-            })?;
+            opts = opts
+                .credentials_file(path)
+                .await
+                .map_err(|e| BusError::Provision { what: format!("credentials file {path}"), reason: e.to_string() })?;
         }
         let client = tokio::time::timeout(std::time::Duration::from_secs(30), opts.connect(&settings.url))
             .await
-            .map_err(|_| BusError::Provision { what: format!("connection to {}", settings.url), reason: "timed out after 30 s".into() })?
+            .map_err(|_| BusError::Provision {
+                what: format!("connection to {}", settings.url),
+                reason: "timed out after 30 s".into(),
+            })?
             .map_err(|source| BusError::Connect { url: settings.url.clone(), source })?;
         let js = jetstream::new(client.clone());
         provision_streams(&js, settings).await?;
@@ -79,7 +82,12 @@ impl Bus {
 
     /// Publishes and waits for the stream's ack. A repeated `msg_id` inside the duplicate
     /// window is acknowledged as a duplicate and stored once.
-    pub async fn publish(&self, subject: &str, msg_id: &str, payload: Bytes) -> Result<jetstream::publish::PublishAck, BusError> {
+    pub async fn publish(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<jetstream::publish::PublishAck, BusError> {
         let err = |reason: String| BusError::Publish { subject: subject.to_string(), reason };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", msg_id);

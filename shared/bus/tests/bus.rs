@@ -51,8 +51,10 @@ async fn publishes_once_consumes_and_dead_letters() {
 
     let handler = Arc::new(Recorder { seen: Mutex::new(vec![]) });
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let spec = ConsumerSpec { durable: "t".into(), stream: "BILLING".into(), filter_subjects: vec!["billing.test.*".into()] };
-    let task = tokio::spawn(consumer::run(bus.clone(), spec, ConsumerSettings::default(), handler.clone(), shutdown.clone()));
+    let spec =
+        ConsumerSpec { durable: "t".into(), stream: "BILLING".into(), filter_subjects: vec!["billing.test.*".into()] };
+    let task =
+        tokio::spawn(consumer::run(bus.clone(), spec, ConsumerSettings::default(), handler.clone(), shutdown.clone()));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let dlq = bus.js.get_stream("DLQ").await.unwrap().get_info().await.unwrap().state.messages;

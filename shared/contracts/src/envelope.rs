@@ -110,9 +110,8 @@ mod tests {
     #[test]
     fn round_trips_and_follows_the_chain() {
         let firm = Uuid::now_v7();
-        let first = Envelope::new("billing.invoice_paid", "gateway", Utc::now(), firm, firm, None, 1u32)
-            .into_raw()
-            .unwrap();
+        let first =
+            Envelope::new("billing.invoice_paid", "gateway", Utc::now(), firm, firm, None, 1u32).into_raw().unwrap();
         assert_eq!(first.correlation_id, first.id);
         let next = Envelope::new("eligibility.changed", "eligibility", Utc::now(), firm, firm, Some(&first), 2u32);
         assert_eq!(next.correlation_id, first.id);

@@ -7,14 +7,30 @@ pub struct StreamSpec {
 }
 
 pub const STREAMS: &[StreamSpec] = &[
-    StreamSpec { name: "BILLING", subjects: &["billing.>"], description: "Firm, client, contact and invoice records and payment events from the gateway" },
+    StreamSpec {
+        name: "BILLING",
+        subjects: &["billing.>"],
+        description: "Firm, client, contact and invoice records and payment events from the gateway",
+    },
     StreamSpec { name: "ELIGIBILITY", subjects: &["eligibility.>"], description: "Eligibility decisions per invoice" },
-    StreamSpec { name: "OUTREACH", subjects: &["outreach.>"], description: "Steps due, skipped, sent and their outcomes" },
+    StreamSpec {
+        name: "OUTREACH",
+        subjects: &["outreach.>"],
+        description: "Steps due, skipped, sent and their outcomes",
+    },
     StreamSpec { name: "CONSENT", subjects: &["consent.>"], description: "Opt-outs and opt-ins" },
     StreamSpec { name: "REPLY", subjects: &["reply.>"], description: "Client replies, received and classified" },
-    StreamSpec { name: "ESCALATION", subjects: &["escalation.>"], description: "Public: escalation cases opened, updated and resolved" },
+    StreamSpec {
+        name: "ESCALATION",
+        subjects: &["escalation.>"],
+        description: "Public: escalation cases opened, updated and resolved",
+    },
     StreamSpec { name: "NOTIFY", subjects: &["notification.>"], description: "Notifications delivered to firms" },
-    StreamSpec { name: "DLQ", subjects: &["dlq.>"], description: "Messages a service could never process, with the reason" },
+    StreamSpec {
+        name: "DLQ",
+        subjects: &["dlq.>"],
+        description: "Messages a service could never process, with the reason",
+    },
 ];
 
 /// Payment and opt-out holds, checked right before every send (the fences).

@@ -38,8 +38,8 @@ impl Currency {
     pub fn minor_digits(&self) -> u32 {
         // Stripe's zero-decimal currencies.
         const ZERO: [&str; 16] = [
-            "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
-            "XOF", "XPF",
+            "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF",
+            "XPF",
         ];
         const THREE: [&str; 5] = ["BHD", "JOD", "KWD", "OMR", "TND"];
         let c = self.code();

@@ -70,11 +70,7 @@ impl SendWindow {
         let local = at.with_timezone(&tz);
         let today = local.date_naive();
         let candidate = self.opening_on_or_after(today, tz);
-        if candidate >= at {
-            candidate
-        } else {
-            self.opening_on_or_after(today + Duration::days(1), tz)
-        }
+        if candidate >= at { candidate } else { self.opening_on_or_after(today + Duration::days(1), tz) }
     }
 }
 

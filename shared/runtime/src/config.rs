@@ -20,8 +20,7 @@ impl ConfigError {
 
 /// Loads `T` from `defaults` (TOML) + `$ARFLOW_CONFIG` + `ARFLOW__...` variables.
 pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
-    let mut builder =
-        config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Toml));
+    let mut builder = config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Toml));
     if let Ok(path) = std::env::var("ARFLOW_CONFIG") {
         builder = builder.add_source(config::File::with_name(&path).required(true));
     }
@@ -40,9 +39,8 @@ pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
 /// Loads `T` from the compiled-in defaults only (tests and the all-in-one process
 /// set their own values on top).
 pub fn load_defaults<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
-    let cfg = config::Config::builder()
-        .add_source(config::File::from_str(defaults, config::FileFormat::Toml))
-        .build()?;
+    let cfg =
+        config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Toml)).build()?;
     Ok(cfg.try_deserialize()?)
 }
 
@@ -216,7 +214,10 @@ mod tests {
     fn bad_values_name_the_key() {
         let err = load::<Sample>("[database]\nschema = \"x\"\n[http]\nport = \"eighty\"\n").err().unwrap();
         assert!(err.to_string().contains("port"), "{err}");
-        let bad = DatabaseSettings { schema: "Bad-Name".into(), ..load::<Sample>("[database]\nschema=\"a\"\n[http]\nport=1\n").unwrap().database };
+        let bad = DatabaseSettings {
+            schema: "Bad-Name".into(),
+            ..load::<Sample>("[database]\nschema=\"a\"\n[http]\nport=1\n").unwrap().database
+        };
         assert!(bad.validate().unwrap_err().to_string().contains("database.schema"));
     }
 }

@@ -35,11 +35,8 @@ struct Readiness {
 }
 
 async fn readyz(State(p): State<Probes>) -> Response {
-    let nats_ok = p
-        .nats
-        .as_ref()
-        .map(|c| c.connection_state() == async_nats::connection::State::Connected)
-        .unwrap_or(true);
+    let nats_ok =
+        p.nats.as_ref().map(|c| c.connection_state() == async_nats::connection::State::Connected).unwrap_or(true);
     let db_ok = match &p.db {
         Some(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
         None => true,

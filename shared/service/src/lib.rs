@@ -101,7 +101,8 @@ impl Base {
     where
         F: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.tasks.spawn(async move { task.await.map_err(|reason| StartupError::Task { task: name.to_string(), reason }) });
+        self.tasks
+            .spawn(async move { task.await.map_err(|reason| StartupError::Task { task: name.to_string(), reason }) });
     }
 
     /// Serves `routes` (plus `/healthz`, `/readyz`, `/metrics`) and waits until shutdown

@@ -70,10 +70,7 @@ pub async fn connect(settings: &DatabaseSettings, migrator: &Migrator) -> Result
         .await
         .map_err(StoreError::Connect)?;
     sqlx::raw_sql(COMMON_TABLES).execute(&pool).await?;
-    migrator
-        .run(&pool)
-        .await
-        .map_err(|source| StoreError::Migrate { schema: settings.schema.clone(), source })?;
+    migrator.run(&pool).await.map_err(|source| StoreError::Migrate { schema: settings.schema.clone(), source })?;
     Ok(pool)
 }
 

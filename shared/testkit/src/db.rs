@@ -16,7 +16,8 @@ static SERVER: OnceLock<String> = OnceLock::new();
 fn admin_url() -> String {
     SERVER
         .get_or_init(|| {
-            let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let url =
+                std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
             if reachable(&url) {
                 return url;
             }
@@ -87,7 +88,10 @@ impl TestDb {
         let admin = tokio::task::spawn_blocking(admin_url).await.expect("admin url");
         let name = format!("arflow_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
         TestDb { admin_url: admin, name }
     }
 

@@ -1,0 +1,1 @@
+//! arflow eligibility service (skeleton).

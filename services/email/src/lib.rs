@@ -1,0 +1,1 @@
+//! arflow email service (skeleton).

@@ -1,0 +1,1 @@
+//! arflow gateway service (skeleton).

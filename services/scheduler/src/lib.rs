@@ -1,0 +1,1 @@
+//! arflow scheduler service (skeleton).
