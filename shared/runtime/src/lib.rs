@@ -3,6 +3,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod shutdown;
+pub mod signature;
 pub mod telemetry;
 
 pub use config::{ClockMode, ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
