@@ -149,6 +149,19 @@ pub struct InvoicePaymentFailed {
     pub stripe_event_id: String,
 }
 
+/// `billing.invoice_paused`: a payment promise or payment plan pauses outreach on the
+/// invoice until `paused_until`; `None` lifts the pause. (Added by the eligibility work.)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InvoicePaused {
+    pub invoice_id: Uuid,
+    pub client_id: Uuid,
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Why, for the activity history, e.g. `promise_to_pay` or `payment_plan`.
+    pub reason: String,
+    /// Monotonic per invoice pause; older versions are ignored.
+    pub version: i64,
+}
+
 // ---------- eligibility.* ----------
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

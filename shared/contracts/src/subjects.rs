@@ -27,6 +27,8 @@ pub mod billing {
     pub const INVOICE_PAID: &str = "billing.invoice_paid";
     pub const INVOICE_VOIDED: &str = "billing.invoice_voided";
     pub const INVOICE_UNCOLLECTIBLE: &str = "billing.invoice_uncollectible";
+    /// A payment promise or plan pauses outreach until a date (`InvoicePaused`).
+    pub const INVOICE_PAUSED: &str = "billing.invoice_paused";
 }
 
 pub mod eligibility {

@@ -3,6 +3,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod db;
+pub mod idle;
 pub mod nats;
 pub mod smtp;
 pub mod stripe;

@@ -1,0 +1,210 @@
+//! Typed configuration: `config/default.toml`, then `$ARFLOW_CONFIG`, then `ARFLOW__SECTION__KEY`.
+use arflow_bus::ConsumerSettings;
+use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub nats: NatsSettings,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub clock: ClockSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub consumer: ConsumerSettings,
+    pub smtp: SmtpSettings,
+    pub email: EmailSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Plain SMTP (local sinks only).
+    None,
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    Starttls,
+    /// Implicit TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// Pooled SMTP connections, and emails handed over at the same time.
+    pub pool_size: u32,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmailSettings {
+    /// Where the one-click unsubscribe endpoint lives (the gateway): `<base>/v1/unsubscribe/<token>`.
+    pub unsubscribe_base_url: String,
+    /// Shared with the gateway, which verifies the tokens.
+    pub unsubscribe_secret: SecretString,
+    /// Optional `mailto:` target added to `List-Unsubscribe`.
+    #[serde(default)]
+    pub unsubscribe_mailto: Option<String>,
+    /// SMTP attempts per email before a transient failure becomes final.
+    pub max_attempts: i32,
+    #[serde(default = "retry_backoff_ms")]
+    pub retry_backoff_ms: Vec<u64>,
+    #[serde(default = "poll_ms")]
+    pub poll_ms: u64,
+    #[serde(default = "batch_size")]
+    pub batch_size: i64,
+    #[serde(default)]
+    pub dkim: Option<DkimSettings>,
+}
+
+fn retry_backoff_ms() -> Vec<u64> {
+    vec![1_000, 5_000, 30_000, 120_000]
+}
+fn poll_ms() -> u64 {
+    250
+}
+fn batch_size() -> i64 {
+    64
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DkimAlgorithm {
+    #[default]
+    Rsa,
+    Ed25519,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    /// PKCS#1 PEM for rsa, the base64 secret key for ed25519.
+    pub private_key_path: String,
+    #[serde(default)]
+    pub algorithm: DkimAlgorithm,
+}
+
+impl EmailSettings {
+    /// The delay before retry number `attempt` (1-based).
+    pub fn backoff(&self, attempt: i32) -> std::time::Duration {
+        let i = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
+        let ms = self.retry_backoff_ms.get(i).or(self.retry_backoff_ms.last()).copied().unwrap_or(1_000);
+        std::time::Duration::from_millis(ms)
+    }
+}
+
+impl Config {
+    /// Defaults + `$ARFLOW_CONFIG` + `ARFLOW__...` variables, validated.
+    pub fn load() -> Result<Self, ConfigError> {
+        let config: Config = arflow_runtime::config::load(DEFAULTS)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The compiled-in defaults only (tests override fields on top).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let config: Config = arflow_runtime::config::load_defaults(DEFAULTS)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        if self.consumer.batch_size == 0 {
+            return Err(ConfigError::invalid("consumer.batch_size", "must be at least 1"));
+        }
+        if self.smtp.host.trim().is_empty() {
+            return Err(ConfigError::invalid("smtp.host", "must not be empty"));
+        }
+        if self.smtp.port == 0 {
+            return Err(ConfigError::invalid("smtp.port", "must not be 0"));
+        }
+        if !(1..=256).contains(&self.smtp.pool_size) {
+            return Err(ConfigError::invalid("smtp.pool_size", "must be between 1 and 256"));
+        }
+        if self.smtp.timeout_secs == 0 {
+            return Err(ConfigError::invalid("smtp.timeout_secs", "must be at least 1"));
+        }
+        if self.smtp.username.is_some() != self.smtp.password.is_some() {
+            return Err(ConfigError::invalid("smtp.password", "smtp.username and smtp.password go together"));
+        }
+        let base = &self.email.unsubscribe_base_url;
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ConfigError::invalid("email.unsubscribe_base_url", "must be an http(s) URL"));
+        }
+        if self.email.unsubscribe_secret.expose_secret().len() < 8 {
+            return Err(ConfigError::invalid("email.unsubscribe_secret", "must be at least 8 characters"));
+        }
+        if let Some(m) = &self.email.unsubscribe_mailto
+            && !m.contains('@')
+        {
+            return Err(ConfigError::invalid("email.unsubscribe_mailto", "must be an email address"));
+        }
+        if !(1..=100).contains(&self.email.max_attempts) {
+            return Err(ConfigError::invalid("email.max_attempts", "must be between 1 and 100"));
+        }
+        if self.email.retry_backoff_ms.is_empty() {
+            return Err(ConfigError::invalid("email.retry_backoff_ms", "needs at least one delay"));
+        }
+        if self.email.poll_ms == 0 {
+            return Err(ConfigError::invalid("email.poll_ms", "must be at least 1"));
+        }
+        if !(1..=1_000).contains(&self.email.batch_size) {
+            return Err(ConfigError::invalid("email.batch_size", "must be between 1 and 1000"));
+        }
+        if let Some(d) = &self.email.dkim {
+            if d.selector.is_empty() {
+                return Err(ConfigError::invalid("email.dkim.selector", "must not be empty"));
+            }
+            if d.domain.is_empty() {
+                return Err(ConfigError::invalid("email.dkim.domain", "must not be empty"));
+            }
+            if d.private_key_path.is_empty() {
+                return Err(ConfigError::invalid("email.dkim.private_key_path", "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.http.port, 8083);
+        assert_eq!(c.database.schema, "email");
+        assert_eq!(c.smtp.port, 1025);
+        assert_eq!(c.smtp.tls, TlsMode::None);
+        assert_eq!(c.smtp.pool_size, 8);
+        assert_eq!(c.email.max_attempts, 5);
+        assert!(c.email.dkim.is_none());
+        assert_eq!(c.email.backoff(1).as_millis(), 1_000);
+        assert_eq!(c.email.backoff(99).as_millis(), 120_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut c = Config::defaults().unwrap();
+        c.email.max_attempts = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("email.max_attempts"));
+        let mut c = Config::defaults().unwrap();
+        c.smtp.username = Some("u".into());
+        assert!(c.validate().unwrap_err().to_string().contains("smtp.password"));
+        let mut c = Config::defaults().unwrap();
+        c.email.unsubscribe_base_url = "ftp://x".into();
+        assert!(c.validate().unwrap_err().to_string().contains("email.unsubscribe_base_url"));
+    }
+}

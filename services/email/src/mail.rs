@@ -1,0 +1,230 @@
+//! SMTP hand-off: builds the MIME message of an email row and sends it through lettre's
+//! pooled async transport. Credentials stay inside the transport; addresses are logged masked.
+use crate::config::{DkimAlgorithm, DkimSettings, EmailSettings, SmtpSettings, TlsMode};
+use crate::store::EmailRow;
+use chrono::{DateTime, Utc};
+use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("smtp.host {host} cannot be used for TLS: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("email.dkim.private_key_path {path} cannot be read: {reason}")]
+    DkimKey { path: String, reason: String },
+}
+
+/// Why a message could not be built: permanent, the same input fails every time.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{which} address {address:?} is not a valid email address")]
+    Address { which: &'static str, address: String },
+    #[error("the message cannot be built: {0}")]
+    Message(#[from] lettre::error::Error),
+}
+
+/// The outcome of one SMTP hand-off.
+#[derive(Debug)]
+pub enum SendError {
+    /// 4xx, a timeout or a connection problem: try again later.
+    Transient(String),
+    /// 5xx or a message the server can never take.
+    Permanent(String),
+}
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    dkim: Option<DkimConfig>,
+    unsubscribe_mailto: Option<String>,
+}
+
+impl Mailer {
+    pub fn new(smtp: &SmtpSettings, email: &EmailSettings) -> Result<Self, MailerError> {
+        let tls_err =
+            |e: lettre::transport::smtp::Error| MailerError::Tls { host: smtp.host.clone(), reason: e.to_string() };
+        let builder = match smtp.tls {
+            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str()),
+            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(tls_err)?,
+            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(tls_err)?,
+        };
+        let mut builder = builder
+            .port(smtp.port)
+            .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
+            .pool_config(PoolConfig::new().max_size(smtp.pool_size));
+        if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_string()));
+        }
+        let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
+        let dkim = email.dkim.as_ref().map(load_dkim).transpose()?;
+        Ok(Mailer { transport, dkim, unsubscribe_mailto: email.unsubscribe_mailto.clone() })
+    }
+
+    /// The MIME message of `row`, DKIM-signed when configured.
+    pub fn build(&self, row: &EmailRow, date: DateTime<Utc>) -> Result<(Message, String), BuildError> {
+        let from = mailbox("from", &row.from_name, &row.from_address)?;
+        let to = mailbox("to", &row.to_name, &row.to_address)?;
+        let message_id = message_id(row.step_id, &from.email);
+        let mut unsubscribe = format!("<{}>", row.unsubscribe_url);
+        if let Some(mailto) = &self.unsubscribe_mailto {
+            unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+        }
+        let mut message = Message::builder()
+            .from(from.clone())
+            .reply_to(from)
+            .to(to)
+            .subject(row.subject.clone())
+            .date(date.into())
+            .message_id(Some(message_id.clone()))
+            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), unsubscribe))
+            // RFC 8058 one-click: mail clients POST to the URL above.
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_string(),
+            ))
+            .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Arflow-Step"), row.step_id.to_string()))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Arflow-Invoice"),
+                row.invoice_id.to_string(),
+            ))
+            .multipart(MultiPart::alternative_plain_html(row.body_text.clone(), row.body_html.clone()))?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        Ok((message, message_id))
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() || e.is_client() => Err(SendError::Permanent(e.to_string())),
+            // 4xx, timeouts, connection and TLS trouble: the next attempt may work.
+            Err(e) => Err(SendError::Transient(e.to_string())),
+        }
+    }
+}
+
+fn mailbox(which: &'static str, name: &str, address: &str) -> Result<Mailbox, BuildError> {
+    let email: Address =
+        address.trim().parse().map_err(|_| BuildError::Address { which, address: address.to_string() })?;
+    let name = name.trim();
+    Ok(Mailbox::new((!name.is_empty()).then(|| name.to_string()), email))
+}
+
+/// `<step-<step_id>@<sender domain>>`: deterministic, so a message can be traced to its step.
+pub fn message_id(step_id: uuid::Uuid, from: &Address) -> String {
+    format!("<step-{step_id}@{}>", from.domain())
+}
+
+/// Parses and checks an address before it is stored (a bad one fails the step at once).
+pub fn valid_address(address: &str) -> bool {
+    address.trim().parse::<Address>().is_ok()
+}
+
+fn load_dkim(settings: &DkimSettings) -> Result<DkimConfig, MailerError> {
+    let err = |reason: String| MailerError::DkimKey { path: settings.private_key_path.clone(), reason };
+    let pem = std::fs::read_to_string(&settings.private_key_path).map_err(|e| err(e.to_string()))?;
+    let algorithm = match settings.algorithm {
+        DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
+        DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
+    };
+    let key = DkimSigningKey::new(pem.trim(), algorithm).map_err(|e| err(e.to_string()))?;
+    Ok(DkimConfig::default_config(settings.selector.clone(), settings.domain.clone(), key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use arflow_contracts::events::Explanation;
+    use uuid::Uuid;
+
+    fn row() -> EmailRow {
+        EmailRow {
+            id: Uuid::now_v7(),
+            step_id: Uuid::now_v7(),
+            firm_id: Uuid::now_v7(),
+            invoice_id: Uuid::now_v7(),
+            contact_id: Uuid::now_v7(),
+            step: "overdue_3".into(),
+            tone: "friendly".into(),
+            cause_event_id: Uuid::now_v7(),
+            correlation_id: Uuid::now_v7(),
+            to_name: "Jane Doe".into(),
+            to_address: "jane@client.example".into(),
+            from_name: "Acme Accounting".into(),
+            from_address: "billing@acme.example".into(),
+            subject: "Friendly reminder".into(),
+            body_text: "Hello".into(),
+            body_html: "<p>Hello</p>".into(),
+            unsubscribe_url: "http://u.example/v1/unsubscribe/tok".into(),
+            template: "friendly".into(),
+            template_version: 1,
+            explanation: sqlx::types::Json(Explanation {
+                rule: "r".into(),
+                policy_id: Uuid::now_v7(),
+                policy_version: 1,
+                eligibility_version: 1,
+                checks: vec![],
+            }),
+            state: "sending".into(),
+            attempts: 0,
+            message_id: None,
+            last_error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn builds_headers_and_signs_with_dkim() {
+        let dir = std::env::temp_dir().join(format!("arflow-dkim-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("dkim.key");
+        // An ed25519 secret key is 32 bytes, base64.
+        std::fs::write(&key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+        let mut c = Config::defaults().unwrap();
+        c.email.unsubscribe_mailto = Some("unsub@acme.example".into());
+        c.email.dkim = Some(DkimSettings {
+            selector: "arflow".into(),
+            domain: "acme.example".into(),
+            private_key_path: key.to_string_lossy().into_owned(),
+            algorithm: DkimAlgorithm::Ed25519,
+        });
+        let mailer = Mailer::new(&c.smtp, &c.email).unwrap();
+        let r = row();
+        let (message, id) = mailer.build(&r, chrono::Utc::now()).unwrap();
+        assert_eq!(id, format!("<step-{}@acme.example>", r.step_id));
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(text.contains(&format!("X-Arflow-Step: {}", r.step_id)), "{text}");
+        assert!(text.contains(&format!("X-Arflow-Invoice: {}", r.invoice_id)), "{text}");
+        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
+        assert!(text.contains("mailto:unsub@acme.example?subject=unsubscribe"), "{text}");
+        assert!(text.contains("DKIM-Signature: v=1; a=ed25519-sha256"), "{text}");
+        assert!(text.contains("s=arflow"), "{text}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    // The pooled transport starts its reaper task, so it needs a runtime.
+    #[tokio::test]
+    async fn bad_addresses_and_missing_keys_are_clear_errors() {
+        let c = Config::defaults().unwrap();
+        let mailer = Mailer::new(&c.smtp, &c.email).unwrap();
+        let mut r = row();
+        r.to_address = "not an address".into();
+        let err = mailer.build(&r, chrono::Utc::now()).unwrap_err();
+        assert!(err.to_string().contains("to address"), "{err}");
+        let mut c = Config::defaults().unwrap();
+        c.email.dkim = Some(DkimSettings {
+            selector: "s".into(),
+            domain: "d".into(),
+            private_key_path: "/nonexistent/key.pem".into(),
+            algorithm: DkimAlgorithm::Rsa,
+        });
+        let err = Mailer::new(&c.smtp, &c.email).err().unwrap();
+        assert!(err.to_string().contains("email.dkim.private_key_path"), "{err}");
+    }
+}

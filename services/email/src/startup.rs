@@ -1,0 +1,70 @@
+//! Wires the email service: its migrations, the step consumer, the SMTP sender loop.
+use crate::config::Config;
+use crate::handlers::steps::{DURABLE, StepsHandler};
+use crate::mail::Mailer;
+use crate::sender::Sender;
+use crate::{SERVICE, routes};
+use arflow_bus::consumer::ConsumerSpec;
+use arflow_contracts::subjects::outreach;
+use arflow_runtime::Shutdown;
+use arflow_service::{Base, Settings, StartupError};
+use sqlx::migrate::Migrator;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+pub struct Application {
+    base: Base,
+}
+
+impl Application {
+    pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, StartupError> {
+        config.validate().map_err(|e| StartupError::Config(e.to_string()))?;
+        // Check the SMTP and DKIM set-up before connecting anything.
+        let mailer =
+            Arc::new(Mailer::new(&config.smtp, &config.email).map_err(|e| StartupError::Config(e.to_string()))?);
+        let settings =
+            Settings { nats: &config.nats, database: &config.database, http: &config.http, clock: &config.clock };
+        let mut base = Base::start(SERVICE, settings, &MIGRATOR, shutdown.clone()).await?;
+        let wake = Arc::new(Notify::new());
+        let handler = StepsHandler {
+            pool: base.pool.clone(),
+            clock: base.clock.clone(),
+            outbox: base.outbox.clone(),
+            sender: wake.clone(),
+            unsubscribe_base_url: config.email.unsubscribe_base_url.clone(),
+            unsubscribe_secret: config.email.unsubscribe_secret.clone(),
+        };
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: DURABLE.to_string(),
+                stream: "OUTREACH".to_string(),
+                filter_subjects: vec![format!("{}.>", outreach::STEP_DUE_EMAIL)],
+            },
+            config.consumer.clone(),
+            Arc::new(handler),
+        );
+        let sender = Sender {
+            pool: base.pool.clone(),
+            bus: base.bus.clone(),
+            clock: base.clock.clone(),
+            outbox: base.outbox.clone(),
+            metrics: base.metrics.clone(),
+            mailer,
+            settings: config.email.clone(),
+            concurrency: usize::try_from(config.smtp.pool_size).unwrap_or(1),
+            wake,
+        };
+        base.spawn_task("email-sender", sender.run(shutdown));
+        Ok(Application { base })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base.port()
+    }
+
+    pub async fn run(self) -> Result<(), StartupError> {
+        self.base.run(routes::router()).await
+    }
+}

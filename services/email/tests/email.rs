@@ -1,0 +1,322 @@
+//! The email service end to end: StepDue in, one email out (or a suppression/failure event).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+
+use arflow_contracts::events::{EmailFailed, EmailSent, EmailSuppressed, Tone};
+use arflow_contracts::streams::{contact_hold_key, invoice_hold_key};
+use arflow_contracts::subjects::outreach;
+use common::{TestApp, WAIT, step};
+use std::time::Duration;
+
+#[tokio::test]
+async fn one_step_sends_one_explained_email() {
+    let app = TestApp::spawn().await;
+    let s = step(Tone::Firm, 12, true);
+    let cause = app.publish_step(&s, 0).await;
+
+    let mails = app.sink.wait_for(1, WAIT).await;
+    let mail = &mails[0];
+    assert_eq!(mail.to, vec!["jane.doe@client.example".to_string()]);
+    assert_eq!(mail.from, "billing@acme.example");
+    assert_eq!(mail.subject(), Some("Payment overdue: invoice INV-0042 (3,200.00 USD)"));
+    assert_eq!(mail.step_id(), Some(s.step_id.to_string().as_str()));
+    assert_eq!(mail.header("X-Arflow-Invoice"), Some(s.invoice_id.to_string().as_str()));
+    assert_eq!(mail.header("From"), Some("\"Acme Accounting\" <billing@acme.example>"));
+    let message_id = format!("<step-{}@acme.example>", s.step_id);
+    assert_eq!(mail.header("Message-ID"), Some(message_id.as_str()));
+    let token = arflow_runtime::signature::unsubscribe_token("dev-unsubscribe-secret", app.firm, s.contact.contact_id);
+    let unsubscribe = format!("<http://127.0.0.1:8080/v1/unsubscribe/{token}>");
+    assert_eq!(mail.list_unsubscribe(), Some(unsubscribe.as_str()));
+    assert_eq!(mail.header("List-Unsubscribe-Post"), Some("List-Unsubscribe=One-Click"));
+    let text = mail.text();
+    assert!(text.contains("Dear Jane Doe,"), "{text}");
+    assert!(text.contains("3,200.00 USD"), "{text}");
+    assert!(text.contains("March 5, 2026"), "{text}");
+    assert!(text.contains("12 days overdue"), "{text}");
+    assert!(text.contains("https://invoice.stripe.com/i/acct_1/test_YWNjdF8x"), "{text}");
+    assert!(text.contains("Content-Type: text/html"), "{text}");
+
+    let sent = app.wait_events(outreach::EMAIL_SENT, 1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    let env = &sent[0];
+    assert_eq!(env.firm_id, app.firm);
+    assert_eq!(env.subject_id, s.invoice_id);
+    assert_eq!(env.correlation_id, cause.correlation_id);
+    assert_eq!(env.causation_id, Some(cause.id));
+    let data: EmailSent = env.data_as().unwrap();
+    assert_eq!(data.step_id, s.step_id);
+    assert_eq!(data.contact_id, s.contact.contact_id);
+    assert_eq!(data.explanation, s.explanation);
+    assert_eq!(data.template, "firm");
+    assert_eq!(data.template_version, 1);
+    assert_eq!(data.message_id, message_id);
+    assert_eq!(data.subject, "Payment overdue: invoice INV-0042 (3,200.00 USD)");
+    assert!(data.body_text.contains("3,200.00 USD"));
+    app.wait_state(s.step_id, "sent", WAIT).await;
+}
+
+#[tokio::test]
+async fn the_same_step_three_times_is_one_email() {
+    let app = TestApp::spawn().await;
+    let s = step(Tone::Friendly, 3, true);
+    for attempt in 0..3 {
+        app.publish_step(&s, attempt).await;
+    }
+    app.wait_events(outreach::EMAIL_SENT, 1, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.sink.count(), 1);
+    assert_eq!(app.email_rows().await, 1);
+    assert_eq!(app.events(outreach::EMAIL_SENT).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_forced_nak_and_redelivery_is_one_email() {
+    let app = TestApp::spawn().await;
+    // The handler's insert fails while the table is away: the batch is NAKed and redelivered.
+    sqlx::query("ALTER TABLE email.emails RENAME TO emails_away").execute(&app.pool).await.unwrap();
+    let s = step(Tone::Friendly, 5, false);
+    let env = app.publish_step(&s, 0).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(app.sink.count(), 0);
+    sqlx::query("ALTER TABLE email.emails_away RENAME TO emails").execute(&app.pool).await.unwrap();
+    app.wait_events(outreach::EMAIL_SENT, 1, WAIT).await;
+    // The very same event delivered again (another msg id): the inbox absorbs it.
+    app.publish_envelope(&env, "replayed").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.sink.count(), 1);
+    assert_eq!(app.email_rows().await, 1);
+    let info = app
+        .bus
+        .js
+        .get_stream("OUTREACH")
+        .await
+        .unwrap()
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>("email-steps")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.num_ack_pending, 0);
+    // Two messages in the stream, more deliveries: the first one really was NAKed and redelivered.
+    assert!(info.delivered.consumer_sequence > 2, "{:?}", info.delivered);
+}
+
+#[tokio::test]
+async fn restarting_nats_mid_stream_still_sends_one_email_per_step() {
+    let mut app = TestApp::spawn().await;
+    let first: Vec<_> = (0..5).map(|i| step(Tone::Friendly, i + 1, true)).collect();
+    let second: Vec<_> = (0..5).map(|i| step(Tone::Firm, i + 10, true)).collect();
+    for s in &first {
+        app.publish_step(s, 0).await;
+    }
+    app.nats.restart();
+    // The test's own client reconnects too; publish again (and the first ones twice).
+    for s in first.iter().chain(&second) {
+        let mut tries = 0;
+        loop {
+            let env = arflow_contracts::Envelope::new(
+                outreach::STEP_DUE_EMAIL,
+                "scheduler",
+                chrono::Utc::now(),
+                app.firm,
+                s.invoice_id,
+                None,
+                s.clone(),
+            );
+            let subject = arflow_contracts::subjects::subject(outreach::STEP_DUE_EMAIL, app.firm);
+            match app.bus.publish_event(&subject, &format!("step:{}:due:after", s.step_id), &env).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tries += 1;
+                    assert!(tries < 100, "cannot publish after restart: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    app.wait_events(outreach::EMAIL_SENT, 10, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mails = app.sink.messages();
+    assert_eq!(mails.len(), 10);
+    let mut steps: Vec<String> = mails.iter().map(|m| m.step_id().unwrap().to_string()).collect();
+    steps.sort();
+    steps.dedup();
+    assert_eq!(steps.len(), 10);
+    assert_eq!(app.events(outreach::EMAIL_SENT).await.len(), 10);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_invoice_hold_before_the_step_suppresses_it() {
+    let app = TestApp::spawn().await;
+    let s = step(Tone::Firm, 20, true);
+    app.bus.holds().hold(&invoice_hold_key(s.invoice_id), "paid", "stripe:evt_paid", chrono::Utc::now()).await.unwrap();
+    app.publish_step(&s, 0).await;
+    let events = app.wait_events(outreach::EMAIL_SUPPRESSED, 1, WAIT).await;
+    let data: EmailSuppressed = events[0].data_as().unwrap();
+    assert_eq!(data.step_id, s.step_id);
+    assert_eq!(data.reason, "invoice_held");
+    assert_eq!(data.hold["state"], "held");
+    assert_eq!(data.hold["reason"], "paid");
+    app.wait_state(s.step_id, "suppressed", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.count(), 0);
+    assert!(app.events(outreach::EMAIL_SENT).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_contact_hold_suppresses_the_email() {
+    let app = TestApp::spawn().await;
+    let s = step(Tone::Friendly, 2, true);
+    app.bus
+        .holds()
+        .hold(&contact_hold_key(s.contact.contact_id), "opted_out", "reply:123", chrono::Utc::now())
+        .await
+        .unwrap();
+    app.publish_step(&s, 0).await;
+    let events = app.wait_events(outreach::EMAIL_SUPPRESSED, 1, WAIT).await;
+    let data: EmailSuppressed = events[0].data_as().unwrap();
+    assert_eq!(data.reason, "contact_held");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.count(), 0);
+}
+
+#[tokio::test]
+async fn a_temporary_smtp_failure_is_retried_and_sent() {
+    let app = TestApp::spawn().await;
+    app.sink.fail_next(2, false);
+    let s = step(Tone::Friendly, 4, true);
+    app.publish_step(&s, 0).await;
+    let sent = app.wait_events(outreach::EMAIL_SENT, 1, WAIT).await;
+    assert_eq!(app.sink.refused(), 2);
+    assert_eq!(app.sink.count(), 1);
+    let data: EmailSent = sent[0].data_as().unwrap();
+    assert_eq!(data.step_id, s.step_id);
+    let (attempts,): (i32,) = sqlx::query_as("SELECT attempts FROM email.emails WHERE step_id = $1")
+        .bind(s.step_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 3);
+    assert!(app.events(outreach::EMAIL_FAILED).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_permanent_smtp_failure_fails_the_step() {
+    let app = TestApp::spawn().await;
+    app.sink.fail_next(1, true);
+    let s = step(Tone::Final, 40, true);
+    app.publish_step(&s, 0).await;
+    let failed = app.wait_events(outreach::EMAIL_FAILED, 1, WAIT).await;
+    let data: EmailFailed = failed[0].data_as().unwrap();
+    assert_eq!(data.step_id, s.step_id);
+    assert!(data.permanent);
+    assert!(data.reason.contains("554"), "{}", data.reason);
+    app.wait_state(s.step_id, "failed", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.count(), 0);
+    assert!(app.events(outreach::EMAIL_SENT).await.is_empty());
+}
+
+#[tokio::test]
+async fn transient_failures_give_up_after_max_attempts() {
+    let app = TestApp::spawn_with(|c| c.email.max_attempts = 2).await;
+    app.sink.fail_next(5, false);
+    let s = step(Tone::Friendly, 4, true);
+    app.publish_step(&s, 0).await;
+    let failed = app.wait_events(outreach::EMAIL_FAILED, 1, WAIT).await;
+    let data: EmailFailed = failed[0].data_as().unwrap();
+    assert!(!data.permanent);
+    assert!(data.reason.starts_with("gave up after 2 attempts"), "{}", data.reason);
+    assert_eq!(app.sink.refused(), 2);
+}
+
+#[tokio::test]
+async fn each_tone_renders_its_own_content() {
+    let app = TestApp::spawn().await;
+    let friendly = step(Tone::Friendly, -3, false);
+    let firm = step(Tone::Firm, 14, false);
+    let last = step(Tone::Final, 30, false);
+    for s in [&friendly, &firm, &last] {
+        app.publish_step(s, 0).await;
+    }
+    let mails = app.sink.wait_for(3, WAIT).await;
+    let by = |id: uuid::Uuid| mails.iter().find(|m| m.step_id() == Some(id.to_string().as_str())).unwrap();
+
+    let m = by(friendly.step_id);
+    assert_eq!(m.subject(), Some("Upcoming: invoice INV-0042 from Acme Accounting is due in 3 days"));
+    let t = m.text();
+    assert!(t.contains("Hi Jane Doe,") && t.contains("friendly reminder") && t.contains("Due in 3 days"), "{t}");
+    // No pay link unless asked for in a friendly step.
+    assert!(!t.contains("invoice.stripe.com"), "{t}");
+
+    let m = by(firm.step_id);
+    assert_eq!(m.subject(), Some("Payment overdue: invoice INV-0042 (3,200.00 USD)"));
+    let t = m.text();
+    assert!(t.contains("14 days overdue") && t.contains("invoice.stripe.com"), "{t}");
+
+    let m = by(last.step_id);
+    assert_eq!(m.subject(), Some("Final notice: invoice INV-0042 (3,200.00 USD) is 30 days overdue"));
+    let t = m.text();
+    assert!(t.contains("final notice") && t.contains("will follow up") && t.contains("invoice.stripe.com"), "{t}");
+}
+
+#[tokio::test]
+async fn a_contact_without_email_fails_the_step_and_garbage_is_dead_lettered() {
+    let app = TestApp::spawn().await;
+    let mut s = step(Tone::Friendly, 1, false);
+    s.contact.email = None;
+    app.publish_step(&s, 0).await;
+    let failed = app.wait_events(outreach::EMAIL_FAILED, 1, WAIT).await;
+    let data: EmailFailed = failed[0].data_as().unwrap();
+    assert!(data.permanent);
+    assert!(data.reason.contains("no email address"), "{}", data.reason);
+    // A StepDue whose data does not match the contract goes to dlq.email.
+    let bad = arflow_contracts::Envelope::new(
+        outreach::STEP_DUE_EMAIL,
+        "scheduler",
+        chrono::Utc::now(),
+        app.firm,
+        app.firm,
+        None,
+        serde_json::json!({"nope": 1}),
+    );
+    let subject = arflow_contracts::subjects::subject(outreach::STEP_DUE_EMAIL, app.firm);
+    app.bus.publish_event(&subject, "garbage", &bad).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n = app.bus.js.get_stream("DLQ").await.unwrap().get_info().await.unwrap().state.messages;
+        if n == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.sink.count(), 0);
+}
+
+#[tokio::test]
+async fn an_email_caught_mid_hand_off_by_a_crash_is_marked_uncertain_not_resent() {
+    let mut app = TestApp::spawn().await;
+    let s = step(Tone::Friendly, 3, true);
+    app.publish_step(&s, 0).await;
+    app.wait_state(s.step_id, "sent", WAIT).await;
+    app.stop().await;
+    // Simulate the crash window: the row was taken for sending, the result never recorded.
+    sqlx::query("UPDATE email.emails SET state = 'sending' WHERE step_id = $1")
+        .bind(s.step_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let c = common::config(&app.nats, &app.db, &app.sink);
+    app.start(c).await;
+    app.wait_state(s.step_id, "uncertain", WAIT).await;
+    let failed = app.wait_events(outreach::EMAIL_FAILED, 1, WAIT).await;
+    let data: EmailFailed = failed[0].data_as().unwrap();
+    assert_eq!(data.reason, "uncertain: crashed during hand-off");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.count(), 1, "not resent");
+    app.stop().await;
+}

@@ -1,0 +1,82 @@
+//! Typed configuration of the gateway (defaults in `config/default.toml`).
+use arflow_bus::ConsumerSettings;
+use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub nats: NatsSettings,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub clock: ClockSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub consumer: ConsumerSettings,
+    pub gateway: GatewaySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    /// Operator token for `POST /v1/firms`; empty disables firm creation.
+    pub admin_token: SecretString,
+    /// Signs one-click unsubscribe tokens (shared with the channel services).
+    pub unsubscribe_secret: SecretString,
+    pub public_base_url: String,
+    /// Stripe REST base for backfill, e.g. `https://api.stripe.com/`.
+    pub stripe_api_base: String,
+}
+
+impl Config {
+    /// Defaults, `$ARFLOW_CONFIG`, then `ARFLOW__SECTION__KEY` variables; validated.
+    pub fn load() -> Result<Self, ConfigError> {
+        let config: Config = arflow_runtime::config::load(DEFAULTS)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The compiled-in defaults only (tests set their own values on top).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let config: Config = arflow_runtime::config::load_defaults(DEFAULTS)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        for (key, url) in [
+            ("gateway.public_base_url", &self.gateway.public_base_url),
+            ("gateway.stripe_api_base", &self.gateway.stripe_api_base),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::invalid(key, format!("{url:?} is not an http(s) URL")));
+            }
+        }
+        let secret = self.gateway.unsubscribe_secret.expose_secret();
+        if !secret.is_empty() && secret.len() < 16 {
+            return Err(ConfigError::invalid("gateway.unsubscribe_secret", "use at least 16 characters"));
+        }
+        if self.consumer.backoff_ms.is_empty() {
+            return Err(ConfigError::invalid("consumer.backoff_ms", "needs at least one delay"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_bad_values_name_the_key() {
+        let mut c = Config::defaults().unwrap();
+        assert_eq!(c.database.schema, "gateway");
+        assert_eq!(c.http.port, 8080);
+        c.gateway.stripe_api_base = "ftp://x".into();
+        assert!(c.validate().unwrap_err().to_string().contains("gateway.stripe_api_base"));
+    }
+}

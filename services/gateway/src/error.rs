@@ -1,0 +1,95 @@
+//! What an HTTP handler can answer besides success: each variant is an outcome the
+//! caller can act on, mapped to an RFC 9457 problem with a stable type.
+use arflow_runtime::http::Problem;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("no firm with id {0}")]
+    UnknownFirm(String),
+    #[error("{0}")]
+    InvalidSignature(String),
+    #[error("{0}")]
+    StaleTimestamp(String),
+    #[error("{0}")]
+    MalformedPayload(String),
+    #[error("{0}")]
+    BadToken(String),
+    #[error("upstream {0}")]
+    Upstream(String),
+    /// Logged in full, answered opaquely.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, kind) = match self {
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::UnknownFirm(_) => (StatusCode::NOT_FOUND, "unknown-firm"),
+            ApiError::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid-signature"),
+            ApiError::StaleTimestamp(_) => (StatusCode::BAD_REQUEST, "stale-timestamp"),
+            ApiError::MalformedPayload(_) => (StatusCode::BAD_REQUEST, "malformed-payload"),
+            ApiError::BadToken(_) => (StatusCode::BAD_REQUEST, "invalid-token"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream"),
+            ApiError::Internal(_) => return Problem::internal(),
+        };
+        Problem::new(status, kind, self.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        ApiError::Internal(format!("encoding: {e}"))
+    }
+}
+
+impl From<arflow_bus::BusError> for ApiError {
+    fn from(e: arflow_bus::BusError) -> Self {
+        ApiError::Internal(format!("bus: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(reason) => tracing::error!(error = %reason, "request failed"),
+            other => tracing::info!(problem = %other, "request refused"),
+        }
+        self.problem().into_response()
+    }
+}
+
+/// Problem bodies in the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemBody {
+    /// Stable URI, e.g. `https://arflow.dev/problems/not-found`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+}

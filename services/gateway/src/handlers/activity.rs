@@ -1,0 +1,225 @@
+//! The activity projection: `eligibility.*` and `outreach.*` become per-invoice history
+//! entries that say why, plus the invoice's automation status and next action.
+use crate::store::{self, ActivityDetail, NewActivity, to_text};
+use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
+use arflow_contracts::EnvelopeError;
+use arflow_contracts::events::{
+    AllContactsOptedOut, EligibilityChanged, EmailFailed, EmailSent, EmailSuppressed, PlanUpdated, StepDue, StepSkipped,
+};
+use arflow_contracts::subjects::{eligibility, outreach};
+use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
+use uuid::Uuid;
+
+pub struct ActivityHandler {
+    pool: PgPool,
+}
+
+impl ActivityHandler {
+    pub fn new(pool: PgPool) -> Self {
+        ActivityHandler { pool }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ProjectError {
+    #[error(transparent)]
+    Data(#[from] EnvelopeError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl Handler for ActivityHandler {
+    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
+        let mut tx = self.pool.begin().await.map_err(arflow_store::retry)?;
+        let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
+        let fresh = arflow_store::inbox::record_new(&mut tx, crate::startup::ACTIVITY_CONSUMER, &ids)
+            .await
+            .map_err(arflow_store::retry)?;
+        let mut rejections = Vec::new();
+        for (index, m) in batch.iter().enumerate() {
+            if !fresh.contains(&m.envelope.id) {
+                continue;
+            }
+            match project(&mut tx, m).instrument(m.span()).await {
+                Ok(()) => {}
+                Err(ProjectError::Data(e)) => {
+                    tracing::warn!(parent: &m.span(), error = %e, "event does not match its contract; dead-lettering");
+                    rejections.push(Rejection { index, reason: e.to_string() });
+                }
+                Err(ProjectError::Db(e)) => return Err(arflow_store::retry(e)),
+            }
+        }
+        tx.commit().await.map_err(arflow_store::retry)?;
+        Ok(rejections)
+    }
+}
+
+fn entry(m: &Incoming, invoice_id: Uuid, kind: &str, summary: String, detail: ActivityDetail) -> NewActivity {
+    NewActivity {
+        firm_id: m.envelope.firm_id,
+        invoice_id,
+        at: m.envelope.time,
+        kind: kind.to_string(),
+        summary,
+        detail,
+        event_id: m.envelope.id.to_string(),
+    }
+}
+
+/// Only invoices of the event's own firm are touched (tenant isolation even on the bus).
+async fn known(tx: &mut PgConnection, m: &Incoming, invoice_id: Uuid) -> Result<bool, sqlx::Error> {
+    let firm = store::invoice_firm(tx, invoice_id).await?;
+    if firm != Some(m.envelope.firm_id) {
+        tracing::warn!(%invoice_id, "event for an invoice the gateway does not know under this firm; not projected");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError> {
+    let env = &m.envelope;
+    let kind = env.kind.as_str();
+    match kind {
+        eligibility::CHANGED => {
+            let d: EligibilityChanged = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let mut failed: Vec<String> = d.failed_rules().into_iter().map(str::to_string).collect();
+            failed.sort();
+            let status = to_text(&d.automation_status);
+            let Some(previous) = store::apply_eligibility(tx, d.invoice_id, d.version, &failed, &status).await? else {
+                return Ok(()); // an older decision
+            };
+            // History records a decision only when the set of failed rules changes.
+            if previous.as_ref() == Some(&failed) {
+                return Ok(());
+            }
+            let summary = if failed.is_empty() {
+                "Eligible for outreach: every check passed".to_string()
+            } else {
+                let reasons: Vec<String> =
+                    d.checks.iter().filter(|c| !c.passed).map(|c| format!("{} ({})", c.rule, c.detail)).collect();
+                format!("Not eligible: {}", reasons.join("; "))
+            };
+            let detail = ActivityDetail {
+                checks: Some(d.checks.clone()),
+                reason: (!failed.is_empty()).then(|| failed.join(",")),
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, d.invoice_id, "eligibility_changed", summary, detail)).await?;
+        }
+        eligibility::ALL_CONTACTS_OPTED_OUT => {
+            let d: AllContactsOptedOut = env.data_as()?;
+            for invoice_id in d.invoice_ids {
+                if known(tx, m, invoice_id).await? {
+                    let summary =
+                        format!("Every contact of {} opted out: automation stopped, firm warned", d.client_name);
+                    let detail = ActivityDetail { reason: Some("all_contacts_opted_out".into()), ..Default::default() };
+                    store::add_activity(tx, &entry(m, invoice_id, "all_contacts_opted_out", summary, detail)).await?;
+                }
+            }
+        }
+        outreach::PLAN_UPDATED => {
+            let d: PlanUpdated = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let status = to_text(&d.automation_status);
+            if store::apply_plan(tx, d.invoice_id, d.version, &status, d.next.as_ref()).await? {
+                let next = match &d.next {
+                    Some(n) => format!("; next: {} by {} at {}", n.step, n.channel, n.at.to_rfc3339()),
+                    None => "; nothing scheduled".into(),
+                };
+                let summary = format!("Automation {}: {}{next}", status.replace('_', " "), d.reason);
+                let detail = ActivityDetail {
+                    reason: Some(d.reason.clone()),
+                    step: d.next.as_ref().map(|n| n.step.clone()),
+                    ..Default::default()
+                };
+                store::add_activity(tx, &entry(m, d.invoice_id, "plan_updated", summary, detail)).await?;
+            }
+        }
+        k if k.starts_with("outreach.step_due.") => {
+            let d: StepDue = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let summary = format!(
+                "Scheduled step {} fired ({}, rule {}, policy v{})",
+                d.step, d.channel, d.explanation.rule, d.explanation.policy_version
+            );
+            let detail = ActivityDetail {
+                rule: Some(d.explanation.rule.clone()),
+                policy_version: Some(d.explanation.policy_version),
+                checks: Some(d.explanation.checks.clone()),
+                step: Some(d.step.clone()),
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, d.invoice_id, "step_due", summary, detail)).await?;
+        }
+        outreach::STEP_SKIPPED => {
+            let d: StepSkipped = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let summary = format!("Step {} skipped: {} ({})", d.step, d.reason, d.detail);
+            let detail =
+                ActivityDetail { reason: Some(d.reason.clone()), step: Some(d.step.clone()), ..Default::default() };
+            store::add_activity(tx, &entry(m, d.invoice_id, "step_skipped", summary, detail)).await?;
+        }
+        outreach::EMAIL_SENT => {
+            let d: EmailSent = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let summary = format!(
+                "Sent {} email to {} (rule {}, policy v{}, template {} v{})",
+                d.step,
+                arflow_core::mask::email(&d.to),
+                d.explanation.rule,
+                d.explanation.policy_version,
+                d.template,
+                d.template_version
+            );
+            let detail = ActivityDetail {
+                rule: Some(d.explanation.rule.clone()),
+                policy_version: Some(d.explanation.policy_version),
+                checks: Some(d.explanation.checks.clone()),
+                template: Some(d.template.clone()),
+                subject: Some(d.subject.clone()),
+                body: Some(d.body_text.clone()),
+                step: Some(d.step.clone()),
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, d.invoice_id, "email_sent", summary, detail)).await?;
+        }
+        outreach::EMAIL_FAILED => {
+            let d: EmailFailed = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let how = if d.permanent { "permanently" } else { "temporarily" };
+            let summary = format!("Email for step {} failed {how}: {}", d.step, d.reason);
+            let detail =
+                ActivityDetail { reason: Some(d.reason.clone()), step: Some(d.step.clone()), ..Default::default() };
+            store::add_activity(tx, &entry(m, d.invoice_id, "email_failed", summary, detail)).await?;
+        }
+        outreach::EMAIL_SUPPRESSED => {
+            let d: EmailSuppressed = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let summary = format!("Email for step {} suppressed at the last check: {}", d.step, d.reason);
+            let detail =
+                ActivityDetail { reason: Some(d.reason.clone()), step: Some(d.step.clone()), ..Default::default() };
+            store::add_activity(tx, &entry(m, d.invoice_id, "email_suppressed", summary, detail)).await?;
+        }
+        other => {
+            // Not part of the projection (yet): acknowledged, visible in the log.
+            tracing::debug!(kind = other, "event not projected into activity");
+        }
+    }
+    Ok(())
+}

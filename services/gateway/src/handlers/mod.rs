@@ -1,0 +1,2 @@
+//! Consumers, one module per subject family.
+pub mod activity;

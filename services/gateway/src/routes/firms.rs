@@ -1,0 +1,274 @@
+//! Firms and their API keys.
+use super::{ApiJson, check_email, check_name, check_tz, idempotent};
+use crate::auth::{FirmAuth, Operator, new_api_key};
+use crate::error::ApiError;
+use crate::publish::message;
+use crate::startup::AppState;
+use crate::store::{self, FirmRow};
+use arflow_contracts::events::FirmUpdated;
+use arflow_contracts::{msg_id, subjects::billing};
+use arflow_core::{Currency, SendWindow};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json as SqlJson;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A firm as the API shows it (webhook secrets and the Stripe key are write-only).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Firm {
+    pub id: Uuid,
+    pub name: String,
+    pub sender_email: String,
+    pub timezone: String,
+    pub stripe_connected: bool,
+    /// Minimum amount remaining per currency, e.g. `{"USD": "25.00"}`.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub min_amounts: BTreeMap<Currency, Decimal>,
+    /// `{start_hour, end_hour, days: ["Mon", ...]}` in the client's local time.
+    #[schema(value_type = Object)]
+    pub email_window: SendWindow,
+    pub webhook_secret_count: usize,
+    pub has_stripe_api_key: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&FirmRow> for Firm {
+    fn from(f: &FirmRow) -> Self {
+        Firm {
+            id: f.id,
+            name: f.name.clone(),
+            sender_email: f.sender_email.clone(),
+            timezone: f.timezone.clone(),
+            stripe_connected: f.stripe_connected,
+            min_amounts: f.min_amounts.0.clone(),
+            email_window: f.email_window.0.clone(),
+            webhook_secret_count: f.stripe_webhook_secrets.len(),
+            has_stripe_api_key: f.stripe_api_key.is_some(),
+            version: f.version,
+            created_at: f.created_at,
+        }
+    }
+}
+
+/// No `Debug`: it carries secrets.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFirm {
+    pub name: String,
+    pub sender_email: String,
+    /// IANA zone, e.g. `America/New_York`.
+    pub timezone: String,
+    /// Stripe webhook signing secrets (`whsec_...`); several while rotating.
+    pub stripe_webhook_secrets: Vec<String>,
+    pub stripe_api_key: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub min_amounts: Option<BTreeMap<Currency, Decimal>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub email_window: Option<SendWindow>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FirmCreated {
+    pub firm: Firm,
+    /// Shown once; only its hash is stored.
+    pub api_key: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchFirm {
+    pub name: Option<String>,
+    pub sender_email: Option<String>,
+    pub timezone: Option<String>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub min_amounts: Option<BTreeMap<Currency, Decimal>>,
+    #[schema(value_type = Option<Object>)]
+    pub email_window: Option<SendWindow>,
+    pub stripe_connected: Option<bool>,
+    /// Write-only; replaces the list.
+    pub stripe_webhook_secrets: Option<Vec<String>>,
+    /// Write-only.
+    pub stripe_api_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyCreated {
+    pub id: Uuid,
+    /// Shown once.
+    pub api_key: String,
+}
+
+fn check_secrets(secrets: &[String]) -> Result<(), ApiError> {
+    if secrets.iter().any(|s| s.trim().is_empty()) {
+        return Err(ApiError::Validation("stripe_webhook_secrets must not contain empty secrets".into()));
+    }
+    if secrets.len() > 5 {
+        return Err(ApiError::Validation("at most 5 stripe_webhook_secrets at once".into()));
+    }
+    Ok(())
+}
+
+fn check_settings(min_amounts: &BTreeMap<Currency, Decimal>, window: &SendWindow) -> Result<(), ApiError> {
+    if let Some((c, _)) = min_amounts.iter().find(|(_, v)| v.is_sign_negative()) {
+        return Err(ApiError::Validation(format!("min_amounts.{c} must not be negative")));
+    }
+    window.validate().map_err(|e| ApiError::Validation(format!("email_window: {e}")))
+}
+
+fn firm_event(f: &FirmRow) -> FirmUpdated {
+    FirmUpdated {
+        firm_id: f.id,
+        name: f.name.clone(),
+        sender_email: f.sender_email.clone(),
+        stripe_connected: f.stripe_connected,
+        timezone: f.timezone.clone(),
+        min_amounts: f.min_amounts.0.clone(),
+        email_window: f.email_window.0.clone(),
+        version: f.version,
+    }
+}
+
+fn firm_message(f: &FirmRow, now: DateTime<Utc>) -> Result<arflow_store::OutboxMessage, ApiError> {
+    Ok(message(billing::FIRM_UPDATED, f.id, f.id, now, msg_id::record("firm", f.id, f.version), firm_event(f))?)
+}
+
+/// Creates a firm and its first API key (operator only).
+#[utoipa::path(post, path = "/v1/firms", request_body = CreateFirm, tag = "firms",
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    responses((status = 201, body = FirmCreated), (status = 401, body = crate::error::ProblemBody),
+        (status = 422, body = crate::error::ProblemBody)),
+    security(("operator" = [])))]
+#[tracing::instrument(skip_all)]
+pub async fn create_firm(
+    State(state): State<AppState>,
+    _op: Operator,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateFirm>,
+) -> Result<Response, ApiError> {
+    // Firm creation's idempotency keys live under the nil firm.
+    idempotent(&state, Uuid::nil(), &headers, "/v1/firms", || async {
+        let name = check_name("name", &body.name)?;
+        let sender_email = check_email("sender_email", &body.sender_email)?;
+        check_tz("timezone", &body.timezone)?;
+        check_secrets(&body.stripe_webhook_secrets)?;
+        let min_amounts = body.min_amounts.unwrap_or_default();
+        let email_window = body.email_window.unwrap_or_else(SendWindow::business_hours);
+        check_settings(&min_amounts, &email_window)?;
+        let now = state.base.clock.now();
+        let firm = FirmRow {
+            id: arflow_core::new_id(),
+            name,
+            sender_email,
+            timezone: body.timezone.clone(),
+            stripe_connected: true,
+            stripe_webhook_secrets: body.stripe_webhook_secrets.clone(),
+            stripe_api_key: body.stripe_api_key.clone().filter(|k| !k.is_empty()),
+            min_amounts: SqlJson(min_amounts),
+            email_window: SqlJson(email_window),
+            version: 1,
+            created_at: now,
+        };
+        let (api_key, hash) = new_api_key();
+        let mut tx = state.base.pool.begin().await?;
+        store::insert_firm(&mut tx, &firm, now).await?;
+        store::insert_api_key(&mut tx, firm.id, &hash, &api_key[..8], now).await?;
+        arflow_store::outbox::enqueue(&mut tx, &[firm_message(&firm, now)?]).await?;
+        tx.commit().await?;
+        state.base.outbox.notify();
+        tracing::info!(firm_id = %firm.id, "firm created");
+        let body = serde_json::to_value(FirmCreated { firm: Firm::from(&firm), api_key })?;
+        Ok((StatusCode::CREATED, body))
+    })
+    .await
+}
+
+/// The authenticated firm.
+#[utoipa::path(get, path = "/v1/firm", tag = "firms", responses((status = 200, body = Firm)),
+    security(("api_key" = [])))]
+#[tracing::instrument(skip_all, fields(firm_id = %auth.firm_id))]
+pub async fn get_firm(State(state): State<AppState>, auth: FirmAuth) -> Result<Json<Firm>, ApiError> {
+    let firm = store::firm(&state.base.pool, auth.firm_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the firm no longer exists".into()))?;
+    Ok(Json(Firm::from(&firm)))
+}
+
+/// Changes the firm's settings; publishes `billing.firm_updated` with the next version.
+#[utoipa::path(patch, path = "/v1/firm", request_body = PatchFirm, tag = "firms",
+    responses((status = 200, body = Firm), (status = 422, body = crate::error::ProblemBody)),
+    security(("api_key" = [])))]
+#[tracing::instrument(skip_all, fields(firm_id = %auth.firm_id))]
+pub async fn patch_firm(
+    State(state): State<AppState>,
+    auth: FirmAuth,
+    ApiJson(body): ApiJson<PatchFirm>,
+) -> Result<Json<Firm>, ApiError> {
+    let now = state.base.clock.now();
+    let mut tx = state.base.pool.begin().await?;
+    let mut firm = store::firm_for_update(&mut tx, auth.firm_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the firm no longer exists".into()))?;
+    if let Some(name) = &body.name {
+        firm.name = check_name("name", name)?;
+    }
+    if let Some(email) = &body.sender_email {
+        firm.sender_email = check_email("sender_email", email)?;
+    }
+    if let Some(tz) = &body.timezone {
+        check_tz("timezone", tz)?;
+        firm.timezone = tz.clone();
+    }
+    if let Some(m) = body.min_amounts {
+        firm.min_amounts = SqlJson(m);
+    }
+    if let Some(w) = body.email_window {
+        firm.email_window = SqlJson(w);
+    }
+    check_settings(&firm.min_amounts.0, &firm.email_window.0)?;
+    if let Some(c) = body.stripe_connected {
+        firm.stripe_connected = c;
+    }
+    if let Some(secrets) = body.stripe_webhook_secrets {
+        check_secrets(&secrets)?;
+        firm.stripe_webhook_secrets = secrets;
+    }
+    if let Some(key) = body.stripe_api_key {
+        firm.stripe_api_key = Some(key).filter(|k| !k.is_empty());
+    }
+    firm.version += 1;
+    store::update_firm(&mut tx, &firm, now).await?;
+    arflow_store::outbox::enqueue(&mut tx, &[firm_message(&firm, now)?]).await?;
+    tx.commit().await?;
+    state.base.outbox.notify();
+    tracing::info!(version = firm.version, "firm updated");
+    Ok(Json(Firm::from(&firm)))
+}
+
+/// A new API key for the authenticated firm (shown once).
+#[utoipa::path(post, path = "/v1/firm/api-keys", tag = "firms",
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    responses((status = 201, body = ApiKeyCreated)), security(("api_key" = [])))]
+#[tracing::instrument(skip_all, fields(firm_id = %auth.firm_id))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    auth: FirmAuth,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    idempotent(&state, auth.firm_id, &headers, "/v1/firm/api-keys", || async {
+        let (api_key, hash) = new_api_key();
+        let mut tx = state.base.pool.begin().await?;
+        let id = store::insert_api_key(&mut tx, auth.firm_id, &hash, &api_key[..8], state.base.clock.now()).await?;
+        tx.commit().await?;
+        Ok((StatusCode::CREATED, serde_json::to_value(ApiKeyCreated { id, api_key })?))
+    })
+    .await
+}

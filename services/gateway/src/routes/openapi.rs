@@ -1,0 +1,39 @@
+//! The OpenAPI 3.1 document, generated from the handlers and wire types.
+use super::{activity, backfill, firms, records, unsubscribe, webhooks};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "arflow gateway", description = "Firm API, Stripe webhooks, unsubscribe, activity."),
+    paths(
+        firms::create_firm, firms::get_firm, firms::patch_firm, firms::create_api_key,
+        backfill::backfill,
+        records::create_client, records::list_clients, records::get_client, records::patch_client,
+        records::create_contact, records::patch_contact,
+        records::list_invoices, records::get_invoice, records::patch_invoice,
+        activity::invoice_activity, activity::portfolio,
+        webhooks::stripe_webhook,
+        unsubscribe::page, unsubscribe::unsubscribe,
+    ),
+    components(schemas(crate::error::ProblemBody)),
+    modifiers(&Security),
+    tags((name = "firms"), (name = "records"), (name = "activity"), (name = "webhooks"), (name = "unsubscribe"))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("api_key", bearer());
+        components.add_security_scheme("operator", bearer());
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,79 @@
+//! Start-up: the shared base, the activity consumers, and the routes.
+use crate::config::{Config, GatewaySettings};
+use crate::handlers::activity::ActivityHandler;
+use crate::routes;
+use arflow_bus::consumer::ConsumerSpec;
+use arflow_runtime::Shutdown;
+use arflow_service::{Base, Settings, StartupError};
+use sqlx::migrate::Migrator;
+use std::sync::Arc;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub base: Arc<BaseHandles>,
+    pub config: Arc<GatewaySettings>,
+    pub http: reqwest::Client,
+}
+
+/// The parts of [`Base`] handlers use (Base itself is consumed by `run`).
+pub struct BaseHandles {
+    pub pool: sqlx::PgPool,
+    pub bus: arflow_bus::Bus,
+    pub clock: arflow_core::Clock,
+    pub outbox: arflow_store::Outbox,
+    pub metrics: arflow_runtime::Metrics,
+}
+
+pub struct Application {
+    base: Base,
+    state: AppState,
+}
+
+/// The durable name of the activity consumers (one per stream).
+pub const ACTIVITY_CONSUMER: &str = "gateway-activity";
+
+impl Application {
+    pub async fn build(config: Config, shutdown: Shutdown) -> Result<Self, StartupError> {
+        config.validate().map_err(|e| StartupError::Config(e.to_string()))?;
+        let settings =
+            Settings { nats: &config.nats, database: &config.database, http: &config.http, clock: &config.clock };
+        let mut base = Base::start(crate::SERVICE, settings, &MIGRATOR, shutdown).await?;
+        let handler = Arc::new(ActivityHandler::new(base.pool.clone()));
+        for (stream, filter) in [("ELIGIBILITY", "eligibility.>"), ("OUTREACH", "outreach.>")] {
+            let spec = ConsumerSpec {
+                durable: ACTIVITY_CONSUMER.to_string(),
+                stream: stream.to_string(),
+                filter_subjects: vec![filter.to_string()],
+            };
+            base.spawn_consumer(spec, config.consumer.clone(), handler.clone());
+        }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| StartupError::Config(format!("HTTP client: {e}")))?;
+        let state = AppState {
+            base: Arc::new(BaseHandles {
+                pool: base.pool.clone(),
+                bus: base.bus.clone(),
+                clock: base.clock.clone(),
+                outbox: base.outbox.clone(),
+                metrics: base.metrics.clone(),
+            }),
+            config: Arc::new(config.gateway),
+            http,
+        };
+        Ok(Application { base, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base.port()
+    }
+
+    pub async fn run(self) -> Result<(), StartupError> {
+        let router = routes::router(self.state);
+        self.base.run(router).await
+    }
+}

@@ -1,0 +1,569 @@
+//! The gateway on the real stack: nats-server + PostgreSQL + the Application in-process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod support;
+
+use arflow_bus::HoldValue;
+use arflow_contracts::streams::{contact_hold_key, invoice_hold_key};
+use arflow_testkit::stripe::{StripeSim, customer, event, invoice, signed_webhook, signed_webhook_at};
+use serde_json::{Value, json};
+use support::{SECRET, eventually, spawn_app, spawn_app_with};
+use uuid::Uuid;
+
+const DUE: i64 = 1_767_225_600; // 2026-01-01
+
+fn open_invoice(id: &str, cus: &str, amount: i64) -> Value {
+    invoice(id, cus, "INV-0001", amount, "usd", DUE, "open")
+}
+
+async fn problem(r: reqwest::Response, status: u16, kind: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert!(body["type"].as_str().unwrap().ends_with(kind), "{body}");
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    body
+}
+
+#[tokio::test]
+async fn webhook_signatures_are_checked_and_failures_record_nothing() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&["whsec_old", SECRET]).await;
+    let evt = event("evt_sig", "invoice.created", 1_000, open_invoice("in_sig", "cus_sig", 5_000));
+
+    // Bad signature, missing header, stale timestamp, malformed body, unknown firm.
+    let (_, body) = signed_webhook("whsec_wrong", &evt);
+    let (bad_sig, _) = signed_webhook("whsec_wrong", &evt);
+    problem(app.post_webhook(&firm.id.to_string(), Some(&bad_sig), body.clone()).await, 400, "invalid-signature").await;
+    problem(app.post_webhook(&firm.id.to_string(), None, body.clone()).await, 400, "invalid-signature").await;
+    let (stale, stale_body) = signed_webhook_at(SECRET, &evt, chrono::Utc::now().timestamp() - 301);
+    problem(app.post_webhook(&firm.id.to_string(), Some(&stale), stale_body).await, 400, "stale-timestamp").await;
+    let junk = b"not json".to_vec();
+    let sig = arflow_runtime::signature::stripe_signature_header(SECRET, &junk, chrono::Utc::now().timestamp());
+    problem(app.post_webhook(&firm.id.to_string(), Some(&sig), junk).await, 400, "malformed-payload").await;
+    let not_event = serde_json::to_vec(&json!({"hello": "world"})).unwrap();
+    let sig = arflow_runtime::signature::stripe_signature_header(SECRET, &not_event, chrono::Utc::now().timestamp());
+    problem(app.post_webhook(&firm.id.to_string(), Some(&sig), not_event).await, 400, "malformed-payload").await;
+    problem(app.deliver(Uuid::now_v7(), SECRET, &evt).await, 404, "unknown-firm").await;
+    problem(app.post_webhook("not-a-uuid", Some(&bad_sig), body).await, 404, "unknown-firm").await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.webhook_events().await, 0);
+    assert!(app.billing_record_subjects().await.is_empty());
+
+    // The current secret and the rotated (old) one both work.
+    let r = app.deliver(firm.id, SECRET, &evt).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let evt2 = event("evt_sig2", "customer.created", 1_001, customer("cus_sig", "Globex", "ap@globex.test"));
+    assert_eq!(app.deliver(firm.id, "whsec_old", &evt2).await.status(), 200);
+    assert_eq!(app.webhook_events().await, 2);
+    // Unknown types are recorded and ignored.
+    let other = event("evt_other", "charge.refunded", 1_002, json!({"id": "ch_1"}));
+    let body: Value = app.deliver(firm.id, SECRET, &other).await.json().await.unwrap();
+    assert_eq!(body["ignored"], true);
+    assert_eq!(app.webhook_events().await, 3);
+}
+
+#[tokio::test]
+async fn a_payment_delivered_three_times_halts_once_and_the_hold_is_there_first() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let created = event("evt_c", "invoice.created", 1_000, open_invoice("in_1", "cus_1", 320_000));
+    assert_eq!(app.deliver(firm.id, SECRET, &created).await.status(), 200);
+    let mut paid_obj = invoice("in_1", "cus_1", "INV-0001", 320_000, "usd", DUE, "paid");
+    paid_obj["amount_remaining"] = json!(0);
+    let paid = event("evt_paid", "invoice.paid", 2_000, paid_obj);
+
+    let first: Value = app.deliver(firm.id, SECRET, &paid).await.json().await.unwrap();
+    let invoice_id: Uuid = first["invoice_id"].as_str().unwrap().parse().unwrap();
+    // Read right after the 200: the hold is already in the bucket, and the halt on the stream.
+    let (hold, revision) = app.bus.holds().get(&invoice_hold_key(invoice_id)).await.unwrap().expect("hold");
+    assert!(matches!(hold, HoldValue::Held { ref reason, ref source_event, .. }
+        if reason == "paid" && source_event == "stripe:evt_paid"));
+    let halts: Vec<_> =
+        app.stream("BILLING").await.into_iter().filter(|(s, _)| s.starts_with("billing.invoice_paid.")).collect();
+    assert_eq!(halts.len(), 1);
+    assert_eq!(halts[0].0, format!("billing.invoice_paid.{}", firm.id));
+    assert_eq!(halts[0].1.data["hold_revision"], revision);
+    assert_eq!(halts[0].1.data["reason"], "paid");
+
+    for _ in 0..2 {
+        let again: Value = app.deliver(firm.id, SECRET, &paid).await.json().await.unwrap();
+        assert_eq!(again["duplicate"], true);
+    }
+    app.outbox_drained().await;
+    let halts = app.stream("BILLING").await.into_iter().filter(|(s, _)| s.starts_with("billing.invoice_paid.")).count();
+    assert_eq!(halts, 1, "one halt event on the stream");
+    assert_eq!(app.webhook_events().await, 2);
+    let (_, rev_after) = app.bus.holds().get(&invoice_hold_key(invoice_id)).await.unwrap().unwrap();
+    assert_eq!(rev_after, revision, "a duplicate re-does nothing");
+
+    let inv: Value = app.get(&firm.key, &format!("/v1/invoices/{invoice_id}")).await.json().await.unwrap();
+    assert_eq!(inv["status"], "paid");
+    assert_eq!(inv["amount_remaining"], "0.00");
+    let activity: Value =
+        app.get(&firm.key, &format!("/v1/invoices/{invoice_id}/activity")).await.json().await.unwrap();
+    let kinds: Vec<&str> =
+        activity["history"].as_array().unwrap().iter().map(|h| h["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["invoice_created", "halted"]);
+    assert_eq!(activity["history"][1]["hold_revision"], revision);
+    assert_eq!(activity["automation_status"], "halted_paid");
+}
+
+async fn invoice_state(app: &support::TestApp, key: &str) -> Value {
+    let list: Value = app.get(key, "/v1/invoices").await.json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    let mut i = list["data"][0].clone();
+    for k in ["id", "client_id", "version"] {
+        i.as_object_mut().unwrap().remove(k);
+    }
+    i
+}
+
+#[tokio::test]
+async fn events_out_of_order_converge() {
+    let app = spawn_app().await;
+    let a = app.create_firm(&[SECRET]).await;
+    let b = app.create_firm(&[SECRET]).await;
+    let created = event("evt_1", "invoice.created", 1_000, open_invoice("in_9", "cus_9", 10_000));
+    let mut newer_obj = open_invoice("in_9", "cus_9", 10_000);
+    newer_obj["amount_remaining"] = json!(4_000);
+    let updated_new = event("evt_3", "invoice.updated", 3_000, newer_obj);
+    let mut older_obj = open_invoice("in_9", "cus_9", 10_000);
+    older_obj["amount_remaining"] = json!(7_000);
+    let updated_old = event("evt_2", "invoice.updated", 2_000, older_obj);
+    let mut paid_obj = invoice("in_9", "cus_9", "INV-0001", 10_000, "usd", DUE, "paid");
+    paid_obj["amount_remaining"] = json!(0);
+    let paid = event("evt_4", "invoice.paid", 4_000, paid_obj);
+
+    // Firm A in order; firm B paid first, then everything else in reverse.
+    for e in [&created, &updated_old, &updated_new, &paid] {
+        assert_eq!(app.deliver(a.id, SECRET, e).await.status(), 200);
+    }
+    for e in [&paid, &updated_new, &updated_old, &created] {
+        assert_eq!(app.deliver(b.id, SECRET, e).await.status(), 200);
+    }
+    let sa = invoice_state(&app, &a.key).await;
+    let sb = invoice_state(&app, &b.key).await;
+    assert_eq!(sa["status"], "paid");
+    assert_eq!(sa, sb);
+
+    // Without the payment: an older update after a newer one does not win.
+    let c = app.create_firm(&[SECRET]).await;
+    for e in [&created, &updated_new, &updated_old] {
+        assert_eq!(app.deliver(c.id, SECRET, e).await.status(), 200);
+    }
+    let sc = invoice_state(&app, &c.key).await;
+    assert_eq!(sc["amount_remaining"], "40.00");
+    assert_eq!(sc["status"], "open");
+    // The unknown customer was created from the invoice so nothing is lost.
+    let clients: Value = app.get(&c.key, "/v1/clients").await.json().await.unwrap();
+    assert_eq!(clients["data"][0]["stripe_customer_id"], "cus_9");
+}
+
+#[tokio::test]
+async fn tenants_are_isolated() {
+    let app = spawn_app().await;
+    let a = app.create_firm(&[SECRET]).await;
+    let b = app.create_firm(&[SECRET]).await;
+    app.deliver(b.id, SECRET, &event("evt_b", "invoice.created", 1, open_invoice("in_b", "cus_b", 100))).await;
+    let b_inv: Value = app.get(&b.key, "/v1/invoices").await.json().await.unwrap();
+    let b_inv = b_inv["data"][0]["id"].as_str().unwrap().to_string();
+    let b_client: Value = app.get(&b.key, "/v1/clients").await.json().await.unwrap();
+    let b_client = b_client["data"][0]["id"].as_str().unwrap().to_string();
+
+    for path in
+        [format!("/v1/invoices/{b_inv}"), format!("/v1/invoices/{b_inv}/activity"), format!("/v1/clients/{b_client}")]
+    {
+        problem(app.get(&a.key, &path).await, 404, "not-found").await;
+    }
+    let r = app
+        .http
+        .patch(app.url(&format!("/v1/clients/{b_client}")))
+        .bearer_auth(&a.key)
+        .json(&json!({"excluded": true}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404, "not-found").await;
+    let r = app
+        .http
+        .patch(app.url(&format!("/v1/invoices/{b_inv}")))
+        .bearer_auth(&a.key)
+        .json(&json!({"disputed": true}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404, "not-found").await;
+    let r = app
+        .http
+        .post(app.url(&format!("/v1/clients/{b_client}/contacts")))
+        .bearer_auth(&a.key)
+        .json(&json!({"name": "Mallory"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404, "not-found").await;
+    let a_list: Value = app.get(&a.key, "/v1/invoices").await.json().await.unwrap();
+    assert!(a_list["data"].as_array().unwrap().is_empty());
+    // B's records are untouched.
+    let inv: Value = app.get(&b.key, &format!("/v1/invoices/{b_inv}")).await.json().await.unwrap();
+    assert_eq!(inv["disputed"], false);
+    // No key, a wrong key, the operator token on firm routes: 401.
+    problem(app.http.get(app.url("/v1/firm")).send().await.unwrap(), 401, "unauthorized").await;
+    problem(app.get("afk_wrong", "/v1/firm").await, 401, "unauthorized").await;
+    problem(app.get(support::ADMIN, "/v1/firm").await, 401, "unauthorized").await;
+    let r = app.http.post(app.url("/v1/firms")).bearer_auth(&a.key).json(&json!({})).send().await.unwrap();
+    problem(r, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn records_rest_validates_publishes_and_replays_idempotent_posts() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let post = |key: &str| {
+        app.http
+            .post(app.url("/v1/clients"))
+            .bearer_auth(&firm.key)
+            .header("Idempotency-Key", key.to_string())
+            .json(&json!({"name": "Initech", "tier": "key", "timezone": "Europe/London"}))
+    };
+    let first = post("k1").send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = post("k1").send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let other: Value = post("k2").send().await.unwrap().json().await.unwrap();
+    assert_ne!(other["id"], first["id"]);
+    let list: Value = app.get(&firm.key, "/v1/clients?limit=1").await.json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let cursor = list["next_cursor"].as_str().unwrap();
+    let rest: Value = app.get(&firm.key, &format!("/v1/clients?limit=1&cursor={cursor}")).await.json().await.unwrap();
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+
+    let client = first["id"].as_str().unwrap();
+    let contact = |body: Value| {
+        app.http.post(app.url(&format!("/v1/clients/{client}/contacts"))).bearer_auth(&firm.key).json(&body).send()
+    };
+    problem(contact(json!({"name": "Bob", "email": "not an email"})).await.unwrap(), 422, "validation").await;
+    problem(contact(json!({"name": "Bob", "phone": "12"})).await.unwrap(), 422, "validation").await;
+    problem(contact(json!({"name": "Bob", "timezone": "Mars/Base"})).await.unwrap(), 422, "validation").await;
+    let c: Value = contact(json!({"name": "Bob", "email": "bob@initech.test", "phone": "+1 415 555 2671",
+        "primary": true, "consent": {"email": true}}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(c["phone"], "+14155552671");
+    let r = app
+        .http
+        .patch(app.url(&format!("/v1/contacts/{}", c["id"].as_str().unwrap())))
+        .bearer_auth(&firm.key)
+        .json(&json!({"consent": {"email": true, "voice": true}, "timezone": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let patched: Value = r.json().await.unwrap();
+    assert_eq!(patched["consent"]["voice"], true);
+    assert_eq!(patched["version"], 2);
+    let r = app
+        .http
+        .patch(app.url(&format!("/v1/clients/{client}")))
+        .bearer_auth(&firm.key)
+        .json(&json!({"excluded": true, "tier": "long_standing"}))
+        .send()
+        .await
+        .unwrap();
+    let patched: Value = r.json().await.unwrap();
+    assert_eq!(patched["excluded"], true);
+    assert_eq!(patched["version"], 2);
+
+    let r = app
+        .http
+        .patch(app.url("/v1/firm"))
+        .bearer_auth(&firm.key)
+        .json(&json!({"min_amounts": {"USD": "25.00"}, "timezone": "Nowhere/City"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 422, "validation").await;
+    let r = app
+        .http
+        .patch(app.url("/v1/firm"))
+        .bearer_auth(&firm.key)
+        .json(&json!({"min_amounts": {"USD": "25.00"}, "stripe_webhook_secrets": ["whsec_new"]}))
+        .send()
+        .await
+        .unwrap();
+    let f: Value = r.json().await.unwrap();
+    assert_eq!(f["version"], 2);
+    assert_eq!(f["min_amounts"]["USD"], "25.00");
+    assert!(f.get("stripe_webhook_secrets").is_none());
+    assert!(!f.to_string().contains("whsec_new"));
+
+    app.outbox_drained().await;
+    let subjects: Vec<String> = app.stream("BILLING").await.into_iter().map(|(s, _)| s).collect();
+    let count = |p: &str| subjects.iter().filter(|s| s.starts_with(p)).count();
+    assert_eq!(count("billing.client_upserted."), 3, "two creates and one patch");
+    assert_eq!(count("billing.contact_upserted."), 2);
+    assert_eq!(count("billing.firm_updated."), 2);
+    let (_, last_firm) =
+        app.stream("BILLING").await.into_iter().rfind(|(s, _)| s.starts_with("billing.firm_updated")).unwrap();
+    assert_eq!(last_firm.data["version"], 2);
+    assert_eq!(last_firm.data["min_amounts"]["USD"], "25.00");
+}
+
+#[tokio::test]
+async fn one_click_unsubscribe_holds_the_contact_and_publishes_the_opt_out() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    app.deliver(
+        firm.id,
+        SECRET,
+        &event("evt_cus", "customer.created", 1, customer("cus_u", "Umbrella", "ap@umbrella.test")),
+    )
+    .await;
+    let clients: Value = app.get(&firm.key, "/v1/clients").await.json().await.unwrap();
+    let client_id = clients["data"][0]["id"].as_str().unwrap();
+    let client: Value = app.get(&firm.key, &format!("/v1/clients/{client_id}")).await.json().await.unwrap();
+    let contact = &client["contacts"][0];
+    assert_eq!(contact["email"], "ap@umbrella.test");
+    assert_eq!(contact["consent"]["email"], true, "Stripe's billing contact consents to email");
+    let contact_id: Uuid = contact["id"].as_str().unwrap().parse().unwrap();
+
+    let token = arflow_runtime::signature::unsubscribe_token(support::UNSUB_SECRET, firm.id, contact_id);
+    let page = app.http.get(app.url(&format!("/v1/unsubscribe/{token}"))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+    assert!(app.bus.holds().get(&contact_hold_key(contact_id)).await.unwrap().is_none(), "GET changes nothing");
+
+    for _ in 0..2 {
+        let r = app
+            .http
+            .post(app.url(&format!("/v1/unsubscribe/{token}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let (hold, _) = app.bus.holds().get(&contact_hold_key(contact_id)).await.unwrap().expect("contact hold");
+        assert!(matches!(hold, HoldValue::Held { ref reason, .. } if reason == "opted_out"));
+    }
+    let opted: Vec<_> = app.stream("CONSENT").await;
+    assert_eq!(opted.len(), 1);
+    assert_eq!(opted[0].0, format!("consent.opted_out.{}", firm.id));
+    assert_eq!(opted[0].1.data["source"], "one_click_unsubscribe");
+    assert!(opted[0].1.data["channel"].is_null());
+    assert_eq!(opted[0].1.data["contact_id"], contact_id.to_string());
+
+    let bad =
+        app.http.post(app.url("/v1/unsubscribe/forged.token")).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    problem(bad, 400, "invalid-token").await;
+}
+
+#[tokio::test]
+async fn backfill_imports_customers_and_open_invoices_from_stripe() {
+    let sim = StripeSim::start().await;
+    for n in 0..3 {
+        sim.add_customer(customer(&format!("cus_{n}"), &format!("Client {n}"), &format!("ap{n}@client.test")));
+    }
+    sim.add_invoice(open_invoice("in_a", "cus_0", 12_345));
+    sim.add_invoice(open_invoice("in_b", "cus_1", 500));
+    sim.add_invoice(invoice("in_c", "cus_2", "INV-3", 900, "usd", DUE, "paid"));
+    let base = sim.base_url();
+    let app = spawn_app_with(|c| c.gateway.stripe_api_base = base).await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let r = app.http.post(app.url("/v1/firm/stripe/backfill")).bearer_auth(&firm.key).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let result: Value = r.json().await.unwrap();
+    assert_eq!(result, json!({"customers": 3, "invoices": 2}));
+    assert!(sim.requests().iter().any(|r| r.starts_with("GET /v1/invoices?") && r.contains("status=open")));
+    let clients: Value = app.get(&firm.key, "/v1/clients").await.json().await.unwrap();
+    assert_eq!(clients["data"].as_array().unwrap().len(), 3);
+    let invoices: Value = app.get(&firm.key, "/v1/invoices").await.json().await.unwrap();
+    let amounts: Vec<&str> =
+        invoices["data"].as_array().unwrap().iter().map(|i| i["amount_remaining"].as_str().unwrap()).collect();
+    assert_eq!(amounts, ["123.45", "5.00"]);
+    assert_eq!(invoices["data"][0]["due_date"], "2026-01-01");
+    app.outbox_drained().await;
+    let subjects = app.billing_record_subjects().await;
+    assert_eq!(subjects.iter().filter(|s| s.starts_with("billing.invoice_upserted.")).count(), 2);
+    assert_eq!(subjects.iter().filter(|s| s.starts_with("billing.client_upserted.")).count(), 3);
+    // A second run converges on the same records.
+    let r = app.http.post(app.url("/v1/firm/stripe/backfill")).bearer_auth(&firm.key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let clients: Value = app.get(&firm.key, "/v1/clients").await.json().await.unwrap();
+    assert_eq!(clients["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn activity_explains_every_step_and_the_portfolio_sums_it_up() {
+    use arflow_contracts::events::*;
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let r: Value = app
+        .deliver(firm.id, SECRET, &event("evt_i", "invoice.created", 1, open_invoice("in_x", "cus_x", 9_900)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invoice_id: Uuid = r["invoice_id"].as_str().unwrap().parse().unwrap();
+    let now = chrono::Utc::now();
+    let checks = vec![
+        Check { rule: "invoice_past_due".into(), passed: true, detail: "3 days overdue".into() },
+        Check { rule: "amount_above_minimum".into(), passed: true, detail: "99.00 USD >= 25.00 USD".into() },
+    ];
+    let explanation = Explanation {
+        rule: "default-email/overdue_3".into(),
+        policy_id: Uuid::now_v7(),
+        policy_version: 4,
+        eligibility_version: 1,
+        checks: checks.clone(),
+    };
+    let publish = |kind: &'static str, data: Value| {
+        let env = arflow_contracts::Envelope::new(kind, "test", now, firm.id, invoice_id, None, data);
+        let subject = arflow_contracts::subjects::subject(kind, firm.id);
+        let bus = app.bus.clone();
+        async move { bus.publish_event(&subject, &env.id.to_string(), &env).await.unwrap() }
+    };
+    let plan = PlanUpdated {
+        invoice_id,
+        automation_status: AutomationStatus::Enabled,
+        next: Some(NextAction { step: "overdue_3".into(), channel: arflow_core::Channel::Email, at: now }),
+        reason: "eligible".into(),
+        version: 1,
+    };
+    publish("outreach.plan_updated", serde_json::to_value(&plan).unwrap()).await;
+    let sent = EmailSent {
+        step_id: Uuid::now_v7(),
+        invoice_id,
+        contact_id: Uuid::now_v7(),
+        step: "overdue_3".into(),
+        to: "ap@x.test".into(),
+        message_id: "<m1@arflow>".into(),
+        template: "overdue_friendly".into(),
+        template_version: 2,
+        subject: "Invoice INV-0001 is 3 days overdue".into(),
+        body_text: "Hello...".into(),
+        explanation,
+    };
+    publish("outreach.email.sent", serde_json::to_value(&sent).unwrap()).await;
+    publish("outreach.email.sent", json!({"garbage": true})).await; // dead-lettered, not projected
+
+    let path = format!("/v1/invoices/{invoice_id}/activity");
+    let activity: Value = eventually("the email in the history", || async {
+        let a: Value = app.get(&firm.key, &path).await.json().await.unwrap();
+        (a["history"].as_array().unwrap().len() == 3).then_some(a)
+    })
+    .await;
+    assert_eq!(activity["automation_status"], "enabled");
+    assert_eq!(activity["next_action"]["step"], "overdue_3");
+    assert_eq!(activity["invoice"]["amount_remaining"], "99.00");
+    let email = &activity["history"][2];
+    assert_eq!(email["kind"], "email_sent");
+    assert_eq!(email["rule"], "default-email/overdue_3");
+    assert_eq!(email["policy_version"], 4);
+    assert_eq!(email["template"], "overdue_friendly");
+    assert_eq!(email["subject"], "Invoice INV-0001 is 3 days overdue");
+    assert_eq!(email["checks"].as_array().unwrap().len(), 2);
+    let portfolio: Value = app.get(&firm.key, "/v1/portfolio").await.json().await.unwrap();
+    assert_eq!(portfolio["emails_sent_by_step"]["overdue_3"], 1);
+    assert_eq!(portfolio["invoices_by_automation_status"]["enabled"], 1);
+    let dlq = eventually("the dead letter", || async {
+        let d = app.stream("DLQ").await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(dlq[0].0, "dlq.gateway");
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_paths() {
+    let app = spawn_app().await;
+    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for p in [
+        "/v1/firms",
+        "/v1/firm",
+        "/v1/clients",
+        "/v1/clients/{id}",
+        "/v1/invoices/{id}/activity",
+        "/v1/portfolio",
+        "/webhooks/stripe/{firm_id}",
+        "/v1/unsubscribe/{token}",
+        "/v1/firm/stripe/backfill",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "missing {p}");
+    }
+}
+
+#[tokio::test]
+async fn eligibility_is_recorded_only_when_the_failed_rules_change() {
+    use arflow_contracts::events::*;
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let r: Value = app
+        .deliver(firm.id, SECRET, &event("evt_e", "invoice.created", 1, open_invoice("in_e", "cus_e", 2_000)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invoice_id: Uuid = r["invoice_id"].as_str().unwrap().parse().unwrap();
+    let decision = |version: i64, disputed: bool| {
+        let d = EligibilityChanged {
+            invoice_id,
+            version,
+            eligible: !disputed,
+            past_due: true,
+            automation_status: if disputed { AutomationStatus::Paused } else { AutomationStatus::Enabled },
+            checks: vec![
+                Check { rule: "invoice_past_due".into(), passed: true, detail: "2 days".into() },
+                Check { rule: "not_disputed".into(), passed: !disputed, detail: "firm marked it disputed".into() },
+            ],
+            paused_until: None,
+            invoice: InvoiceSnapshot {
+                invoice_id,
+                stripe_invoice_id: "in_e".into(),
+                number: None,
+                currency: arflow_core::Currency::parse("USD").unwrap(),
+                amount_due: 20.into(),
+                amount_remaining: 20.into(),
+                due_date: None,
+                hosted_invoice_url: None,
+            },
+            client: ClientSnapshot { client_id: Uuid::now_v7(), name: "E".into(), tier: Tier::Standard },
+            contacts: vec![],
+            firm: FirmSnapshot {
+                name: "Acme".into(),
+                sender_email: "billing@acme.test".into(),
+                timezone: "UTC".into(),
+                email_window: arflow_core::SendWindow::business_hours(),
+            },
+            evaluated_at: chrono::Utc::now(),
+        };
+        arflow_contracts::Envelope::new("eligibility.changed", "test", chrono::Utc::now(), firm.id, invoice_id, None, d)
+    };
+    let subject = arflow_contracts::subjects::subject("eligibility.changed", firm.id);
+    // v1 eligible, v2 eligible again (same failed set: not recorded), v3 disputed.
+    for (v, disputed) in [(1, false), (2, false), (3, true)] {
+        let env = decision(v, disputed);
+        app.bus.publish_event(&subject, &env.id.to_string(), &env).await.unwrap();
+    }
+    let path = format!("/v1/invoices/{invoice_id}/activity");
+    let a: Value = eventually("two eligibility entries", || async {
+        let a: Value = app.get(&firm.key, &path).await.json().await.unwrap();
+        (a["automation_status"] == "paused").then_some(a)
+    })
+    .await;
+    let entries: Vec<&Value> =
+        a["history"].as_array().unwrap().iter().filter(|h| h["kind"] == "eligibility_changed").collect();
+    assert_eq!(entries.len(), 2, "{a}");
+    assert!(entries[1]["summary"].as_str().unwrap().contains("not_disputed"));
+    assert_eq!(entries[1]["reason"], "not_disputed");
+    assert_eq!(entries[1]["checks"].as_array().unwrap().len(), 2);
+}

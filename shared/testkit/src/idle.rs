@@ -1,0 +1,73 @@
+//! `process_until_idle`: wait for the pipeline to go quiet instead of sleeping.
+//! Idle = every JetStream consumer has nothing pending or unacknowledged, every
+//! service's outbox is empty, and no step or email is waiting to go out, on two
+//! consecutive looks.
+use futures::StreamExt;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+/// Rows that mean "work still in flight" (table may not exist yet: then it counts 0).
+const BUSY_QUERIES: &[&str] = &[
+    "SELECT count(*) FROM gateway.outbox",
+    "SELECT count(*) FROM eligibility.outbox",
+    "SELECT count(*) FROM scheduler.outbox",
+    "SELECT count(*) FROM email.outbox",
+    "SELECT count(*) FROM scheduler.steps WHERE state = 'pending' AND scheduled_for <= $1",
+    "SELECT count(*) FROM email.emails WHERE state IN ('pending', 'sending')",
+];
+
+pub async fn busy_work(js: &async_nats::jetstream::Context, pool: &PgPool, now: chrono::DateTime<chrono::Utc>) -> Result<u64, String> {
+    let mut busy = 0u64;
+    let mut names = js.stream_names();
+    let mut streams = vec![];
+    while let Some(name) = names.next().await {
+        streams.push(name.map_err(|e| e.to_string())?);
+    }
+    for name in streams {
+        let stream = js.get_stream(&name).await.map_err(|e| e.to_string())?;
+        let mut consumers = stream.consumers();
+        while let Some(info) = consumers.next().await {
+            let info = info.map_err(|e| e.to_string())?;
+            busy += info.num_pending + info.num_ack_pending as u64;
+        }
+    }
+    for q in BUSY_QUERIES {
+        let res: Result<(i64,), sqlx::Error> = if q.contains("$1") {
+            sqlx::query_as(*q).bind(now).fetch_one(pool).await
+        } else {
+            sqlx::query_as(*q).fetch_one(pool).await
+        };
+        match res {
+            Ok((n,)) => busy += n as u64,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {} // not created yet
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(busy)
+}
+
+/// Waits until the pipeline is idle (or `timeout` passes: then `Err` with what is left).
+pub async fn wait_until_idle(
+    js: &async_nats::jetstream::Context,
+    pool: &PgPool,
+    now: chrono::DateTime<chrono::Utc>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut quiet = 0;
+    loop {
+        let busy = busy_work(js, pool, now).await?;
+        if busy == 0 {
+            quiet += 1;
+            if quiet >= 3 {
+                return Ok(());
+            }
+        } else {
+            quiet = 0;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("still busy after {timeout:?}: {busy} items in flight"));
+        }
+        tokio::time::sleep(Duration::from_millis(if busy == 0 { 60 } else { 25 })).await;
+    }
+}
