@@ -16,7 +16,11 @@ const BUSY_QUERIES: &[&str] = &[
     "SELECT count(*) FROM email.emails WHERE state IN ('pending', 'sending')",
 ];
 
-pub async fn busy_work(js: &async_nats::jetstream::Context, pool: &PgPool, now: chrono::DateTime<chrono::Utc>) -> Result<u64, String> {
+pub async fn busy_work(
+    js: &async_nats::jetstream::Context,
+    pool: &PgPool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, String> {
     let mut busy = 0u64;
     let mut names = js.stream_names();
     let mut streams = vec![];
