@@ -1,0 +1,643 @@
+//! The scheduler on the real stack: nats-server + PostgreSQL + the Application in-process,
+//! with a simulated clock moved the way `arflow clock advance` moves it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use arflow_bus::Bus;
+use arflow_contracts::envelope::RawEnvelope;
+use arflow_contracts::events::{
+    AutomationStatus, Check, ClientSnapshot, ConsentChanged, ContactSnapshot, EligibilityChanged, FirmSnapshot,
+    HaltReason, InvoiceHalted, InvoiceSnapshot, PlanUpdated, StepDue, StepSkipped, Tier, Tone,
+};
+use arflow_contracts::{Envelope, msg_id, subjects};
+use arflow_core::{Channel, Currency, SendWindow, window::parse_tz};
+use arflow_runtime::{ClockMode, Metrics, NatsSettings};
+use arflow_scheduler::{Application, Config};
+use arflow_service::StartupError;
+use arflow_testkit::{TestDb, TestNats};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use std::time::Instant;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+struct Running {
+    port: u16,
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), StartupError>>,
+}
+
+struct TestApp {
+    _nats: TestNats,
+    db: TestDb,
+    bus: Bus,
+    pool: PgPool,
+    app: Option<Running>,
+    firm: Uuid,
+    /// Last OUTREACH stream sequence read.
+    seen: u64,
+}
+
+async fn start_app(nats_url: &str, db_url: &str) -> Running {
+    let mut config = Config::defaults().unwrap();
+    config.nats.url = nats_url.to_string();
+    config.database.url = Some(db_url.to_string().into());
+    config.database.max_connections = 4;
+    config.http.port = 0;
+    config.clock.mode = ClockMode::Simulated;
+    config.clock.start = Some(start_time());
+    config.scheduler.tick_ms = 200;
+    let shutdown = CancellationToken::new();
+    let app = Application::build(config, shutdown.clone()).await.unwrap();
+    let port = app.port();
+    assert!(port > 0);
+    Running { port, shutdown, handle: tokio::spawn(app.run()) }
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        let nats = TestNats::start();
+        let db = TestDb::create().await;
+        let app = start_app(&nats.url(), &db.url()).await;
+        let bus = Bus::connect(
+            &NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 },
+            "test",
+            Metrics::new("test"),
+        )
+        .await
+        .unwrap();
+        let pool = PgPool::connect(&db.url()).await.unwrap();
+        TestApp { _nats: nats, db, bus, pool, app: Some(app), firm: Uuid::now_v7(), seen: 0 }
+    }
+
+    /// Stops the service the way SIGTERM does and waits until it has drained.
+    async fn stop(&mut self) {
+        let running = self.app.take().expect("running");
+        running.shutdown.cancel();
+        running.handle.await.unwrap().unwrap();
+    }
+
+    async fn restart(&mut self) {
+        self.app = Some(start_app(&self.bus_url(), &self.db.url()).await);
+    }
+
+    async fn get_plan(&self, invoice_id: Uuid) -> (u16, serde_json::Value) {
+        let port = self.app.as_ref().expect("running").port;
+        let url = format!("http://127.0.0.1:{port}/v1/firms/{}/invoices/{invoice_id}/plan", self.firm);
+        let resp = reqwest::get(url).await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    fn bus_url(&self) -> String {
+        self._nats.url()
+    }
+
+    async fn now(&self) -> DateTime<Utc> {
+        arflow_bus::clock::read(&self.bus).await.unwrap().map(|(t, _)| t).unwrap_or_else(start_time)
+    }
+
+    async fn publish_decision(&self, d: &EligibilityChanged) {
+        let env = Envelope::new(
+            subjects::eligibility::CHANGED,
+            "eligibility",
+            self.now().await,
+            self.firm,
+            d.invoice_id,
+            None,
+            d.clone(),
+        );
+        self.bus
+            .publish_event(
+                &subjects::subject(subjects::eligibility::CHANGED, self.firm),
+                &msg_id::eligibility(d.invoice_id, d.version),
+                &env,
+            )
+            .await
+            .unwrap();
+        self.settle().await;
+    }
+
+    async fn pay(&self, invoice_id: Uuid) {
+        let data = InvoiceHalted {
+            invoice_id,
+            client_id: Uuid::now_v7(),
+            stripe_invoice_id: "in_test".into(),
+            reason: HaltReason::Paid,
+            stripe_event_id: "evt_paid".into(),
+            hold_revision: 1,
+            version: 1,
+        };
+        let env = Envelope::new(
+            subjects::billing::INVOICE_PAID,
+            "gateway",
+            self.now().await,
+            self.firm,
+            invoice_id,
+            None,
+            data,
+        );
+        let subject = subjects::subject(subjects::billing::INVOICE_PAID, self.firm);
+        self.bus.publish_event(&subject, &msg_id::stripe_event("evt_paid"), &env).await.unwrap();
+        self.settle().await;
+    }
+
+    async fn opt_out(&self, contact_id: Uuid) {
+        let data = ConsentChanged {
+            contact_id,
+            client_id: Uuid::now_v7(),
+            channel: Some(Channel::Email),
+            source: "reply".into(),
+            evidence: "please stop".into(),
+        };
+        let env =
+            Envelope::new(subjects::consent::OPTED_OUT, "opt-out", self.now().await, self.firm, contact_id, None, data);
+        let subject = subjects::subject(subjects::consent::OPTED_OUT, self.firm);
+        self.bus.publish_event(&subject, &format!("optout:{contact_id}"), &env).await.unwrap();
+        self.settle().await;
+    }
+
+    async fn advance(&self, by: Duration) -> DateTime<Utc> {
+        let now = arflow_bus::clock::advance(&self.bus, by).await.unwrap();
+        self.settle().await;
+        now
+    }
+
+    /// Waits until the scheduler's consumers, outbox and due timers are all quiet.
+    async fn settle(&self) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let mut quiet = 0;
+        loop {
+            let busy = self.busy().await;
+            quiet = if busy == 0 { quiet + 1 } else { 0 };
+            if quiet >= 3 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "scheduler still busy: {busy}");
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+    }
+
+    async fn busy(&self) -> u64 {
+        let mut busy = 0;
+        for (stream, durable) in [
+            ("ELIGIBILITY", "scheduler-eligibility"),
+            ("BILLING", "scheduler-billing"),
+            ("CONSENT", "scheduler-consent"),
+        ] {
+            let stream = self.bus.js.get_stream(stream).await.unwrap();
+            match stream.consumer_info(durable).await {
+                Ok(info) => busy += info.num_pending + info.num_ack_pending as u64,
+                Err(_) => busy += 1,
+            }
+        }
+        let now = self.now().await;
+        let (outbox,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM scheduler.outbox").fetch_one(&self.pool).await.unwrap();
+        let (due,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM scheduler.steps WHERE state = 'pending' AND scheduled_for <= $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        busy + outbox as u64 + due as u64
+    }
+
+    /// The OUTREACH messages published since the last call.
+    async fn outreach(&mut self) -> Vec<(String, RawEnvelope)> {
+        let stream = self.bus.js.get_stream("OUTREACH").await.unwrap();
+        let last = stream.get_info().await.unwrap().state.last_sequence;
+        let mut out = Vec::new();
+        for seq in self.seen + 1..=last {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                out.push((m.subject.to_string(), RawEnvelope::parse(&m.payload).unwrap()));
+            }
+        }
+        self.seen = last;
+        out
+    }
+
+    async fn steps(&self, invoice_id: Uuid) -> Vec<(String, String, Option<String>, Option<String>)> {
+        sqlx::query_as(
+            "SELECT name, state, reason, detail FROM scheduler.steps WHERE invoice_id = $1 ORDER BY offset_days",
+        )
+        .bind(invoice_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+}
+
+fn of_kind<T: serde::de::DeserializeOwned>(msgs: &[(String, RawEnvelope)], prefix: &str) -> Vec<T> {
+    msgs.iter().filter(|(s, _)| s.starts_with(&format!("{prefix}."))).map(|(_, e)| e.data_as::<T>().unwrap()).collect()
+}
+
+fn decision(due: NaiveDate, zone: &str, tier: Tier) -> EligibilityChanged {
+    let invoice_id = Uuid::now_v7();
+    EligibilityChanged {
+        invoice_id,
+        version: 1,
+        eligible: true,
+        past_due: false,
+        automation_status: AutomationStatus::Enabled,
+        checks: vec![Check {
+            rule: "amount_above_minimum".into(),
+            passed: true,
+            detail: "3200.00 USD > 50 USD".into(),
+        }],
+        paused_until: None,
+        invoice: InvoiceSnapshot {
+            invoice_id,
+            stripe_invoice_id: "in_123".into(),
+            number: Some("INV-0001".into()),
+            currency: Currency::parse("USD").unwrap(),
+            amount_due: Decimal::new(320000, 2),
+            amount_remaining: Decimal::new(320000, 2),
+            due_date: Some(due),
+            hosted_invoice_url: Some("https://invoice.stripe.com/i/test".into()),
+        },
+        client: ClientSnapshot { client_id: Uuid::now_v7(), name: "Acme Ltd".into(), tier },
+        contacts: vec![ContactSnapshot {
+            contact_id: Uuid::now_v7(),
+            name: "Jane Doe".into(),
+            email: Some("jane@example.com".into()),
+            phone: None,
+            timezone: Some(zone.into()),
+            channels: vec![Channel::Email],
+        }],
+        firm: FirmSnapshot {
+            name: "Ledger & Co".into(),
+            sender_email: "billing@ledger.example".into(),
+            timezone: "America/New_York".into(),
+            email_window: SendWindow::business_hours(),
+        },
+        evaluated_at: start_time(),
+    }
+}
+
+const CADENCE: [&str; 6] = ["pre_due", "due_today", "overdue_3", "overdue_7", "overdue_14", "overdue_30"];
+
+/// Asserts a fired step went out inside 09:00-17:00 on a business day in `zone`, and on its day.
+fn assert_in_window(step: &StepDue, zone: &str, observed_at: DateTime<Utc>) {
+    let tz = parse_tz(zone).unwrap();
+    let local = step.scheduled_for.with_timezone(&tz);
+    assert!(SendWindow::business_hours().contains(step.scheduled_for, tz), "{} at {local} ({zone})", step.step);
+    assert!(!matches!(local.weekday(), Weekday::Sat | Weekday::Sun), "{} on a weekend: {local}", step.step);
+    // Fired on the first clock move after it became due (the clock moves a day at a time).
+    assert!(observed_at >= step.scheduled_for && observed_at - step.scheduled_for <= Duration::days(1));
+}
+
+#[tokio::test]
+async fn default_cadence_fires_each_step_once_on_its_day_inside_the_local_window() {
+    let mut t = TestApp::spawn().await;
+    let zone = "America/New_York";
+    // Due Friday 13 March; US daylight saving starts on the 8th, in the middle of the cadence.
+    let d = decision(date(2026, 3, 13), zone, Tier::Standard);
+    t.publish_decision(&d).await;
+    let first = t.outreach().await;
+    let plan: Vec<PlanUpdated> = of_kind(&first, subjects::outreach::PLAN_UPDATED);
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan[0].automation_status, AutomationStatus::Enabled);
+    assert_eq!(plan[0].next.as_ref().unwrap().step, "pre_due");
+
+    let mut fired: Vec<StepDue> = Vec::new();
+    for _ in 0..45 {
+        let now = t.advance(Duration::days(1)).await;
+        let msgs = t.outreach().await;
+        assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty());
+        for s in of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL) {
+            assert_in_window(&s, zone, now);
+            fired.push(s);
+        }
+    }
+    let names: Vec<&str> = fired.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(names, CADENCE);
+    let tones: Vec<Tone> = fired.iter().map(|s| s.tone).collect();
+    use Tone::*;
+    assert_eq!(tones, vec![Friendly, Friendly, Friendly, Friendly, Firm, Final]);
+    assert_eq!(fired.iter().map(|s| s.pay_link).collect::<Vec<_>>(), vec![false, false, true, true, true, true]);
+    // +30 falls on Sunday 12 April: it goes out on Monday, 31 days overdue.
+    assert_eq!(fired.iter().map(|s| s.days_overdue).collect::<Vec<_>>(), vec![-7, 0, 3, 7, 14, 31]);
+    let last = &fired[5];
+    assert_eq!(last.explanation.rule, "default-email/overdue_30");
+    assert_eq!(last.explanation.policy_version, 1);
+    assert_eq!(last.explanation.eligibility_version, 1);
+    assert_eq!(last.contact.email.as_deref(), Some("jane@example.com"));
+    assert!(t.steps(d.invoice_id).await.iter().all(|s| s.1 == "fired"));
+}
+
+#[tokio::test]
+async fn contacts_in_auckland_and_los_angeles_get_steps_inside_their_own_windows() {
+    let mut t = TestApp::spawn().await;
+    let zones = ["Pacific/Auckland", "America/Los_Angeles"];
+    let decisions: Vec<EligibilityChanged> = zones.iter().map(|z| decision(date(2026, 3, 10), z, Tier::New)).collect();
+    for d in &decisions {
+        t.publish_decision(d).await;
+    }
+    t.outreach().await;
+    let mut fired: Vec<Vec<StepDue>> = vec![vec![], vec![]];
+    for _ in 0..40 {
+        let now = t.advance(Duration::days(1)).await;
+        for s in of_kind::<StepDue>(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL) {
+            let i = decisions.iter().position(|d| d.invoice_id == s.invoice_id).unwrap();
+            assert_in_window(&s, zones[i], now);
+            fired[i].push(s);
+        }
+    }
+    for (i, steps) in fired.iter().enumerate() {
+        assert_eq!(steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), CADENCE, "{}", zones[i]);
+        // A new client gets the firm tone already at +7.
+        assert_eq!(steps[3].tone, Tone::Firm);
+    }
+    // Same due date, different zones: Auckland's 09:00 comes long before Los Angeles' 09:00.
+    assert!(fired[0][1].scheduled_for < fired[1][1].scheduled_for);
+}
+
+#[tokio::test]
+async fn payment_cancels_pending_steps_and_nothing_fires_after_it() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 5), "Europe/London", Tier::Standard);
+    t.publish_decision(&d).await;
+    // pre_due (26 Feb) was already due when the plan was made: it goes out at once.
+    let first: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
+    assert_eq!(first.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due"]);
+    for _ in 0..4 {
+        t.advance(Duration::days(1)).await;
+    }
+    let before: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
+    assert_eq!(before.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["due_today"]);
+
+    t.pay(d.invoice_id).await;
+    let msgs = t.outreach().await;
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert!(skipped.iter().all(|s| s.reason == "invoice_halted: paid"));
+    let plan: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
+    assert_eq!(plan.last().unwrap().automation_status, AutomationStatus::HaltedPaid);
+    assert!(plan.last().unwrap().next.is_none());
+
+    // A later decision does not bring the plan back.
+    let mut newer = d.clone();
+    newer.version = 2;
+    t.publish_decision(&newer).await;
+    t.advance(Duration::days(40)).await;
+    let after = t.outreach().await;
+    assert!(of_kind::<StepDue>(&after, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "{after:?}");
+    let states: Vec<String> = t.steps(d.invoice_id).await.into_iter().map(|s| s.1).collect();
+    assert_eq!(states, ["fired", "fired", "cancelled", "cancelled", "cancelled", "cancelled"]);
+}
+
+#[tokio::test]
+async fn a_big_jump_fires_only_the_latest_due_step() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 9), "America/Chicago", Tier::Standard);
+    t.publish_decision(&d).await;
+    t.outreach().await;
+    // 22 March: pre_due, due_today, overdue_3 and overdue_7 are all due; overdue_14 is not.
+    t.advance(Duration::days(20)).await;
+    let msgs = t.outreach().await;
+    let fired: Vec<StepDue> = of_kind(&msgs, subjects::outreach::STEP_DUE_EMAIL);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].step, "overdue_7");
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(skipped.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due", "due_today", "overdue_3"]);
+    for s in &skipped {
+        assert_eq!(s.reason, "superseded");
+        assert!(s.detail.contains("overdue_7"), "{}", s.detail);
+    }
+    let plan: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
+    assert_eq!(plan.last().unwrap().next.as_ref().unwrap().step, "overdue_14");
+    // The plan as the API shows it.
+    let (status, body) = t.get_plan(d.invoice_id).await;
+    assert_eq!(status, 200);
+    let states: Vec<&str> = body["steps"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "pending", "pending"]);
+    let (status, body) = t.get_plan(Uuid::now_v7()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["type"], "https://arflow.dev/problems/plan-not-found");
+}
+
+#[tokio::test]
+async fn ineligible_steps_are_skipped_with_the_failed_rules() {
+    let mut t = TestApp::spawn().await;
+    let mut d = decision(date(2026, 3, 12), "America/New_York", Tier::Standard);
+    d.eligible = false;
+    d.checks.push(Check { rule: "invoice_not_disputed".into(), passed: false, detail: "disputed by client".into() });
+    t.publish_decision(&d).await;
+    t.outreach().await;
+    for _ in 0..4 {
+        t.advance(Duration::days(1)).await;
+    }
+    let msgs = t.outreach().await;
+    assert!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).is_empty());
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].step, "pre_due");
+    assert_eq!(skipped[0].reason, "ineligible");
+    assert_eq!(skipped[0].detail, "invoice_not_disputed");
+}
+
+#[tokio::test]
+async fn an_opted_out_contact_is_dropped_and_the_step_skipped() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 12), "America/New_York", Tier::Standard);
+    t.publish_decision(&d).await;
+    t.opt_out(d.contacts[0].contact_id).await;
+    t.outreach().await;
+    for _ in 0..4 {
+        t.advance(Duration::days(1)).await;
+    }
+    let msgs = t.outreach().await;
+    assert!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).is_empty());
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].reason, "contact_opted_out");
+}
+
+#[tokio::test]
+async fn the_same_decision_delivered_twice_creates_the_steps_once() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 12), "America/New_York", Tier::Standard);
+    let env = Envelope::new(
+        subjects::eligibility::CHANGED,
+        "eligibility",
+        start_time(),
+        t.firm,
+        d.invoice_id,
+        None,
+        d.clone(),
+    );
+    let subject = subjects::subject(subjects::eligibility::CHANGED, t.firm);
+    // Two stream messages (different Nats-Msg-Ids) carrying the same event: the inbox catches it.
+    t.bus.publish_event(&subject, "first", &env).await.unwrap();
+    t.bus.publish_event(&subject, "second", &env).await.unwrap();
+    // A different event with the same decision version is ignored as not newer.
+    t.publish_decision(&d).await;
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM scheduler.steps WHERE invoice_id = $1")
+        .bind(d.invoice_id)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 6);
+    let msgs = t.outreach().await;
+    assert_eq!(of_kind::<PlanUpdated>(&msgs, subjects::outreach::PLAN_UPDATED).len(), 1);
+}
+
+#[tokio::test]
+async fn a_restart_loses_no_timers() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 13), "America/New_York", Tier::Standard);
+    t.publish_decision(&d).await;
+    t.outreach().await;
+    t.stop().await;
+    // The clock moves while the scheduler is down: pre_due (6 March) becomes due.
+    arflow_bus::clock::advance(&t.bus, Duration::days(5)).await.unwrap();
+    t.restart().await;
+    t.settle().await;
+    let fired: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
+    assert_eq!(fired.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due"]);
+    // And the rest of the plan is still there.
+    t.advance(Duration::days(8)).await;
+    let fired: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
+    assert_eq!(fired.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["due_today"]);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_due_date_replans_the_pending_steps() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 12), "America/New_York", Tier::Standard);
+    t.publish_decision(&d).await;
+    let mut moved = d.clone();
+    moved.version = 2;
+    moved.invoice.due_date = Some(date(2026, 3, 19));
+    t.publish_decision(&moved).await;
+    let plans: Vec<PlanUpdated> = of_kind(&t.outreach().await, subjects::outreach::PLAN_UPDATED);
+    let next = plans.last().unwrap().next.clone().unwrap();
+    assert_eq!(next.step, "pre_due");
+    // 12 March 09:00 in New York (EDT, UTC-4) instead of 5 March.
+    assert_eq!(next.at, Utc.with_ymd_and_hms(2026, 3, 12, 13, 0, 0).unwrap());
+    // An older decision arriving late (a new event, so neither JetStream nor the inbox drops it) changes nothing.
+    let late = Envelope::new(
+        subjects::eligibility::CHANGED,
+        "eligibility",
+        start_time(),
+        t.firm,
+        d.invoice_id,
+        None,
+        d.clone(),
+    );
+    t.bus.publish_event(&subjects::subject(subjects::eligibility::CHANGED, t.firm), "late-v1", &late).await.unwrap();
+    t.settle().await;
+    assert!(t.outreach().await.is_empty());
+    t.advance(Duration::days(4)).await;
+    assert!(of_kind::<StepDue>(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL).is_empty());
+}
+
+/// Throughput check (`cargo test -p arflow-scheduler -- --ignored load`): N invoices planned, then
+/// one clock jump fires one step for each.
+#[tokio::test]
+#[ignore]
+async fn load_plans_and_fires_many_invoices() {
+    let n: usize = std::env::var("SCHEDULER_LOAD_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let t = TestApp::spawn().await;
+    let subject = subjects::subject(subjects::eligibility::CHANGED, t.firm);
+    let started = Instant::now();
+    let ds: Vec<EligibilityChanged> =
+        (0..n).map(|_| decision(date(2026, 3, 12), "America/New_York", Tier::Standard)).collect();
+    for chunk in ds.chunks(500) {
+        let publishes = chunk.iter().map(|d| {
+            let env = Envelope::new(
+                subjects::eligibility::CHANGED,
+                "eligibility",
+                start_time(),
+                t.firm,
+                d.invoice_id,
+                None,
+                d.clone(),
+            );
+            let bus = t.bus.clone();
+            let subject = subject.clone();
+            async move { bus.publish_event(&subject, &msg_id::eligibility(d.invoice_id, 1), &env).await.unwrap() }
+        });
+        futures::future::join_all(publishes).await;
+    }
+    let published = started.elapsed();
+    let t = &t;
+    let wait = |what: &'static str| async move {
+        let deadline = Instant::now() + std::time::Duration::from_secs(600);
+        while t.busy().await > 0 {
+            assert!(Instant::now() < deadline, "{what} did not finish");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    wait("planning").await;
+    let planned = started.elapsed();
+    let jump = Instant::now();
+    arflow_bus::clock::advance(&t.bus, Duration::days(12)).await.unwrap();
+    wait("firing").await;
+    let fired = jump.elapsed();
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM scheduler.steps WHERE state = 'fired'").fetch_one(&t.pool).await.unwrap();
+    assert_eq!(count as usize, n);
+    eprintln!("{n} invoices: published in {published:?}, planned by {planned:?}, fired in {fired:?}");
+}
+
+#[tokio::test]
+async fn a_payment_before_the_plan_keeps_it_halted_and_bad_payloads_are_dead_lettered() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 4), "America/New_York", Tier::Key);
+    t.pay(d.invoice_id).await;
+    t.publish_decision(&d).await;
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM scheduler.steps WHERE invoice_id = $1")
+        .bind(d.invoice_id)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let plans: Vec<PlanUpdated> = of_kind(&t.outreach().await, subjects::outreach::PLAN_UPDATED);
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].automation_status, AutomationStatus::HaltedPaid);
+
+    // Data that does not match the contract is never processed: it goes to dlq.scheduler.
+    let env = Envelope::new(subjects::eligibility::CHANGED, "eligibility", start_time(), t.firm, t.firm, None, 42u32);
+    let subject = subjects::subject(subjects::eligibility::CHANGED, t.firm);
+    t.bus.publish_event(&subject, "junk", &env).await.unwrap();
+    t.settle().await;
+    let dlq = t.bus.js.get_stream("DLQ").await.unwrap();
+    let info = dlq.get_info().await.unwrap();
+    assert_eq!(info.state.messages, 1);
+    let letter = dlq.get_raw_message(info.state.last_sequence).await.unwrap();
+    assert_eq!(letter.subject.as_str(), "dlq.scheduler");
+}
+
+#[tokio::test]
+async fn a_pause_holds_the_steps_until_it_ends() {
+    let mut t = TestApp::spawn().await;
+    let mut d = decision(date(2026, 3, 10), "America/New_York", Tier::Standard);
+    // A payment promise until Friday 20 March, 08:00 in New York.
+    d.paused_until = Some(Utc.with_ymd_and_hms(2026, 3, 20, 12, 0, 0).unwrap());
+    d.automation_status = AutomationStatus::Paused;
+    t.publish_decision(&d).await;
+    let plans: Vec<PlanUpdated> = of_kind(&t.outreach().await, subjects::outreach::PLAN_UPDATED);
+    let resume = Utc.with_ymd_and_hms(2026, 3, 20, 13, 0, 0).unwrap();
+    assert_eq!(plans[0].automation_status, AutomationStatus::Paused);
+    assert_eq!(plans[0].next.as_ref().unwrap().at, resume);
+    let mut fired = Vec::new();
+    for _ in 0..19 {
+        let now = t.advance(Duration::days(1)).await;
+        for s in of_kind::<StepDue>(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL) {
+            assert!(now > resume, "{} fired during the pause at {now}", s.step);
+            fired.push(s.step);
+        }
+    }
+    // Everything held by the pause came due at once when it ended: only the latest went out.
+    assert_eq!(fired, ["overdue_7"]);
+}
