@@ -1,1 +1,151 @@
-fn main() {}
+//! `arflow`: the operator's command. Errors are printed with their cause chain.
+mod api;
+mod demo;
+mod serve;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "arflow", version, about = "arflow: accounts-receivable collections on Stripe")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one service, or all of them in one process (`all`), until SIGTERM.
+    Serve {
+        /// gateway | eligibility | scheduler | email | all
+        service: String,
+    },
+    /// Show or move the simulated clock shared by every service.
+    Clock {
+        #[command(subcommand)]
+        action: ClockAction,
+        /// NATS URL (default: ARFLOW__NATS__URL or nats://127.0.0.1:4222).
+        #[arg(long, env = "ARFLOW__NATS__URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+    },
+    /// Firms (operator).
+    Firm {
+        #[command(subcommand)]
+        action: FirmAction,
+    },
+    /// Portfolio summary of a firm.
+    Status {
+        #[arg(long, env = "ARFLOW_API_URL", default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// The firm's API key (default: the demo firm's, from .demo/firm.json).
+        #[arg(long, env = "ARFLOW_API_KEY")]
+        api_key: Option<String>,
+    },
+    /// Seed a demo firm and run it through the simulated days, then print a summary.
+    Demo {
+        #[arg(long, default_value_t = 45)]
+        days: u32,
+        #[arg(long, default_value_t = 60)]
+        clients: usize,
+        #[arg(long, default_value_t = 220)]
+        invoices: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClockAction {
+    /// Print the simulated now.
+    Show,
+    /// Move it forward, e.g. `7d`, `36h`.
+    Advance { by: String },
+    /// Set it (RFC 3339); never backwards.
+    Set { to: String },
+}
+
+#[derive(Subcommand)]
+enum FirmAction {
+    /// Create a firm; prints its id and first API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        sender_email: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Stripe webhook signing secret (whsec_...).
+        #[arg(long)]
+        webhook_secret: String,
+        #[arg(long, env = "ARFLOW_API_URL", default_value = "http://127.0.0.1:8080")]
+        api: String,
+        #[arg(long, env = "ARFLOW_ADMIN_TOKEN")]
+        admin_token: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { service } => serve::run(&service).await,
+        Command::Clock { action, nats } => clock(action, &nats).await,
+        Command::Firm {
+            action: FirmAction::Create { name, sender_email, timezone, webhook_secret, api, admin_token },
+        } => {
+            let client = api::Api::new(&api, &admin_token);
+            let created = client.create_firm(&name, &sender_email, &timezone, &webhook_secret).await?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            Ok(())
+        }
+        Command::Status { api, api_key } => {
+            let key = match api_key {
+                Some(k) => k,
+                None => {
+                    demo::saved_firm().context("no --api-key and no .demo/firm.json (run `just demo` first)")?.api_key
+                }
+            };
+            let portfolio = api::Api::new(&api, &key).portfolio().await?;
+            demo::print_portfolio(&portfolio);
+            Ok(())
+        }
+        Command::Demo { days, clients, invoices, seed } => {
+            demo::run(demo::Options { days, clients, invoices, seed }).await
+        }
+    }
+}
+
+async fn clock(action: ClockAction, nats: &str) -> anyhow::Result<()> {
+    let settings = arflow_runtime::NatsSettings {
+        url: nats.to_string(),
+        replicas: 1,
+        credentials_file: None,
+        duplicate_window_secs: 120,
+    };
+    let bus = arflow_bus::Bus::connect(&settings, "cli", arflow_runtime::Metrics::new("cli"))
+        .await
+        .with_context(|| format!("cannot reach NATS at {nats}"))?;
+    let now = match action {
+        ClockAction::Show => arflow_bus::clock::read(&bus)
+            .await?
+            .map(|(t, _)| t)
+            .context("the simulated clock is not set (services run with the system clock)")?,
+        ClockAction::Advance { by } => {
+            let d = arflow_core::duration::parse(&by)?;
+            arflow_bus::clock::advance(&bus, d).await?
+        }
+        ClockAction::Set { to } => {
+            let t = chrono::DateTime::parse_from_rfc3339(&to)
+                .with_context(|| format!("{to:?} is not an RFC 3339 time (e.g. 2026-03-02T00:00:00Z)"))?;
+            arflow_bus::clock::set(&bus, t.with_timezone(&chrono::Utc)).await?
+        }
+    };
+    println!("{}", now.to_rfc3339());
+    Ok(())
+}

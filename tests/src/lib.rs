@@ -1,1 +1,341 @@
-//! Cross-service test harness.
+//! `TestApp`: every arflow service in-process on a fresh nats-server, a fresh database, a
+//! real SMTP sink and a simulated clock, with helpers named after what a firm, Stripe or
+//! time does. Services can be killed and restarted one by one; NATS can be restarted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use arflow_bus::Bus;
+use arflow_contracts::envelope::RawEnvelope;
+use arflow_runtime::{ClockMode, ClockSettings, Metrics, NatsSettings};
+use arflow_testkit::smtp::{ReceivedMail, SmtpSink};
+use arflow_testkit::{TestDb, TestNats, stripe};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ADMIN: &str = "admin-token-for-tests";
+pub const UNSUB_SECRET: &str = "unsubscribe-secret-for-tests";
+pub const SERVICES: [&str; 4] = ["gateway", "eligibility", "scheduler", "email"];
+
+/// Monday 2 March 2026, 00:00 UTC: where every scenario's clock starts.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
+}
+
+pub struct TestApp {
+    pub nats: TestNats,
+    pub db: TestDb,
+    pub smtp: SmtpSink,
+    pub bus: Bus,
+    /// A pool without search_path: queries name the schema (`scheduler.steps`).
+    pub pool: PgPool,
+    pub http: reqwest::Client,
+    pub gateway_port: u16,
+    running: HashMap<&'static str, (CancellationToken, JoinHandle<()>)>,
+}
+
+pub struct Firm {
+    pub id: Uuid,
+    pub key: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let nats = TestNats::start();
+        let db = TestDb::create().await;
+        let smtp = SmtpSink::start();
+        let settings =
+            NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 };
+        let bus = Bus::connect(&settings, "test", Metrics::new("test")).await.expect("test bus");
+        arflow_bus::clock::set(&bus, start_time()).await.expect("clock");
+        let pool = PgPool::connect(&db.url()).await.expect("test pool");
+        let mut app = TestApp {
+            nats,
+            db,
+            smtp,
+            bus,
+            pool,
+            http: reqwest::Client::new(),
+            gateway_port: 0,
+            running: HashMap::new(),
+        };
+        for s in SERVICES {
+            app.start_service(s).await;
+        }
+        app
+    }
+
+    fn clock(&self) -> ClockSettings {
+        ClockSettings { mode: ClockMode::Simulated, start: Some(start_time()) }
+    }
+
+    /// Starts (or restarts) one service in-process.
+    pub async fn start_service(&mut self, name: &'static str) {
+        let token = CancellationToken::new();
+        let (db_url, nats_url, clock) = (Some(self.db.url().into()), self.nats.url(), self.clock());
+        let handle = match name {
+            "gateway" => {
+                let mut c = arflow_gateway::Config::defaults().unwrap();
+                c.nats.url = nats_url;
+                c.database.url = db_url;
+                c.http.port = 0;
+                c.clock = clock;
+                c.gateway.admin_token = ADMIN.to_string().into();
+                c.gateway.unsubscribe_secret = UNSUB_SECRET.to_string().into();
+                let app = arflow_gateway::Application::build(c, token.clone()).await.expect("gateway starts");
+                self.gateway_port = app.port();
+                tokio::spawn(async move { app.run().await.expect("gateway runs") })
+            }
+            "eligibility" => {
+                let mut c = arflow_eligibility::Config::defaults().unwrap();
+                c.nats.url = nats_url;
+                c.database.url = db_url;
+                c.http.port = 0;
+                c.clock = clock;
+                let app = arflow_eligibility::Application::build(c, token.clone()).await.expect("eligibility starts");
+                tokio::spawn(async move { app.run().await.expect("eligibility runs") })
+            }
+            "scheduler" => {
+                let mut c = arflow_scheduler::Config::defaults().unwrap();
+                c.nats.url = nats_url;
+                c.database.url = db_url;
+                c.http.port = 0;
+                c.clock = clock;
+                let app = arflow_scheduler::Application::build(c, token.clone()).await.expect("scheduler starts");
+                tokio::spawn(async move { app.run().await.expect("scheduler runs") })
+            }
+            "email" => {
+                let mut c = arflow_email::Config::defaults().unwrap();
+                c.nats.url = nats_url;
+                c.database.url = db_url;
+                c.http.port = 0;
+                c.clock = clock;
+                c.smtp.port = self.smtp.port();
+                c.email.unsubscribe_secret = UNSUB_SECRET.to_string().into();
+                c.email.unsubscribe_base_url = format!("http://127.0.0.1:{}", self.gateway_port);
+                c.email.retry_backoff_ms = vec![100, 200];
+                c.email.poll_ms = 50;
+                let app = arflow_email::Application::build(c, token.clone()).await.expect("email starts");
+                tokio::spawn(async move { app.run().await.expect("email runs") })
+            }
+            other => panic!("unknown service {other}"),
+        };
+        self.running.insert(name, (token, handle));
+    }
+
+    /// Stops one service the way SIGTERM does (drain, then exit) and waits for it.
+    pub async fn stop_service(&mut self, name: &'static str) {
+        if let Some((token, handle)) = self.running.remove(name) {
+            token.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+    }
+
+    /// Kills one service abruptly (its task is aborted mid-flight, like a crash).
+    pub async fn kill_service(&mut self, name: &'static str) {
+        if let Some((token, handle)) = self.running.remove(name) {
+            handle.abort();
+            let _ = handle.await;
+            token.cancel();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.gateway_port)
+    }
+
+    /// The simulated now.
+    pub async fn now(&self) -> DateTime<Utc> {
+        arflow_bus::clock::read(&self.bus).await.unwrap().unwrap().0
+    }
+
+    /// Moves the simulated clock by `by`, stopping at every timer on the way (as Stripe test
+    /// clocks do), and runs the pipeline until it is idle at each stop.
+    pub async fn advance(&self, by: chrono::Duration) {
+        arflow_testkit::idle::advance_stepwise(&self.bus, &self.pool, by, Duration::from_secs(60))
+            .await
+            .expect("pipeline settles");
+    }
+
+    /// Advances one day at a time, `days` times.
+    pub async fn advance_days(&self, days: u32) {
+        for _ in 0..days {
+            self.advance(chrono::Duration::days(1)).await;
+        }
+    }
+
+    pub async fn process_until_idle(&self) {
+        let now = self.now().await;
+        // Give clock watchers a moment to see the new time before measuring quiet.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        arflow_testkit::idle::wait_until_idle(&self.bus.js, &self.pool, now, Duration::from_secs(60))
+            .await
+            .expect("pipeline settles");
+    }
+
+    pub async fn create_firm(&self) -> Firm {
+        let secret = format!("whsec_{}", Uuid::new_v4().simple());
+        let r = self
+            .http
+            .post(self.url("/v1/firms"))
+            .bearer_auth(ADMIN)
+            .json(&json!({
+                "name": "Harbor & Pine Accounting",
+                "sender_email": "ar@harborpine.test",
+                "timezone": "America/New_York",
+                "stripe_webhook_secrets": [secret],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let body: Value = r.json().await.unwrap();
+        Firm {
+            id: body["firm"]["id"].as_str().unwrap().parse().unwrap(),
+            key: body["api_key"].as_str().unwrap().into(),
+            secret,
+        }
+    }
+
+    pub async fn get(&self, firm: &Firm, path: &str) -> Value {
+        let r = self.http.get(self.url(path)).bearer_auth(&firm.key).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub async fn post(&self, firm: &Firm, path: &str, body: Value) -> Value {
+        let r = self.http.post(self.url(path)).bearer_auth(&firm.key).json(&body).send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "POST {path}: {status} {v}");
+        v
+    }
+
+    pub async fn patch(&self, firm: &Firm, path: &str, body: Value) -> Value {
+        let r = self.http.patch(self.url(path)).bearer_auth(&firm.key).json(&body).send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "PATCH {path}: {status} {v}");
+        v
+    }
+
+    /// A client with one primary billing contact (email consent) in time zone `tz`.
+    pub async fn add_client(&self, firm: &Firm, customer: &str, name: &str, tier: &str, tz: &str) -> (Uuid, Uuid) {
+        let client = self
+            .post(
+                firm,
+                "/v1/clients",
+                json!({"name": name, "tier": tier, "timezone": tz, "stripe_customer_id": customer}),
+            )
+            .await;
+        let client_id: Uuid = client["id"].as_str().unwrap().parse().unwrap();
+        let contact = self
+            .post(
+                firm,
+                &format!("/v1/clients/{client_id}/contacts"),
+                json!({"name": format!("{name} billing"), "email": format!("billing@{customer}.test"), "timezone": tz,
+                       "primary": true, "consent": {"email": true, "voice": false, "sms": false}}),
+            )
+            .await;
+        (client_id, contact["id"].as_str().unwrap().parse().unwrap())
+    }
+
+    /// Stripe sends a signed event to the firm's webhook endpoint.
+    pub async fn stripe(&self, firm: &Firm, event: &Value) -> reqwest::Response {
+        let (sig, body) = stripe::signed_webhook(&firm.secret, event);
+        self.http
+            .post(self.url(&format!("/webhooks/stripe/{}", firm.id)))
+            .header("Stripe-Signature", sig)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Stripe finalizes an open invoice; returns arflow's invoice id.
+    pub async fn finalize_invoice(
+        &self,
+        firm: &Firm,
+        stripe_id: &str,
+        customer: &str,
+        amount_minor: i64,
+        currency: &str,
+        due: NaiveDate,
+    ) -> Uuid {
+        let due_unix = Utc.from_utc_datetime(&due.and_hms_opt(0, 0, 0).unwrap()).timestamp();
+        let object =
+            stripe::invoice(stripe_id, customer, &format!("INV-{stripe_id}"), amount_minor, currency, due_unix, "open");
+        let event =
+            stripe::event(&format!("evt_fin_{stripe_id}"), "invoice.finalized", self.now().await.timestamp(), object);
+        let r = self.stripe(firm, &event).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let v: Value = r.json().await.unwrap();
+        v["invoice_id"].as_str().expect("invoice_id in the webhook answer").parse().unwrap()
+    }
+
+    /// Stripe reports the invoice paid.
+    pub async fn pay_invoice(
+        &self,
+        firm: &Firm,
+        stripe_id: &str,
+        customer: &str,
+        amount_minor: i64,
+        currency: &str,
+    ) -> reqwest::Response {
+        let mut object =
+            stripe::invoice(stripe_id, customer, &format!("INV-{stripe_id}"), amount_minor, currency, 0, "paid");
+        object["amount_paid"] = json!(amount_minor);
+        object["amount_remaining"] = json!(0);
+        let event =
+            stripe::event(&format!("evt_paid_{stripe_id}"), "invoice.paid", self.now().await.timestamp() + 1, object);
+        self.stripe(firm, &event).await
+    }
+
+    pub async fn activity(&self, firm: &Firm, invoice: Uuid) -> Value {
+        self.get(firm, &format!("/v1/invoices/{invoice}/activity")).await
+    }
+
+    pub fn emails(&self) -> Vec<ReceivedMail> {
+        self.smtp.messages()
+    }
+
+    /// Emails received for one invoice (by the `X-Arflow-Invoice` header).
+    pub fn emails_for(&self, invoice: Uuid) -> Vec<ReceivedMail> {
+        let id = invoice.to_string();
+        self.emails().into_iter().filter(|m| m.header("X-Arflow-Invoice") == Some(id.as_str())).collect()
+    }
+
+    /// Every message on a stream whose subject starts with `prefix`, as envelopes.
+    pub async fn events(&self, stream: &str, prefix: &str) -> Vec<(String, RawEnvelope)> {
+        let s = self.bus.js.get_stream(stream).await.unwrap();
+        let state = s.get_info().await.unwrap().state;
+        let mut out = Vec::new();
+        if state.messages == 0 {
+            return out;
+        }
+        for seq in state.first_sequence..=state.last_sequence {
+            if let Ok(m) = s.get_raw_message(seq).await
+                && m.subject.starts_with(prefix)
+                && let Ok(env) = RawEnvelope::parse(&m.payload)
+            {
+                out.push((m.subject.to_string(), env));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for (_, (token, handle)) in self.running.drain() {
+            token.cancel();
+            handle.abort();
+        }
+    }
+}

@@ -116,7 +116,7 @@ impl Timer {
                 correlation_id = ?plan.correlation_id);
             let _g = span.enter();
             let outcome =
-                decide(plan, decisions.get(&plan.invoice_id), &steps, now, self.ctx.clock.is_simulated(), &opted_out);
+                decide(plan, decisions.get(&plan.invoice_id), &steps, now, &opted_out);
             let cause = Cause::of_plan(plan);
             let mut reason = String::new();
             for (step, verdict) in steps.iter().zip(outcome) {
@@ -211,7 +211,6 @@ pub fn decide(
     decision: Option<&EligibilityChanged>,
     steps: &[StepRow],
     now: DateTime<Utc>,
-    simulated: bool,
     opted_out: &HashSet<Uuid>,
 ) -> Vec<Verdict> {
     if plan.status == HALTED {
@@ -229,9 +228,10 @@ pub fn decide(
         let to = window.next_open(until, tz);
         return steps.iter().map(|_| Verdict::Move { to, why: "paused" }).collect();
     }
-    // With the system clock a step whose window closed while we were down waits for the next
-    // opening instead of going out at night; a simulated clock jumps, so it fires as scheduled.
-    if !simulated && !window.contains(now, tz) {
+    // Never outside the window, whatever the clock: a step whose window closed (the scheduler
+    // was down, the plan was created late, or a simulated clock jumped past it) waits for the
+    // next opening instead of going out at night or on a weekend.
+    if !window.contains(now, tz) {
         let to = window.next_open(now, tz);
         return steps.iter().map(|_| Verdict::Move { to, why: "outside_send_window" }).collect();
     }
@@ -419,7 +419,7 @@ mod tests {
     fn only_the_latest_due_step_fires() {
         let p = plan();
         let d = decision(&p);
-        let v = decide(&p, Some(&d), &steps(&p), at(13, 0), true, &HashSet::new());
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &HashSet::new());
         assert!(
             matches!(&v[0], Verdict::Skip { reason, detail, .. } if reason == "superseded" && detail.contains("overdue_3"))
         );
@@ -436,10 +436,10 @@ mod tests {
         let p = plan();
         let d = decision(&p);
         // Friday 13 March 20:00 UTC: outside 09-17; next opening Monday 16 March 09:00.
-        let v = decide(&p, Some(&d), &steps(&p), at(13, 20), false, &HashSet::new());
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 20), &HashSet::new());
         assert!(v.iter().all(|x| *x == Verdict::Move { to: at(16, 9), why: "outside_send_window" }), "{v:?}");
-        // A simulated clock jumps: the step fires as scheduled.
-        let v = decide(&p, Some(&d), &steps(&p), at(13, 20), true, &HashSet::new());
+        // Inside the window it fires.
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &HashSet::new());
         assert!(matches!(v[2], Verdict::Fire(_)));
     }
 
@@ -448,11 +448,11 @@ mod tests {
         let mut p = plan();
         let mut d = decision(&p);
         d.paused_until = Some(at(20, 12));
-        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), true, &HashSet::new());
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &HashSet::new());
         assert!(v.iter().all(|x| *x == Verdict::Move { to: at(20, 12), why: "paused" }), "{v:?}");
         p.status = HALTED.into();
         p.halt_reason = Some("invoice_halted: paid".into());
-        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), true, &HashSet::new());
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &HashSet::new());
         assert!(v.iter().all(
             |x| matches!(x, Verdict::Skip { state: "cancelled", reason, .. } if reason == "invoice_halted: paid")
         ));
@@ -464,20 +464,20 @@ mod tests {
         let mut d = decision(&p);
         d.eligible = false;
         d.checks.push(Check { rule: "not_disputed".into(), passed: false, detail: "disputed".into() });
-        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), true, &HashSet::new());
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &HashSet::new());
         assert!(v.iter().all(
             |x| matches!(x, Verdict::Skip { reason, detail, .. } if reason == "ineligible" && detail == "not_disputed")
         ));
         // Before the due date an overdue step needs past_due; a pre-due step does not.
         let d = decision(&p);
         let early = vec![step(&p, "pre_due", -7, at(2, 9)), step(&p, "overdue_3", 3, at(3, 9))];
-        let v = decide(&p, Some(&d), &early, at(3, 10), true, &HashSet::new());
+        let v = decide(&p, Some(&d), &early, at(3, 10), &HashSet::new());
         assert!(matches!(v[0], Verdict::Fire(_)), "{v:?}");
         assert!(
             matches!(&v[1], Verdict::Skip { reason, detail, .. } if reason == "ineligible" && detail == "past_due")
         );
         let out: HashSet<Uuid> = d.contacts.iter().map(|c| c.contact_id).collect();
-        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), true, &out);
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &out);
         assert!(v.iter().all(|x| matches!(x, Verdict::Skip { reason, .. } if reason == "contact_opted_out")));
     }
 }

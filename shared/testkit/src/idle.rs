@@ -75,3 +75,48 @@ pub async fn wait_until_idle(
         tokio::time::sleep(Duration::from_millis(if busy == 0 { 60 } else { 25 })).await;
     }
 }
+
+/// The earliest pending step strictly after `after` and at or before `until`, if any.
+async fn next_timer(
+    pool: &PgPool,
+    after: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    let res: Result<(Option<chrono::DateTime<chrono::Utc>>,), sqlx::Error> = sqlx::query_as(
+        "SELECT min(scheduled_for) FROM scheduler.steps WHERE state = 'pending' AND scheduled_for > $1 AND scheduled_for <= $2",
+    )
+    .bind(after)
+    .bind(until)
+    .fetch_one(pool)
+    .await;
+    match res {
+        Ok((t,)) => Ok(t),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Moves the simulated clock forward by `by`, stopping at every pending timer on the way
+/// (as Stripe test clocks do), and waits for the pipeline to go idle at each stop: each
+/// step is processed at its own time, so sends happen inside their windows.
+pub async fn advance_stepwise(
+    bus: &arflow_bus::Bus,
+    pool: &PgPool,
+    by: chrono::Duration,
+    timeout: Duration,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let now =
+        arflow_bus::clock::read(bus).await.map_err(|e| e.to_string())?.map(|(t, _)| t).unwrap_or_else(chrono::Utc::now);
+    let target = now + by;
+    let mut at = now;
+    loop {
+        let stop = next_timer(pool, at, target).await?.unwrap_or(target);
+        at = arflow_bus::clock::set(bus, stop).await.map_err(|e| e.to_string())?;
+        // Let the services see the new time before measuring quiet.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        wait_until_idle(&bus.js, pool, at, timeout).await?;
+        if at >= target {
+            return Ok(at);
+        }
+    }
+}

@@ -166,6 +166,8 @@ pub struct CreateClient {
     pub timezone: Option<String>,
     #[serde(default)]
     pub excluded: bool,
+    /// The Stripe customer (`cus_...`) this client is billed as; its invoices link here.
+    pub stripe_customer_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -293,11 +295,15 @@ pub async fn create_client(
         if let Some(tz) = &body.timezone {
             check_tz("timezone", tz)?;
         }
+        let stripe_customer_id = match body.stripe_customer_id.as_deref().map(str::trim) {
+            Some("") => return Err(ApiError::Validation("stripe_customer_id must not be empty".into())),
+            other => other.map(str::to_string),
+        };
         let now = state.base.clock.now();
         let client = ClientRow {
             id: arflow_core::new_id(),
             firm_id: auth.firm_id,
-            stripe_customer_id: None,
+            stripe_customer_id: stripe_customer_id.clone(),
             name,
             tier: to_text(&Tier::from(body.tier.unwrap_or(TierBody::Standard))),
             timezone: body.timezone.clone(),
@@ -307,6 +313,11 @@ pub async fn create_client(
             created_at: now,
         };
         let mut tx = state.base.pool.begin().await?;
+        if let Some(cus) = &stripe_customer_id
+            && store::client_by_stripe_id(&mut tx, auth.firm_id, cus).await?.is_some()
+        {
+            return Err(ApiError::Conflict(format!("a client is already linked to Stripe customer {cus}")));
+        }
         store::upsert_client(&mut tx, &client, now).await?;
         arflow_store::outbox::enqueue(&mut tx, &[client_message(&client, now)?]).await?;
         tx.commit().await?;

@@ -1,0 +1,75 @@
+//! A small client of the gateway's REST API (the same API firms use).
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Self {
+        Api { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http: reqwest::Client::new() }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("{what}: gateway unreachable at {}", self.base))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let detail = body.get("detail").and_then(Value::as_str).unwrap_or("no detail");
+            bail!("{what}: {status}: {detail}");
+        }
+        Ok(body)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base)), &format!("GET {path}")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body), &format!("POST {path}")).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.patch(format!("{}{path}", self.base)).json(body), &format!("PATCH {path}")).await
+    }
+
+    pub async fn create_firm(&self, name: &str, sender: &str, tz: &str, secret: &str) -> anyhow::Result<Value> {
+        self.post(
+            "/v1/firms",
+            &json!({"name": name, "sender_email": sender, "timezone": tz, "stripe_webhook_secrets": [secret]}),
+        )
+        .await
+    }
+
+    pub async fn portfolio(&self) -> anyhow::Result<Value> {
+        self.get("/v1/portfolio").await
+    }
+
+    /// Posts a Stripe event signed with `secret` exactly as Stripe signs it.
+    pub async fn stripe_webhook(&self, firm_id: &str, secret: &str, event: &Value) -> anyhow::Result<Value> {
+        let body = serde_json::to_vec(event)?;
+        let header = arflow_runtime::signature::stripe_signature_header(secret, &body, chrono::Utc::now().timestamp());
+        let resp = self
+            .http
+            .post(format!("{}/webhooks/stripe/{firm_id}", self.base))
+            .header("Stripe-Signature", header)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .context("Stripe webhook: gateway unreachable")?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("Stripe webhook {}: {status}: {v}", event["type"]);
+        }
+        Ok(v)
+    }
+}

