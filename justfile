@@ -21,7 +21,7 @@ test: setup
 demo: setup
     cargo build --locked -p arflow-cli
     bash deploy/local/stack.sh start
-    "$CARGO_TARGET_DIR/debug/arflow" demo --days 45
+    source .demo/env && "$CARGO_TARGET_DIR/debug/arflow" demo --days 45
     bash deploy/local/stack.sh info
 
 # Stop the local stack started by `just demo`

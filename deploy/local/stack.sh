@@ -18,13 +18,20 @@ wait_port() { # host port what
   echo "$3 did not start on $1:$2 (see $demo/*.log)" >&2; return 1
 }
 
-stop_pid() { [ -f "$demo/$1.pid" ] && kill "$(cat "$demo/$1.pid")" 2>/dev/null || true; rm -f "$demo/$1.pid"; }
+# Stops a process and waits until it is gone (so its port and files are free again).
+stop_pid() {
+  [ -f "$demo/$1.pid" ] || return 0
+  local pid; pid="$(cat "$demo/$1.pid")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$demo/$1.pid"
+}
 
 pg_bin() { for d in /usr/lib/postgresql/*/bin; do [ -x "$d/$1" ] && { echo "$d/$1"; return; }; done; command -v "$1"; }
 
 stop() {
   stop_pid arflow
-  sleep 1
   stop_pid maildev; stop_pid smtp; stop_pid nats
   if [ -d "$demo/pg/data" ]; then
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$(pg_bin pg_ctl)" -D "$demo/pg/data" -m fast stop >/dev/null 2>&1 || true

@@ -64,7 +64,14 @@ impl<'a> Touched<'a> {
         let pending = std::mem::take(&mut self.pending_invoices);
         let firms: Vec<Uuid> = pending.values().map(|(_, env)| env.firm_id).collect();
         let invoices: Vec<&InvoiceUpserted> = pending.values().map(|(i, _)| i).collect();
-        let applied = store::upsert_invoices(conn, &firms, &invoices).await?;
+        let mut applied = Vec::with_capacity(invoices.len());
+        let sizes: Vec<usize> = invoices.iter().map(|i| snapshot_size(i)).collect();
+        let mut offset = 0;
+        for chunk in store::size_chunks(&sizes, |n| *n) {
+            let range = offset..offset + chunk.len();
+            applied.extend(store::upsert_invoices(conn, &firms[range.clone()], &invoices[range]).await?);
+            offset += chunk.len();
+        }
         if applied.len() < pending.len() {
             tracing::debug!(
                 ignored = pending.len() - applied.len(),
@@ -243,6 +250,13 @@ async fn opted_out_warnings(
         )?);
     }
     Ok(messages)
+}
+
+/// Roughly the bytes one snapshot adds to the bulk upsert.
+fn snapshot_size(i: &InvoiceUpserted) -> usize {
+    160 + i.stripe_invoice_id.len()
+        + i.number.as_ref().map_or(0, String::len)
+        + i.hosted_invoice_url.as_ref().map_or(0, String::len)
 }
 
 pub fn status_name(s: AutomationStatus) -> String {

@@ -271,11 +271,16 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
             name: c.name.clone(),
             email: c.email.clone(),
             phone: c.phone.clone(),
-            timezone: c
-                .timezone
-                .clone()
-                .or_else(|| client.and_then(|cl| cl.timezone.clone()))
-                .or_else(|| firm.map(|f| f.timezone.clone())),
+            // Only zones that exist: a call window in an unknown zone must not be guessed.
+            timezone: [
+                c.timezone.as_deref(),
+                client.and_then(|cl| cl.timezone.as_deref()),
+                firm.map(|f| f.timezone.as_str()),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|z| parse_tz(z).is_ok())
+            .map(str::to_string),
             channels,
         })
         .collect();
@@ -435,6 +440,10 @@ mod tests {
         assert_eq!(d.payload.automation_status, AutomationStatus::Enabled);
         assert_eq!(d.payload.checks.len(), 9);
         assert_eq!(d.payload.contacts[0].name, "zed");
+        assert_eq!(d.payload.contacts[0].timezone.as_deref(), Some("Pacific/Auckland"));
+        let mut bad = contact(&c, "zoe", false);
+        bad.timezone = Some("Mars/Olympus".into());
+        let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&bad] }, now()).unwrap();
         assert_eq!(d.payload.contacts[0].timezone.as_deref(), Some("Pacific/Auckland"));
         assert_eq!(d.payload.client.tier, Tier::LongStanding);
         assert_eq!(d.next_check_at, None);

@@ -86,6 +86,49 @@ pub fn status_str(s: InvoiceStatus) -> &'static str {
     }
 }
 
+/// Bound parameters per statement are kept under this many bytes: sqlx 0.9 does not set
+/// TCP_NODELAY, and a statement of about 20 KB or more stalls ~40 ms on Nagle + delayed
+/// ACK (measured on loopback: 16 KB takes 0.07 ms, 20 KB 44 ms), which would dominate a batch.
+const MAX_STATEMENT_BYTES: usize = 12 * 1024;
+
+/// Splits `items` into runs whose estimated encoded size stays under `MAX_STATEMENT_BYTES`.
+pub fn size_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && bytes + n > MAX_STATEMENT_BYTES {
+            chunks.push(&items[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+/// Enqueues events in statements small enough not to stall (see `MAX_STATEMENT_BYTES`).
+pub async fn enqueue(conn: &mut PgConnection, messages: &[arflow_store::OutboxMessage]) -> Result<(), sqlx::Error> {
+    for chunk in size_chunks(messages, |m| json_size(&m.payload) + m.subject.len() + m.msg_id.len()) {
+        arflow_store::outbox::enqueue(conn, chunk).await?;
+    }
+    Ok(())
+}
+
+/// A cheap upper-bound-ish estimate of a JSON value's encoded size.
+fn json_size(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Null | serde_json::Value::Bool(_) => 5,
+        serde_json::Value::Number(_) => 24,
+        serde_json::Value::String(s) => s.len() + 2,
+        serde_json::Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<usize>(),
+        serde_json::Value::Object(o) => 2 + o.iter().map(|(k, x)| k.len() + 4 + json_size(x)).sum::<usize>(),
+    }
+}
+
 /// Returns whether the record was newer than what was stored.
 pub async fn upsert_firm(conn: &mut PgConnection, f: &FirmUpdated) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -387,9 +430,13 @@ pub struct EvaluationState {
 }
 
 pub async fn save_states(conn: &mut PgConnection, states: &[EvaluationState]) -> Result<(), sqlx::Error> {
-    if states.is_empty() {
-        return Ok(());
+    for chunk in size_chunks(states, |_| 128) {
+        save_state_chunk(conn, chunk).await?;
     }
+    Ok(())
+}
+
+async fn save_state_chunk(conn: &mut PgConnection, states: &[EvaluationState]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = states.iter().map(|s| s.invoice_id).collect();
     let versions: Vec<i64> = states.iter().map(|s| s.decision_version).collect();
     let hashes: Vec<Option<String>> = states.iter().map(|s| s.decision_hash.clone()).collect();
@@ -424,9 +471,13 @@ pub struct DecisionRow {
 }
 
 pub async fn insert_decisions(conn: &mut PgConnection, rows: &[DecisionRow]) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
+    for chunk in size_chunks(rows, |r| json_size(&r.checks) + 200) {
+        insert_decision_chunk(conn, chunk).await?;
     }
+    Ok(())
+}
+
+async fn insert_decision_chunk(conn: &mut PgConnection, rows: &[DecisionRow]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.invoice_id).collect();
     let versions: Vec<i64> = rows.iter().map(|r| r.version).collect();
     let firms: Vec<Uuid> = rows.iter().map(|r| r.firm_id).collect();
@@ -545,4 +596,22 @@ pub async fn latest_decision(pool: &sqlx::PgPool, invoice_id: Uuid) -> Result<Op
     .bind(invoice_id)
     .fetch_optional(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_stay_under_the_statement_limit() {
+        let sizes = vec![4_000usize; 10];
+        let chunks = size_chunks(&sizes, |n| *n);
+        assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
+        // One oversized item still goes, alone.
+        let big = vec![100_000usize, 1];
+        assert_eq!(size_chunks(&big, |n| *n).len(), 2);
+        assert!(size_chunks(&Vec::<usize>::new(), |n| *n).is_empty());
+        let v = serde_json::json!({"a": "xyz", "b": [1, 2]});
+        assert!(json_size(&v) >= v.to_string().len());
+    }
 }

@@ -7,7 +7,6 @@ use crate::evaluate::{self, Touched};
 use crate::handlers::Context;
 use crate::store;
 use arflow_runtime::Shutdown;
-use arflow_store::outbox;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +50,7 @@ pub async fn sweep(ctx: &Context, batch: i64) -> Result<usize, evaluate::Evaluat
             touched.invoice(*id, None);
         }
         let (messages, outcome) = evaluate::run(&mut tx, &touched, now).await?;
-        outbox::enqueue(&mut tx, &messages).await?;
+        store::enqueue(&mut tx, &messages).await?;
         tx.commit().await?;
         if !messages.is_empty() {
             ctx.outbox.notify();

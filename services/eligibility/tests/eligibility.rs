@@ -627,14 +627,10 @@ async fn a_malformed_event_is_dead_lettered_not_dropped() {
 
 /// The benchmark's shape: 20,000 invoices through the billing consumer.
 /// `cargo test -p arflow-eligibility --release -- --ignored throughput` to run it.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn throughput_20k_invoices() {
     let app = TestApp::spawn().await;
-    if std::env::var("SLOWLOG").is_ok() {
-        let db: (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&app.pool).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER DATABASE {} SET log_min_duration_statement = 15", db.0))).execute(&app.pool).await.unwrap();
-    }
     app.firm_updated(app.firm_record(1)).await;
     let clients: Vec<ClientUpserted> = (0..2_000).map(|_| client()).collect();
     let started = Instant::now();

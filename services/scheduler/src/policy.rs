@@ -1,9 +1,11 @@
 //! Cadences: which steps an invoice gets, when, and in what tone.
-use arflow_contracts::events::{EligibilityChanged, Tier, Tone};
-use arflow_core::{SendWindow, window::parse_tz};
+use arflow_contracts::events::{ContactSnapshot, EligibilityChanged, Tier, Tone};
+use arflow_core::{Channel, SendWindow, window::parse_tz};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use uuid::Uuid;
 
 /// Name of the cadence seeded for every firm on first use.
 pub const DEFAULT_POLICY: &str = "default-email";
@@ -57,7 +59,18 @@ pub fn tone_for(step: &PolicyStep, tier: Tier) -> Tone {
 
 /// The window and time zone a step is sent in: the firm's email window, in the first
 /// contact's zone, else the firm's; falls back to business hours / UTC with a warning.
-pub fn window_and_zone(decision: &EligibilityChanged) -> (SendWindow, Tz) {
+/// The contact an email step goes to: the first with email consent and an address who has
+/// not opted out (eligibility lists the primary billing contact first).
+pub fn email_recipient<'a>(decision: &'a EligibilityChanged, opted_out: &HashSet<Uuid>) -> Option<&'a ContactSnapshot> {
+    decision
+        .contacts
+        .iter()
+        .find(|c| c.channels.contains(&Channel::Email) && c.email.is_some() && !opted_out.contains(&c.contact_id))
+}
+
+/// The firm's email window and the zone to read it in: the recipient's (the person who
+/// experiences the send), else the firm's.
+pub fn window_and_zone(decision: &EligibilityChanged, opted_out: &HashSet<Uuid>) -> (SendWindow, Tz) {
     let window = match decision.firm.email_window.validate() {
         Ok(()) => decision.firm.email_window.clone(),
         Err(e) => {
@@ -65,7 +78,8 @@ pub fn window_and_zone(decision: &EligibilityChanged) -> (SendWindow, Tz) {
             SendWindow::business_hours()
         }
     };
-    let zone = decision.contacts.first().and_then(|c| c.timezone.as_deref()).unwrap_or(&decision.firm.timezone);
+    let zone =
+        email_recipient(decision, opted_out).and_then(|c| c.timezone.as_deref()).unwrap_or(&decision.firm.timezone);
     let tz = match parse_tz(zone) {
         Ok(tz) => tz,
         Err(e) => {
@@ -89,7 +103,7 @@ pub struct PlannedStep {
 /// Every step of `policy` for the invoice in `decision`; none without a due date.
 pub fn plan(policy: &Policy, decision: &EligibilityChanged) -> Vec<PlannedStep> {
     let Some(due) = decision.invoice.due_date else { return Vec::new() };
-    let (window, tz) = window_and_zone(decision);
+    let (window, tz) = window_and_zone(decision, &HashSet::new());
     policy
         .steps
         .iter()

@@ -115,8 +115,7 @@ impl Timer {
             let span = tracing::info_span!("timer", firm_id = %plan.firm_id, invoice_id = %plan.invoice_id,
                 correlation_id = ?plan.correlation_id);
             let _g = span.enter();
-            let outcome =
-                decide(plan, decisions.get(&plan.invoice_id), &steps, now, &opted_out);
+            let outcome = decide(plan, decisions.get(&plan.invoice_id), &steps, now, &opted_out);
             let cause = Cause::of_plan(plan);
             let mut reason = String::new();
             for (step, verdict) in steps.iter().zip(outcome) {
@@ -223,7 +222,7 @@ pub fn decide(
     let Some(d) = decision else {
         return steps.iter().map(|_| skip("no_decision", "no readable eligibility decision for the invoice")).collect();
     };
-    let (window, tz) = policy::window_and_zone(d);
+    let (window, tz) = policy::window_and_zone(d, opted_out);
     if let Some(until) = d.paused_until.filter(|u| *u > now) {
         let to = window.next_open(until, tz);
         return steps.iter().map(|_| Verdict::Move { to, why: "paused" }).collect();
@@ -253,10 +252,7 @@ pub fn decide(
         .filter(|(_, s)| passes(s))
         .max_by_key(|(_, s)| (s.scheduled_for, s.offset_days))
         .map(|(i, _)| i);
-    let contact = d
-        .contacts
-        .iter()
-        .find(|c| c.channels.contains(&Channel::Email) && c.email.is_some() && !opted_out.contains(&c.contact_id));
+    let contact = policy::email_recipient(d, opted_out);
     let no_contact_reason = if d.contacts.iter().any(|c| opted_out.contains(&c.contact_id)) {
         "contact_opted_out"
     } else {
@@ -479,5 +475,25 @@ mod tests {
         let out: HashSet<Uuid> = d.contacts.iter().map(|c| c.contact_id).collect();
         let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &out);
         assert!(v.iter().all(|x| matches!(x, Verdict::Skip { reason, .. } if reason == "contact_opted_out")));
+    }
+
+    #[test]
+    fn the_window_is_read_in_the_zone_of_the_contact_who_gets_the_email() {
+        let p = plan();
+        let mut d = decision(&p);
+        let mut london = d.contacts[0].clone();
+        london.contact_id = Uuid::now_v7();
+        london.timezone = Some("Europe/London".into());
+        let mut la = d.contacts[0].clone();
+        la.contact_id = Uuid::now_v7();
+        la.timezone = Some("America/Los_Angeles".into());
+        d.contacts = vec![london.clone(), la];
+        // Friday 13 March 10:00 UTC: inside London's window, 03:00 in Los Angeles.
+        let out: HashSet<Uuid> = [london.contact_id].into();
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &out);
+        assert!(v.iter().all(|x| matches!(x, Verdict::Move { why: "outside_send_window", .. })), "{v:?}");
+        // With London reachable, London's window applies and the step fires.
+        let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &HashSet::new());
+        assert!(v.iter().any(|x| matches!(x, Verdict::Fire(_))), "{v:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! The scheduler on the real stack: nats-server + PostgreSQL + the Application in-process,
-//! with a simulated clock moved the way `arflow clock advance` moves it.
+//! with a simulated clock moved the way Stripe test clocks move: forward, stopping at every
+//! pending timer on the way (`advance`), or in one jump where a test is about a jump (`jump`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
@@ -164,7 +165,39 @@ impl TestApp {
         self.settle().await;
     }
 
+    /// Moves the clock forward by `by`, stopping at every pending timer on the way and letting
+    /// the scheduler go idle at each stop (as Stripe test clocks do): each step is decided at
+    /// its own time, as in production.
+    ///
+    /// The same walk as `arflow_testkit::idle::advance_stepwise`, but idle is measured on the
+    /// scheduler's own consumers (`settle`): the testkit counts every consumer of every stream,
+    /// and after `restart` the stopped instance's clock watch (an ephemeral `KV_clock` consumer)
+    /// lingers for its 30 s inactivity threshold with the clock update it never received.
     async fn advance(&self, by: Duration) -> DateTime<Utc> {
+        let target = self.now().await + by;
+        loop {
+            let at = self.now().await;
+            let (next,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+                "SELECT min(scheduled_for) FROM scheduler.steps \
+                 WHERE state = 'pending' AND scheduled_for > $1 AND scheduled_for <= $2",
+            )
+            .bind(at)
+            .bind(target)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            let at = arflow_bus::clock::set(&self.bus, next.unwrap_or(target)).await.unwrap();
+            // Let the service see the new time before measuring quiet.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.settle().await;
+            if at >= target {
+                return at;
+            }
+        }
+    }
+
+    /// Moves the clock forward by `by` in one jump, with no stop on the way (`arflow clock advance`).
+    async fn jump(&self, by: Duration) -> DateTime<Utc> {
         let now = arflow_bus::clock::advance(&self.bus, by).await.unwrap();
         self.settle().await;
         now
@@ -224,6 +257,17 @@ impl TestApp {
         out
     }
 
+    /// Each step's name, state and time, in cadence order.
+    async fn schedule(&self, invoice_id: Uuid) -> Vec<(String, String, DateTime<Utc>)> {
+        sqlx::query_as(
+            "SELECT name, state, scheduled_for FROM scheduler.steps WHERE invoice_id = $1 ORDER BY offset_days",
+        )
+        .bind(invoice_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
     async fn steps(&self, invoice_id: Uuid) -> Vec<(String, String, Option<String>, Option<String>)> {
         sqlx::query_as(
             "SELECT name, state, reason, detail FROM scheduler.steps WHERE invoice_id = $1 ORDER BY offset_days",
@@ -233,6 +277,14 @@ impl TestApp {
         .await
         .unwrap()
     }
+}
+
+/// The steps fired in `msgs`, each with the time it went out (the envelope's time, from the scheduler's clock).
+fn fired_at(msgs: &[(String, RawEnvelope)]) -> Vec<(StepDue, DateTime<Utc>)> {
+    msgs.iter()
+        .filter(|(s, _)| s.starts_with(&format!("{}.", subjects::outreach::STEP_DUE_EMAIL)))
+        .map(|(_, e)| (e.data_as::<StepDue>().unwrap(), e.time))
+        .collect()
 }
 
 fn of_kind<T: serde::de::DeserializeOwned>(msgs: &[(String, RawEnvelope)], prefix: &str) -> Vec<T> {
@@ -284,14 +336,14 @@ fn decision(due: NaiveDate, zone: &str, tier: Tier) -> EligibilityChanged {
 
 const CADENCE: [&str; 6] = ["pre_due", "due_today", "overdue_3", "overdue_7", "overdue_14", "overdue_30"];
 
-/// Asserts a fired step went out inside 09:00-17:00 on a business day in `zone`, and on its day.
-fn assert_in_window(step: &StepDue, zone: &str, observed_at: DateTime<Utc>) {
+/// Asserts a fired step went out (`sent_at`) inside 09:00-17:00 on a business day in `zone`,
+/// and exactly at its timer: the clock stops at every timer, so nothing goes out late.
+fn assert_in_window(step: &StepDue, zone: &str, sent_at: DateTime<Utc>) {
     let tz = parse_tz(zone).unwrap();
-    let local = step.scheduled_for.with_timezone(&tz);
-    assert!(SendWindow::business_hours().contains(step.scheduled_for, tz), "{} at {local} ({zone})", step.step);
+    let local = sent_at.with_timezone(&tz);
+    assert!(SendWindow::business_hours().contains(sent_at, tz), "{} sent at {local} ({zone})", step.step);
     assert!(!matches!(local.weekday(), Weekday::Sat | Weekday::Sun), "{} on a weekend: {local}", step.step);
-    // Fired on the first clock move after it became due (the clock moves a day at a time).
-    assert!(observed_at >= step.scheduled_for && observed_at - step.scheduled_for <= Duration::days(1));
+    assert_eq!(sent_at, step.scheduled_for, "{} went out at {local}, not at its timer", step.step);
 }
 
 #[tokio::test]
@@ -309,11 +361,11 @@ async fn default_cadence_fires_each_step_once_on_its_day_inside_the_local_window
 
     let mut fired: Vec<StepDue> = Vec::new();
     for _ in 0..45 {
-        let now = t.advance(Duration::days(1)).await;
+        t.advance(Duration::days(1)).await;
         let msgs = t.outreach().await;
         assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty());
-        for s in of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL) {
-            assert_in_window(&s, zone, now);
+        for (s, sent_at) in fired_at(&msgs) {
+            assert_in_window(&s, zone, sent_at);
             fired.push(s);
         }
     }
@@ -344,10 +396,10 @@ async fn contacts_in_auckland_and_los_angeles_get_steps_inside_their_own_windows
     t.outreach().await;
     let mut fired: Vec<Vec<StepDue>> = vec![vec![], vec![]];
     for _ in 0..40 {
-        let now = t.advance(Duration::days(1)).await;
-        for s in of_kind::<StepDue>(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL) {
+        t.advance(Duration::days(1)).await;
+        for (s, sent_at) in fired_at(&t.outreach().await) {
             let i = decisions.iter().position(|d| d.invoice_id == s.invoice_id).unwrap();
-            assert_in_window(&s, zones[i], now);
+            assert_in_window(&s, zones[i], sent_at);
             fired[i].push(s);
         }
     }
@@ -365,14 +417,21 @@ async fn payment_cancels_pending_steps_and_nothing_fires_after_it() {
     let mut t = TestApp::spawn().await;
     let d = decision(date(2026, 3, 5), "Europe/London", Tier::Standard);
     t.publish_decision(&d).await;
-    // pre_due (26 Feb) was already due when the plan was made: it goes out at once.
-    let first: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
-    assert_eq!(first.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due"]);
+    // pre_due (26 Feb) was already due when the plan was made, at midnight in London: it waits
+    // for the window to open (Monday 2 March, 09:00 GMT) instead of going out at once.
+    let first = t.outreach().await;
+    assert!(of_kind::<StepDue>(&first, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "{first:?}");
+    let opening = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    assert_eq!(t.schedule(d.invoice_id).await[0], ("pre_due".into(), "pending".into(), opening));
     for _ in 0..4 {
         t.advance(Duration::days(1)).await;
     }
-    let before: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
-    assert_eq!(before.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["due_today"]);
+    let before = fired_at(&t.outreach().await);
+    assert_eq!(before.iter().map(|(s, _)| s.step.as_str()).collect::<Vec<_>>(), ["pre_due", "due_today"]);
+    assert_eq!(before[0].1, opening);
+    for (s, sent_at) in &before {
+        assert_in_window(s, "Europe/London", *sent_at);
+    }
 
     t.pay(d.invoice_id).await;
     let msgs = t.outreach().await;
@@ -400,25 +459,44 @@ async fn a_big_jump_fires_only_the_latest_due_step() {
     let d = decision(date(2026, 3, 9), "America/Chicago", Tier::Standard);
     t.publish_decision(&d).await;
     t.outreach().await;
-    // 22 March: pre_due, due_today, overdue_3 and overdue_7 are all due; overdue_14 is not.
-    t.advance(Duration::days(20)).await;
+    // One jump to 22 March 00:00 UTC: pre_due, due_today, overdue_3 and overdue_7 are all due,
+    // overdue_14 (Monday 23 March) is not. It is Saturday 19:00 in Chicago: nothing goes out,
+    // the due steps wait for the window to open on Monday 23 March, 09:00 CDT.
+    let landed = t.jump(Duration::days(20)).await;
     let msgs = t.outreach().await;
-    let fired: Vec<StepDue> = of_kind(&msgs, subjects::outreach::STEP_DUE_EMAIL);
-    assert_eq!(fired.len(), 1);
-    assert_eq!(fired[0].step, "overdue_7");
+    assert!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "{msgs:?}");
+    assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty(), "{msgs:?}");
+    let opening = Utc.with_ymd_and_hms(2026, 3, 23, 14, 0, 0).unwrap();
+    let schedule = t.schedule(d.invoice_id).await;
+    for (name, state, at) in &schedule[..4] {
+        assert_eq!((state.as_str(), *at), ("pending", opening), "{name}");
+    }
+    // overdue_14 was planned for that very opening, so when the clock gets there it is the
+    // latest due step: it alone goes out, and everything the jump skipped over is superseded.
+    assert_eq!(schedule[4], ("overdue_14".into(), "pending".into(), opening));
+    t.advance(opening - landed).await;
+    let msgs = t.outreach().await;
+    let fired = fired_at(&msgs);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].0.step, "overdue_14");
+    assert_eq!(fired[0].0.days_overdue, 14);
+    assert_in_window(&fired[0].0, "America/Chicago", fired[0].1);
     let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
-    assert_eq!(skipped.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due", "due_today", "overdue_3"]);
+    assert_eq!(
+        skipped.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(),
+        ["pre_due", "due_today", "overdue_3", "overdue_7"]
+    );
     for s in &skipped {
         assert_eq!(s.reason, "superseded");
-        assert!(s.detail.contains("overdue_7"), "{}", s.detail);
+        assert!(s.detail.contains("overdue_14"), "{}", s.detail);
     }
     let plan: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
-    assert_eq!(plan.last().unwrap().next.as_ref().unwrap().step, "overdue_14");
+    assert_eq!(plan.last().unwrap().next.as_ref().unwrap().step, "overdue_30");
     // The plan as the API shows it.
     let (status, body) = t.get_plan(d.invoice_id).await;
     assert_eq!(status, 200);
     let states: Vec<&str> = body["steps"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "pending", "pending"]);
+    assert_eq!(states, ["skipped", "skipped", "skipped", "skipped", "fired", "pending"]);
     let (status, body) = t.get_plan(Uuid::now_v7()).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "https://arflow.dev/problems/plan-not-found");
@@ -497,16 +575,21 @@ async fn a_restart_loses_no_timers() {
     t.publish_decision(&d).await;
     t.outreach().await;
     t.stop().await;
-    // The clock moves while the scheduler is down: pre_due (6 March) becomes due.
-    arflow_bus::clock::advance(&t.bus, Duration::days(5)).await.unwrap();
+    // The clock moves while the scheduler is down (no one to stop at its timers): pre_due
+    // (Friday 6 March, 09:00 EST) becomes due; it is 10:00 in New York when the scheduler is back.
+    let back = Utc.with_ymd_and_hms(2026, 3, 6, 15, 0, 0).unwrap();
+    arflow_bus::clock::set(&t.bus, back).await.unwrap();
     t.restart().await;
     t.settle().await;
-    let fired: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
-    assert_eq!(fired.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due"]);
+    let fired = fired_at(&t.outreach().await);
+    assert_eq!(fired.iter().map(|(s, _)| s.step.as_str()).collect::<Vec<_>>(), ["pre_due"]);
+    // It went out as soon as the scheduler was back, inside the window.
+    assert_eq!(fired[0].1, back);
     // And the rest of the plan is still there.
     t.advance(Duration::days(8)).await;
-    let fired: Vec<StepDue> = of_kind(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL);
-    assert_eq!(fired.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["due_today"]);
+    let fired = fired_at(&t.outreach().await);
+    assert_eq!(fired.iter().map(|(s, _)| s.step.as_str()).collect::<Vec<_>>(), ["due_today"]);
+    assert_in_window(&fired[0].0, "America/New_York", fired[0].1);
     t.stop().await;
 }
 
@@ -542,7 +625,7 @@ async fn a_new_due_date_replans_the_pending_steps() {
 }
 
 /// Throughput check (`cargo test -p arflow-scheduler -- --ignored load`): N invoices planned, then
-/// one clock jump fires one step for each.
+/// one clock jump (into the window: Thursday 12 March, 10:00 in New York) fires one step for each.
 #[tokio::test]
 #[ignore]
 async fn load_plans_and_fires_many_invoices() {
@@ -581,7 +664,7 @@ async fn load_plans_and_fires_many_invoices() {
     wait("planning").await;
     let planned = started.elapsed();
     let jump = Instant::now();
-    arflow_bus::clock::advance(&t.bus, Duration::days(12)).await.unwrap();
+    arflow_bus::clock::advance(&t.bus, Duration::days(10) + Duration::hours(14)).await.unwrap();
     wait("firing").await;
     let fired = jump.elapsed();
     let (count,): (i64,) =
@@ -632,12 +715,55 @@ async fn a_pause_holds_the_steps_until_it_ends() {
     assert_eq!(plans[0].next.as_ref().unwrap().at, resume);
     let mut fired = Vec::new();
     for _ in 0..19 {
-        let now = t.advance(Duration::days(1)).await;
-        for s in of_kind::<StepDue>(&t.outreach().await, subjects::outreach::STEP_DUE_EMAIL) {
-            assert!(now > resume, "{} fired during the pause at {now}", s.step);
+        t.advance(Duration::days(1)).await;
+        let msgs = t.outreach().await;
+        for (s, sent_at) in fired_at(&msgs) {
+            assert!(sent_at >= resume, "{} fired during the pause at {sent_at}", s.step);
+            assert_in_window(&s, "America/New_York", sent_at);
             fired.push(s.step);
+        }
+        for s in of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED) {
+            assert_eq!(s.reason, "superseded", "{s:?}");
         }
     }
     // Everything held by the pause came due at once when it ended: only the latest went out.
     assert_eq!(fired, ["overdue_7"]);
+    let states: Vec<String> = t.steps(d.invoice_id).await.into_iter().map(|s| s.1).collect();
+    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "pending", "pending"]);
+}
+
+#[tokio::test]
+async fn a_plan_made_after_its_steps_were_due_waits_for_the_next_opening_in_the_contacts_zone() {
+    let mut t = TestApp::spawn().await;
+    let zone = "America/Los_Angeles";
+    // First seen on Monday 2 March 00:00 UTC, 10 days overdue (due Friday 20 February): pre_due,
+    // due_today, overdue_3 and overdue_7 are already past. In Los Angeles it is Sunday 16:00.
+    let d = decision(date(2026, 2, 20), zone, Tier::Standard);
+    t.publish_decision(&d).await;
+    let msgs = t.outreach().await;
+    assert!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "fired at once: {msgs:?}");
+    assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty(), "{msgs:?}");
+    // They wait for Monday 2 March, 09:00 PST.
+    let opening = Utc.with_ymd_and_hms(2026, 3, 2, 17, 0, 0).unwrap();
+    let plan: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
+    assert_eq!(plan.last().unwrap().next.as_ref().unwrap().at, opening);
+    let schedule = t.schedule(d.invoice_id).await;
+    for (name, state, at) in &schedule[..4] {
+        assert_eq!((state.as_str(), *at), ("pending", opening), "{name}");
+    }
+
+    t.advance(Duration::days(1)).await;
+    let msgs = t.outreach().await;
+    let fired = fired_at(&msgs);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let (step, sent_at) = &fired[0];
+    assert_eq!(step.step, "overdue_7");
+    assert_eq!(*sent_at, opening);
+    assert_in_window(step, zone, *sent_at);
+    assert_eq!(step.days_overdue, 10);
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(skipped.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due", "due_today", "overdue_3"]);
+    assert!(skipped.iter().all(|s| s.reason == "superseded"), "{skipped:?}");
+    let states: Vec<String> = t.steps(d.invoice_id).await.into_iter().map(|s| s.1).collect();
+    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "pending", "pending"]);
 }

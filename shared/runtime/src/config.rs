@@ -20,20 +20,28 @@ impl ConfigError {
 
 /// Loads `T` from `defaults` (TOML) + `$ARFLOW_CONFIG` + `ARFLOW__...` variables.
 pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
+    load_from(defaults, environment())
+}
+
+/// The `ARFLOW__SECTION__KEY` variables.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("ARFLOW")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        // Only these keys are lists (`ARFLOW__CONSUMER__BACKOFF_MS=100,500,2000`); every other
+        // value stays a string even when it contains a comma.
+        .list_separator(",")
+        .with_list_parse_key("consumer.backoff_ms")
+        .with_list_parse_key("email.retry_backoff_ms")
+}
+
+fn load_from<T: DeserializeOwned>(defaults: &str, env: config::Environment) -> Result<T, ConfigError> {
     let mut builder = config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Toml));
     if let Ok(path) = std::env::var("ARFLOW_CONFIG") {
         builder = builder.add_source(config::File::with_name(&path).required(true));
     }
-    let cfg = builder
-        .add_source(
-            config::Environment::with_prefix("ARFLOW")
-                .prefix_separator("__")
-                .separator("__")
-                .list_separator(",")
-                .try_parsing(true),
-        )
-        .build()?;
-    Ok(cfg.try_deserialize()?)
+    Ok(builder.add_source(env).build()?.try_deserialize()?)
 }
 
 /// Loads `T` from the compiled-in defaults only (tests and the all-in-one process
@@ -208,6 +216,28 @@ mod tests {
         assert_eq!(s.http.port, 8080);
         assert!(s.database.validate().is_ok());
         assert!(s.database.connection_url().expose_secret().starts_with("postgres://postgres@127.0.0.1:5432/"));
+    }
+
+    #[test]
+    fn environment_strings_are_not_lists() {
+        let vars: std::collections::HashMap<String, String> =
+            [("ARFLOW__DATABASE__URL", "postgres://u@h:5432/db?a=1,b=2"), ("ARFLOW__CONSUMER__BACKOFF_MS", "100,500")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        #[derive(Deserialize)]
+        struct WithConsumer {
+            database: DatabaseSettings,
+            consumer: Backoff,
+        }
+        #[derive(Deserialize)]
+        struct Backoff {
+            backoff_ms: Vec<u64>,
+        }
+        let s: WithConsumer =
+            load_from("[database]\nschema = \"gateway\"\n[consumer]\n", environment().source(Some(vars))).unwrap();
+        assert_eq!(s.database.connection_url().expose_secret(), "postgres://u@h:5432/db?a=1,b=2");
+        assert_eq!(s.consumer.backoff_ms, vec![100, 500]);
     }
 
     #[test]

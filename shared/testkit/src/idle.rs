@@ -27,7 +27,9 @@ pub async fn busy_work(
     while let Some(name) = names.next().await {
         streams.push(name.map_err(|e| e.to_string())?);
     }
-    for name in streams {
+    // Key-value watchers (`KV_*` streams) are ephemeral; a stopped service's watcher lingers
+    // there until it expires, and is no work in flight.
+    for name in streams.into_iter().filter(|n| !n.starts_with("KV_")) {
         let stream = js.get_stream(&name).await.map_err(|e| e.to_string())?;
         let mut consumers = stream.consumers();
         while let Some(info) = consumers.next().await {

@@ -30,6 +30,16 @@ impl Handler for BillingHandler {
     }
 }
 
+/// An unknown zone is stored as sent (the record is still newer data) but said out loud:
+/// decisions fall back to the next zone in line (client -> firm -> UTC).
+fn warn_unknown_zone(what: &str, zone: Option<&str>) {
+    if let Some(z) = zone
+        && arflow_core::window::parse_tz(z).is_err()
+    {
+        tracing::warn!(what, zone = z, "unknown IANA time zone; the next zone in line is used instead");
+    }
+}
+
 fn ignored_older(what: &str, version: i64) {
     tracing::debug!(what, version, "not newer than the stored record; ignored");
 }
@@ -68,6 +78,7 @@ impl Apply for BillingHandler {
                         f.firm_id
                     )));
                 }
+                warn_unknown_zone("firm", Some(&f.timezone));
                 if !store::upsert_firm(conn, &f).await? {
                     ignored_older("firm", f.version);
                     return Ok(());
@@ -78,6 +89,7 @@ impl Apply for BillingHandler {
             }
             billing::CLIENT_UPSERTED => {
                 let c: ClientUpserted = data(env)?;
+                warn_unknown_zone("client", c.timezone.as_deref());
                 if !store::upsert_client(conn, firm_id, &c).await? {
                     ignored_older("client", c.version);
                     return Ok(());
@@ -86,6 +98,7 @@ impl Apply for BillingHandler {
             }
             billing::CONTACT_UPSERTED => {
                 let c: ContactUpserted = data(env)?;
+                warn_unknown_zone("contact", c.timezone.as_deref());
                 let Some(previous_client) = store::upsert_contact(conn, firm_id, &c).await? else {
                     ignored_older("contact", c.version);
                     return Ok(());

@@ -4,11 +4,12 @@ pub mod billing;
 pub mod consent;
 
 use crate::evaluate::{self, Touched};
+use crate::store;
 use arflow_bus::{HandlerError, Incoming, Rejection};
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_core::Clock;
 use arflow_runtime::Metrics;
-use arflow_store::{Outbox, inbox, outbox, retry};
+use arflow_store::{Outbox, inbox, retry};
 use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use std::future::Future;
@@ -88,7 +89,7 @@ pub(crate) async fn process<A: Apply>(
     touched.flush(&mut tx).await.map_err(retry)?;
     let now = ctx.clock.now();
     let (messages, outcome) = evaluate::run(&mut tx, &touched, now).await.map_err(retry)?;
-    outbox::enqueue(&mut tx, &messages).await.map_err(retry)?;
+    store::enqueue(&mut tx, &messages).await.map_err(retry)?;
     tx.commit().await.map_err(retry)?;
     if !messages.is_empty() {
         ctx.outbox.notify();

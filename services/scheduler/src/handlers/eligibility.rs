@@ -86,7 +86,7 @@ impl Apply for EligibilityHandler {
             let mut planned = policy::plan(policy, &d);
             // A pause (payment promise or plan) holds the steps until its end, so `next` is honest.
             if let Some(until) = d.paused_until.filter(|u| *u > now) {
-                let (window, tz) = policy::window_and_zone(&d);
+                let (window, tz) = policy::window_and_zone(&d, &std::collections::HashSet::new());
                 let resume = window.next_open(until, tz);
                 for step in planned.iter_mut().filter(|s| s.scheduled_for < resume) {
                     step.scheduled_for = resume;
