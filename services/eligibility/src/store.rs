@@ -86,47 +86,11 @@ pub fn status_str(s: InvoiceStatus) -> &'static str {
     }
 }
 
-/// Bound parameters per statement are kept under this many bytes: sqlx 0.9 does not set
-/// TCP_NODELAY, and a statement of about 20 KB or more stalls ~40 ms on Nagle + delayed
-/// ACK (measured on loopback: 16 KB takes 0.07 ms, 20 KB 44 ms), which would dominate a batch.
-const MAX_STATEMENT_BYTES: usize = 12 * 1024;
+pub use arflow_store::chunk::{json_size, size_chunks};
 
-/// Splits `items` into runs whose estimated encoded size stays under `MAX_STATEMENT_BYTES`.
-pub fn size_chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, item) in items.iter().enumerate() {
-        let n = size(item);
-        if i > start && bytes + n > MAX_STATEMENT_BYTES {
-            chunks.push(&items[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += n;
-    }
-    if start < items.len() {
-        chunks.push(&items[start..]);
-    }
-    chunks
-}
-
-/// Enqueues events in statements small enough not to stall (see `MAX_STATEMENT_BYTES`).
+/// Enqueues events (the shared outbox splits them into statements that do not stall).
 pub async fn enqueue(conn: &mut PgConnection, messages: &[arflow_store::OutboxMessage]) -> Result<(), sqlx::Error> {
-    for chunk in size_chunks(messages, |m| json_size(&m.payload) + m.subject.len() + m.msg_id.len()) {
-        arflow_store::outbox::enqueue(conn, chunk).await?;
-    }
-    Ok(())
-}
-
-/// A cheap upper-bound-ish estimate of a JSON value's encoded size.
-fn json_size(v: &serde_json::Value) -> usize {
-    match v {
-        serde_json::Value::Null | serde_json::Value::Bool(_) => 5,
-        serde_json::Value::Number(_) => 24,
-        serde_json::Value::String(s) => s.len() + 2,
-        serde_json::Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<usize>(),
-        serde_json::Value::Object(o) => 2 + o.iter().map(|(k, x)| k.len() + 4 + json_size(x)).sum::<usize>(),
-    }
+    arflow_store::outbox::enqueue(conn, messages).await
 }
 
 /// Returns whether the record was newer than what was stored.

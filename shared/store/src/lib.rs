@@ -1,5 +1,6 @@
 //! PostgreSQL for arflow services. Each service owns one schema: its pool sets
 //! `search_path` to it, so its migrations, inbox and outbox all live there.
+pub mod chunk;
 pub mod inbox;
 pub mod outbox;
 

@@ -25,11 +25,18 @@ impl OutboxMessage {
     }
 }
 
-/// Writes `messages` in the caller's transaction.
+/// Writes `messages` in the caller's transaction (in statements small enough not to stall,
+/// see `chunk`).
 pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
-    if messages.is_empty() {
-        return Ok(());
+    for part in
+        crate::chunk::size_chunks(messages, |m| crate::chunk::json_size(&m.payload) + m.subject.len() + m.msg_id.len())
+    {
+        enqueue_statement(conn, part).await?;
     }
+    Ok(())
+}
+
+async fn enqueue_statement(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
     let subjects: Vec<&str> = messages.iter().map(|m| m.subject.as_str()).collect();
     let ids: Vec<&str> = messages.iter().map(|m| m.msg_id.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = messages.iter().map(|m| &m.payload).collect();
