@@ -35,5 +35,4 @@ arflow *ARGS:
 
 # Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99
 bench: setup
-    cargo build --release --locked -p arflow-cli
-    "$CARGO_TARGET_DIR/release/arflow" bench
+    cargo bench --locked -p arflow-tests --bench pipeline

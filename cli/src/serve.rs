@@ -1,6 +1,7 @@
 //! `arflow serve <service|all>`: each service with its own config (defaults, `$ARFLOW_CONFIG`,
 //! `ARFLOW__...`); `all` runs every service in this one process (the local stack).
 use anyhow::{Context, bail};
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{Shutdown, shutdown, telemetry};
 
 pub async fn run(which: &str) -> anyhow::Result<()> {

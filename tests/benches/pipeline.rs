@@ -110,6 +110,26 @@ async fn main() {
             }
         }
     });
+    // The invoices exist before they are paid, as in production (not measured).
+    for i in 0..300 {
+        let object = arflow_testkit::stripe::invoice(
+            &format!("in_hold_{i}"),
+            "cus_bench",
+            "B-1",
+            10_000,
+            "usd",
+            1_775_000_000,
+            "open",
+        );
+        let event = arflow_testkit::stripe::event(
+            &format!("evt_hold_open_{i}"),
+            "invoice.finalized",
+            Utc::now().timestamp(),
+            object,
+        );
+        assert!(app.stripe(&firm, &event).await.status().is_success());
+    }
+    app.process_until_idle().await;
     let mut visible = vec![];
     for i in 0..300 {
         let mut object =

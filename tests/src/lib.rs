@@ -5,6 +5,7 @@
 
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockMode, ClockSettings, Metrics, NatsSettings};
 use arflow_testkit::smtp::{ReceivedMail, SmtpSink};
 use arflow_testkit::{TestDb, TestNats, stripe};

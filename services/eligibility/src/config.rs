@@ -1,8 +1,7 @@
 //! Typed configuration: `config/default.toml`, then `$ARFLOW_CONFIG`, then `ARFLOW__SECTION__KEY`.
 use arflow_bus::ConsumerSettings;
-use arflow_runtime::{
-    ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings, config as runtime_config,
-};
+use arflow_runtime::ServiceConfig;
+use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -46,18 +45,10 @@ impl Default for EligibilitySettings {
     }
 }
 
-impl Config {
-    /// Defaults + `$ARFLOW_CONFIG` + environment, validated.
-    pub fn load() -> Result<Self, ConfigError> {
-        runtime_config::load::<Config>(DEFAULTS)?.validated()
-    }
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = DEFAULTS;
 
-    /// The compiled-in defaults only (tests override fields on top), validated.
-    pub fn defaults() -> Result<Self, ConfigError> {
-        runtime_config::load_defaults::<Config>(DEFAULTS)?.validated()
-    }
-
-    fn validated(self) -> Result<Self, ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.database.validate()?;
         if self.eligibility.poll_interval_secs == 0 {
             return Err(ConfigError::invalid("eligibility.poll_interval_secs", "must be at least 1"));
@@ -68,7 +59,7 @@ impl Config {
         if self.consumer.batch_size == 0 {
             return Err(ConfigError::invalid("consumer.batch_size", "must be positive"));
         }
-        Ok(self)
+        Ok(())
     }
 }
 

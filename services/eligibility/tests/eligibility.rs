@@ -11,6 +11,7 @@ use arflow_contracts::events::{
 use arflow_contracts::{Envelope, subjects};
 use arflow_core::{Channel, Currency, SendWindow};
 use arflow_eligibility::{Application, Config};
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockMode, ClockSettings, Metrics, NatsSettings};
 use arflow_testkit::{TestDb, TestNats};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};

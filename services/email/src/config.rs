@@ -1,5 +1,6 @@
 //! Typed configuration: `config/default.toml`, then `$ARFLOW_CONFIG`, then `ARFLOW__SECTION__KEY`.
 use arflow_bus::ConsumerSettings;
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -103,22 +104,10 @@ impl EmailSettings {
     }
 }
 
-impl Config {
-    /// Defaults + `$ARFLOW_CONFIG` + `ARFLOW__...` variables, validated.
-    pub fn load() -> Result<Self, ConfigError> {
-        let config: Config = arflow_runtime::config::load(DEFAULTS)?;
-        config.validate()?;
-        Ok(config)
-    }
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = DEFAULTS;
 
-    /// The compiled-in defaults only (tests override fields on top).
-    pub fn defaults() -> Result<Self, ConfigError> {
-        let config: Config = arflow_runtime::config::load_defaults(DEFAULTS)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.database.validate()?;
         if self.consumer.batch_size == 0 {
             return Err(ConfigError::invalid("consumer.batch_size", "must be at least 1"));

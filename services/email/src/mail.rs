@@ -142,6 +142,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use arflow_contracts::events::Explanation;
+    use arflow_runtime::ServiceConfig;
     use uuid::Uuid;
 
     fn row() -> EmailRow {

@@ -1,4 +1,5 @@
 use arflow_email::{Application, Config};
+use arflow_runtime::ServiceConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

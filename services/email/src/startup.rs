@@ -6,6 +6,7 @@ use crate::sender::Sender;
 use crate::{SERVICE, routes};
 use arflow_bus::consumer::ConsumerSpec;
 use arflow_contracts::subjects::outreach;
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::Shutdown;
 use arflow_service::{Base, Settings, StartupError};
 use sqlx::migrate::Migrator;

@@ -1,5 +1,6 @@
 //! Typed configuration of the gateway (defaults in `config/default.toml`).
 use arflow_bus::ConsumerSettings;
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -30,22 +31,10 @@ pub struct GatewaySettings {
     pub stripe_api_base: String,
 }
 
-impl Config {
-    /// Defaults, `$ARFLOW_CONFIG`, then `ARFLOW__SECTION__KEY` variables; validated.
-    pub fn load() -> Result<Self, ConfigError> {
-        let config: Config = arflow_runtime::config::load(DEFAULTS)?;
-        config.validate()?;
-        Ok(config)
-    }
+impl ServiceConfig for Config {
+    const DEFAULTS: &'static str = DEFAULTS;
 
-    /// The compiled-in defaults only (tests set their own values on top).
-    pub fn defaults() -> Result<Self, ConfigError> {
-        let config: Config = arflow_runtime::config::load_defaults(DEFAULTS)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         self.database.validate()?;
         for (key, url) in [
             ("gateway.public_base_url", &self.gateway.public_base_url),

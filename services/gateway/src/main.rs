@@ -1,4 +1,5 @@
 use arflow_gateway::{Application, Config};
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{shutdown, telemetry};
 
 #[tokio::main]

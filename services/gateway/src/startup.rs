@@ -3,6 +3,7 @@ use crate::config::{Config, GatewaySettings};
 use crate::handlers::activity::ActivityHandler;
 use crate::routes;
 use arflow_bus::consumer::ConsumerSpec;
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::Shutdown;
 use arflow_service::{Base, Settings, StartupError};
 use sqlx::migrate::Migrator;
@@ -15,7 +16,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub struct AppState {
     pub base: Arc<BaseHandles>,
     pub config: Arc<GatewaySettings>,
-    pub http: reqwest::Client,
 }
 
 /// The parts of [`Base`] handlers use (Base itself is consumed by `run`).
@@ -50,10 +50,6 @@ impl Application {
             };
             base.spawn_consumer(spec, config.consumer.clone(), handler.clone());
         }
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| StartupError::Config(format!("HTTP client: {e}")))?;
         let state = AppState {
             base: Arc::new(BaseHandles {
                 pool: base.pool.clone(),
@@ -63,7 +59,6 @@ impl Application {
                 metrics: base.metrics.clone(),
             }),
             config: Arc::new(config.gateway),
-            http,
         };
         Ok(Application { base, state })
     }

@@ -1,64 +1,96 @@
-//! Stripe's REST API for backfill: list customers and open invoices.
+//! Stripe's REST API for backfill, through async-stripe: list customers and open invoices.
 //!
-//! reqwest rather than async-stripe: async-stripe (=1.0.0-rc.10) can be pointed at another
-//! base URL (`ClientBuilder::url`), but its `Invoice` type requires ~80 fields
-//! (`automatic_tax`, `issuer`, `lines`, `status_transitions`, ...) to deserialize, so any
-//! partial object (a simulator, or an API version it does not know) fails. We read the
-//! same JSON as the webhook path instead, through the same REST list contract.
-use serde::Deserialize;
+//! async-stripe parses Stripe's objects into its typed `Customer` / `Invoice`; we serialize
+//! them back to Stripe's JSON shape (async-stripe's `serialize` feature emits every field
+//! plus `object`) so the backfill feeds the same `serde_json::Value` ingest path as the
+//! webhooks (`crate::ingest`).
+use futures::{Stream, TryStreamExt};
+use serde::Serialize;
 use serde_json::Value;
+use std::time::Duration;
+use stripe_billing::InvoiceStatus;
+use stripe_billing::invoice::ListInvoice;
+use stripe_core::customer::ListCustomer;
+
+/// Stripe's largest page.
+const PAGE: i64 = 100;
+/// A bound on one listing: 1,000 pages of 100 is more than any firm's open book.
+const MAX_OBJECTS: usize = 100_000;
+/// Per attempt (the client does not retry: `RequestStrategy::Once`).
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StripeApiError {
+    #[error("Stripe client: {0}")]
+    Config(String),
     #[error("Stripe request {path} failed: {reason}")]
     Http { path: String, reason: String },
     #[error("Stripe refused {path} with {status}: {message}")]
     Status { path: String, status: u16, message: String },
 }
 
-#[derive(Debug, Deserialize)]
-struct ListPage {
-    data: Vec<Value>,
-    #[serde(default)]
-    has_more: bool,
-}
-
-pub struct StripeApi<'a> {
-    pub http: &'a reqwest::Client,
-    pub base: &'a str,
-    pub key: &'a str,
-}
-
-impl StripeApi<'_> {
-    /// Every object of a list endpoint, following `starting_after` while `has_more`.
-    pub async fn list_all(&self, path: &str, params: &[(&str, &str)]) -> Result<Vec<Value>, StripeApiError> {
-        let url = format!("{}/{}", self.base.trim_end_matches('/'), path.trim_start_matches('/'));
-        let err = |reason: String| StripeApiError::Http { path: path.to_string(), reason };
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        // Bounded: 1,000 pages of 100 is more than any firm's open book.
-        for _ in 0..1_000 {
-            let mut query: Vec<(&str, &str)> = params.to_vec();
-            query.push(("limit", "100"));
-            if let Some(a) = &after {
-                query.push(("starting_after", a));
-            }
-            let response =
-                self.http.get(&url).bearer_auth(self.key).query(&query).send().await.map_err(|e| err(e.to_string()))?;
-            let status = response.status();
-            if !status.is_success() {
-                let body: Value = response.json().await.unwrap_or_default();
-                let message =
-                    body.pointer("/error/message").and_then(Value::as_str).unwrap_or("no error message").to_string();
-                return Err(StripeApiError::Status { path: path.to_string(), status: status.as_u16(), message });
-            }
-            let page: ListPage = response.json().await.map_err(|e| err(e.to_string()))?;
-            after = page.data.last().and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_string);
-            out.extend(page.data);
-            if !page.has_more || after.is_none() {
-                break;
-            }
+impl StripeApiError {
+    fn from_stripe(path: &str, e: stripe::StripeError) -> Self {
+        match e {
+            stripe::StripeError::Stripe(api, status) => StripeApiError::Status {
+                path: path.to_string(),
+                status,
+                message: api.message.unwrap_or_else(|| "no error message".to_string()),
+            },
+            other => StripeApiError::Http { path: path.to_string(), reason: other.to_string() },
         }
-        Ok(out)
     }
+}
+
+/// A Stripe API client for one firm's secret key.
+pub struct StripeApi {
+    client: stripe::Client,
+}
+
+impl StripeApi {
+    /// `base` is Stripe's API root (`https://api.stripe.com/`, or a simulator's).
+    pub fn new(base: &str, secret_key: &str) -> Result<Self, StripeApiError> {
+        // async-stripe's rustls connector uses the process-default crypto provider; rustls
+        // only infers one when exactly one of ring / aws-lc-rs is compiled in, so pick the
+        // workspace's (ring). An Err means one is already installed, which is as good.
+        let _ = async_nats::rustls::crypto::ring::default_provider().install_default();
+        // async-stripe appends `v1/...` to the base as written.
+        let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
+        let client = stripe::ClientBuilder::new(secret_key)
+            .url(base)
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|e| StripeApiError::Config(e.to_string()))?;
+        Ok(StripeApi { client })
+    }
+
+    /// Every customer (`GET /v1/customers`, all pages), as Stripe's JSON.
+    pub async fn customers(&self) -> Result<Vec<Value>, StripeApiError> {
+        let stream = ListCustomer::new().limit(PAGE).paginate().stream(&self.client);
+        collect_json("/v1/customers", stream).await
+    }
+
+    /// Every open invoice (`GET /v1/invoices?status=open`, all pages), as Stripe's JSON.
+    pub async fn open_invoices(&self) -> Result<Vec<Value>, StripeApiError> {
+        let stream = ListInvoice::new().status(InvoiceStatus::Open).limit(PAGE).paginate().stream(&self.client);
+        collect_json("/v1/invoices", stream).await
+    }
+}
+
+/// Drain a paginated listing (async-stripe follows `starting_after` while `has_more`).
+async fn collect_json<T: Serialize>(
+    path: &str,
+    mut stream: impl Stream<Item = Result<T, stripe::StripeError>> + Unpin,
+) -> Result<Vec<Value>, StripeApiError> {
+    let mut out = Vec::new();
+    while let Some(object) = stream.try_next().await.map_err(|e| StripeApiError::from_stripe(path, e))? {
+        if out.len() >= MAX_OBJECTS {
+            tracing::warn!(path, max = MAX_OBJECTS, "Stripe listing truncated");
+            break;
+        }
+        let json = serde_json::to_value(&object)
+            .map_err(|e| StripeApiError::Http { path: path.to_string(), reason: format!("re-encoding: {e}") })?;
+        out.push(json);
+    }
+    Ok(out)
 }

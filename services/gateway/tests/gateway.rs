@@ -383,6 +383,8 @@ async fn backfill_imports_customers_and_open_invoices_from_stripe() {
     let result: Value = r.json().await.unwrap();
     assert_eq!(result, json!({"customers": 3, "invoices": 2}));
     assert!(sim.requests().iter().any(|r| r.starts_with("GET /v1/invoices?") && r.contains("status=open")));
+    // Through async-stripe: it pins the API version the builders' shapes follow.
+    assert!(sim.stripe_versions().iter().all(|v| v.as_deref() == Some(arflow_testkit::stripe::API_VERSION)));
     let clients: Value = app.get(&firm.key, "/v1/clients").await.json().await.unwrap();
     assert_eq!(clients["data"].as_array().unwrap().len(), 3);
     let invoices: Value = app.get(&firm.key, "/v1/invoices").await.json().await.unwrap();

@@ -1,3 +1,4 @@
+use arflow_runtime::ServiceConfig;
 use arflow_scheduler::{Application, Config};
 
 #[tokio::main]

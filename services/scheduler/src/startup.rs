@@ -5,6 +5,7 @@ use crate::timer::Timer;
 use crate::{SERVICE, routes};
 use arflow_bus::consumer::ConsumerSpec;
 use arflow_contracts::subjects::{self, billing, consent, eligibility};
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::Shutdown;
 use arflow_service::{Base, Settings, StartupError};
 use sqlx::migrate::Migrator;

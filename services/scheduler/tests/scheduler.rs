@@ -10,6 +10,7 @@ use arflow_contracts::events::{
 };
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_core::{Channel, Currency, SendWindow, window::parse_tz};
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockMode, Metrics, NatsSettings};
 use arflow_scheduler::{Application, Config};
 use arflow_service::StartupError;

@@ -18,6 +18,31 @@ impl ConfigError {
     }
 }
 
+/// A service's typed configuration: its compiled-in defaults and its own validation.
+/// `load` and `defaults` are the same for every service, so they live here.
+pub trait ServiceConfig: DeserializeOwned {
+    /// The service's `config/default.toml`.
+    const DEFAULTS: &'static str;
+
+    /// Checks values the types cannot; the error names the bad key.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// Defaults + `$ARFLOW_CONFIG` + `ARFLOW__...` variables, validated.
+    fn load() -> Result<Self, ConfigError> {
+        let config: Self = load(Self::DEFAULTS)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The compiled-in defaults only, validated (tests and the all-in-one process override
+    /// fields on top).
+    fn defaults() -> Result<Self, ConfigError> {
+        let config: Self = load_defaults(Self::DEFAULTS)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 /// Loads `T` from `defaults` (TOML) + `$ARFLOW_CONFIG` + `ARFLOW__...` variables.
 pub fn load<T: DeserializeOwned>(defaults: &str) -> Result<T, ConfigError> {
     load_from(defaults, environment())

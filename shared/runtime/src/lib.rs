@@ -6,6 +6,8 @@ pub mod shutdown;
 pub mod signature;
 pub mod telemetry;
 
-pub use config::{ClockMode, ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
+pub use config::{
+    ClockMode, ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings, ServiceConfig,
+};
 pub use metrics::Metrics;
 pub use shutdown::Shutdown;

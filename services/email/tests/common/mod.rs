@@ -10,6 +10,7 @@ use arflow_contracts::subjects::{outreach, subject};
 use arflow_contracts::{Envelope, msg_id};
 use arflow_core::{Channel, Currency};
 use arflow_email::{Application, Config};
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{Metrics, NatsSettings};
 use arflow_testkit::smtp::SmtpSink;
 use arflow_testkit::{TestDb, TestNats};

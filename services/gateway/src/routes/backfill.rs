@@ -36,9 +36,9 @@ pub async fn backfill(State(state): State<AppState>, auth: FirmAuth) -> Result<J
         .stripe_api_key
         .as_deref()
         .ok_or_else(|| ApiError::Conflict("the firm has no stripe_api_key; set it with PATCH /v1/firm".into()))?;
-    let api = StripeApi { http: &state.http, base: &state.config.stripe_api_base, key };
-    let customers = api.list_all("/v1/customers", &[]).await?;
-    let invoices = api.list_all("/v1/invoices", &[("status", "open")]).await?;
+    let api = StripeApi::new(&state.config.stripe_api_base, key)?;
+    let customers = api.customers().await?;
+    let invoices = api.open_invoices().await?;
     // What Stripe says now is newer than any event created before now (real time: Stripe's clock).
     let created = chrono::Utc::now().timestamp();
     let now = state.base.clock.now();

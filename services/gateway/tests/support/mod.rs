@@ -4,6 +4,7 @@
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_gateway::{Application, Config};
+use arflow_runtime::ServiceConfig;
 use arflow_runtime::{Metrics, NatsSettings};
 use arflow_testkit::{TestDb, TestNats};
 use serde_json::{Value, json};
