@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 pub struct Options {
@@ -196,6 +197,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("the pipeline did not settle: {e}"))?;
         days.set_message(now.format("%a %Y-%m-%d").to_string());
+        if !std::io::stdout().is_terminal() {
+            // No progress bar without a terminal (CI, logs): a line a day instead.
+            println!("day {day:>2}/{}: {}", opts.days, now.format("%a %Y-%m-%d"));
+        }
         for (j, inv) in invoices.iter().enumerate().filter(|(_, i)| i.pay_day == Some(day)) {
             let mut object = stripe::invoice(
                 &inv.stripe_id,

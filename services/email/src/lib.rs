@@ -9,6 +9,7 @@ pub mod mail;
 pub mod render;
 pub mod routes;
 pub mod sender;
+pub mod smtp_pool;
 pub mod startup;
 pub mod store;
 

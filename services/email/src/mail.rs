@@ -39,6 +39,9 @@ pub enum SendError {
 }
 
 pub struct Mailer {
+    /// Plain and STARTTLS connections (TCP_NODELAY, see `smtp_pool`).
+    pool: Option<crate::smtp_pool::SmtpPool>,
+    /// Implicit TLS.
     transport: AsyncSmtpTransport<Tokio1Executor>,
     dkim: Option<DkimConfig>,
     unsubscribe_mailto: Option<String>,
@@ -62,7 +65,8 @@ impl Mailer {
         }
         let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
         let dkim = email.dkim.as_ref().map(load_dkim).transpose()?;
-        Ok(Mailer { transport, dkim, unsubscribe_mailto: email.unsubscribe_mailto.clone() })
+        let pool = crate::smtp_pool::SmtpPool::new(smtp).map_err(tls_err)?;
+        Ok(Mailer { pool, transport, dkim, unsubscribe_mailto: email.unsubscribe_mailto.clone() })
     }
 
     /// The MIME message of `row`, DKIM-signed when configured.
@@ -100,6 +104,13 @@ impl Mailer {
     }
 
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        if let Some(pool) = &self.pool {
+            return match pool.send(message.envelope(), &message.formatted()).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                Err(e) => Err(SendError::Transient(e.to_string())),
+            };
+        }
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() || e.is_client() => Err(SendError::Permanent(e.to_string())),
