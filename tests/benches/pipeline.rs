@@ -86,6 +86,31 @@ async fn main() {
     let due_at = Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap();
     let before = app.smtp.count();
     let t = Instant::now();
+    if std::env::var("ARFLOW_BENCH_TRACE").is_ok() {
+        let pool = app.pool.clone();
+        let t0 = t;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let fired: (i64,) = sqlx::query_as("SELECT count(*) FROM scheduler.steps WHERE state <> 'pending'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or((0,));
+                let emails: (i64, i64) =
+                    sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE state = 'sent') FROM email.emails")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap_or((0, 0));
+                eprintln!(
+                    "t={:>5.2}s steps_fired={} emails_queued={} emails_sent={}",
+                    t0.elapsed().as_secs_f64(),
+                    fired.0,
+                    emails.0,
+                    emails.1
+                );
+            }
+        });
+    }
     arflow_bus::clock::set(&app.bus, due_at).await.unwrap();
     let mails = app.smtp.wait_for(before + n, std::time::Duration::from_secs(1800)).await.len() - before;
     let pipeline_secs = t.elapsed().as_secs_f64();

@@ -171,6 +171,7 @@ pub async fn apply_customer(
     let name =
         str_field(obj, "name").map(str::to_string).or_else(|| email.clone()).unwrap_or_else(|| customer_id.to_string());
     let phone = valid_phone(str_field(obj, "phone"));
+    store::lock_stripe_customer(tx, ctx.firm_id, customer_id).await?;
     let existing = store::client_by_stripe_id(tx, ctx.firm_id, customer_id).await?;
     if let Some(c) = &existing
         && ctx.created < c.stripe_version
@@ -318,6 +319,7 @@ async fn client_for_invoice(
 ) -> Result<Uuid, IngestError> {
     let customer_id =
         expandable_id(obj, "customer").ok_or_else(|| IngestError::Malformed("the invoice has no `customer`".into()))?;
+    store::lock_stripe_customer(tx, ctx.firm_id, customer_id).await?;
     if let Some(c) = store::client_by_stripe_id(tx, ctx.firm_id, customer_id).await? {
         return Ok(c.id);
     }

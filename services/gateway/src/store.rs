@@ -265,6 +265,21 @@ pub async fn client(conn: &mut PgConnection, firm_id: Uuid, id: Uuid) -> Result<
         .await
 }
 
+/// Serializes, until the transaction ends, everything that may create the client of one Stripe
+/// customer: concurrent webhooks for a customer arflow has not seen yet would otherwise both
+/// insert it and one would fail on the unique (firm, customer) constraint.
+pub async fn lock_stripe_customer(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    stripe_customer_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("stripe-customer:{firm_id}:{stripe_customer_id}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn client_by_stripe_id(
     conn: &mut PgConnection,
     firm_id: Uuid,

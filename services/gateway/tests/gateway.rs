@@ -569,3 +569,28 @@ async fn eligibility_is_recorded_only_when_the_failed_rules_change() {
     assert_eq!(entries[1]["reason"], "not_disputed");
     assert_eq!(entries[1]["checks"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_events_for_a_new_customer_create_it_once() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let mut deliveries = vec![];
+    for i in 0..20 {
+        let object = invoice(&format!("in_conc_{i}"), "cus_new", "C-1", 10_000, "usd", 1_775_000_000, "open");
+        let event = event(&format!("evt_conc_{i}"), "invoice.finalized", 1_775_000_000, object);
+        let (sig, body) = signed_webhook(SECRET, &event);
+        let http = app.http.clone();
+        let url = app.url(&format!("/webhooks/stripe/{}", firm.id));
+        deliveries.push(tokio::spawn(async move {
+            http.post(url).header("Stripe-Signature", sig).body(body).send().await.unwrap().status()
+        }));
+    }
+    for d in deliveries {
+        assert_eq!(d.await.unwrap(), 200, "every concurrent delivery is accepted");
+    }
+    let clients: i64 = sqlx::query_scalar("SELECT count(*) FROM clients WHERE stripe_customer_id = 'cus_new'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(clients, 1);
+}

@@ -313,6 +313,9 @@ pub async fn create_client(
             created_at: now,
         };
         let mut tx = state.base.pool.begin().await?;
+        if let Some(cus) = &stripe_customer_id {
+            store::lock_stripe_customer(&mut tx, auth.firm_id, cus).await?;
+        }
         if let Some(cus) = &stripe_customer_id
             && store::client_by_stripe_id(&mut tx, auth.firm_id, cus).await?.is_some()
         {
