@@ -215,7 +215,8 @@ async fn steady_load(app: &TestApp, firm: &arflow_tests::Firm, webhook: bool) ->
         let req = if webhook {
             let object = arflow_testkit::stripe::invoice(
                 &format!("in_load_{i}"),
-                "cus_load",
+                // A firm's webhooks spread over its customers.
+                &format!("cus_load_{}", i % 50),
                 "L-1",
                 25_000,
                 "usd",

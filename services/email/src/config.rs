@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(c.database.schema, "email");
         assert_eq!(c.smtp.port, 1025);
         assert_eq!(c.smtp.tls, TlsMode::None);
-        assert_eq!(c.smtp.pool_size, 8);
+        assert_eq!(c.smtp.pool_size, 16);
         assert_eq!(c.email.max_attempts, 5);
         assert!(c.email.dkim.is_none());
         assert_eq!(c.email.backoff(1).as_millis(), 1_000);

@@ -477,6 +477,17 @@ pub async fn invoice_id_for(
     firm_id: Uuid,
     stripe_invoice_id: &str,
 ) -> Result<Uuid, sqlx::Error> {
+    // A known invoice (the usual case for a payment) is a read: no write, no WAL flush before
+    // the hold goes out.
+    let known: Option<(Uuid,)> =
+        sqlx::query_as("SELECT invoice_id FROM invoice_ids WHERE firm_id = $1 AND stripe_invoice_id = $2")
+            .bind(firm_id)
+            .bind(stripe_invoice_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some((id,)) = known {
+        return Ok(id);
+    }
     let (id,): (Uuid,) = sqlx::query_as(
         "INSERT INTO invoice_ids (firm_id, stripe_invoice_id, invoice_id) VALUES ($1, $2, $3) \
          ON CONFLICT (firm_id, stripe_invoice_id) DO UPDATE SET stripe_invoice_id = EXCLUDED.stripe_invoice_id \
