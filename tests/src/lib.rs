@@ -86,6 +86,8 @@ impl TestApp {
                 c.database.url = db_url;
                 c.http.port = 0;
                 c.clock = clock;
+                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
+                c.consumer.ack_wait_secs = 5;
                 c.gateway.admin_token = ADMIN.to_string().into();
                 c.gateway.unsubscribe_secret = UNSUB_SECRET.to_string().into();
                 let app = arflow_gateway::Application::build(c, token.clone()).await.expect("gateway starts");
@@ -98,6 +100,8 @@ impl TestApp {
                 c.database.url = db_url;
                 c.http.port = 0;
                 c.clock = clock;
+                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
+                c.consumer.ack_wait_secs = 5;
                 let app = arflow_eligibility::Application::build(c, token.clone()).await.expect("eligibility starts");
                 tokio::spawn(async move { app.run().await.expect("eligibility runs") })
             }
@@ -107,6 +111,8 @@ impl TestApp {
                 c.database.url = db_url;
                 c.http.port = 0;
                 c.clock = clock;
+                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
+                c.consumer.ack_wait_secs = 5;
                 let app = arflow_scheduler::Application::build(c, token.clone()).await.expect("scheduler starts");
                 tokio::spawn(async move { app.run().await.expect("scheduler runs") })
             }
@@ -116,6 +122,8 @@ impl TestApp {
                 c.database.url = db_url;
                 c.http.port = 0;
                 c.clock = clock;
+                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
+                c.consumer.ack_wait_secs = 5;
                 c.smtp.port = self.smtp.port();
                 c.email.unsubscribe_secret = UNSUB_SECRET.to_string().into();
                 c.email.unsubscribe_base_url = format!("http://127.0.0.1:{}", self.gateway_port);
