@@ -27,6 +27,19 @@ pub fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap()
 }
 
+/// Points a service's config at this test's NATS, database and clock (every service's config
+/// has these fields, but each is its own type).
+macro_rules! on_test_stack {
+    ($c:expr, $nats:expr, $db:expr, $clock:expr) => {{
+        $c.nats.url = $nats;
+        $c.database.url = $db;
+        $c.http.port = 0;
+        $c.clock = $clock;
+        // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
+        $c.consumer.ack_wait_secs = 5;
+    }};
+}
+
 pub struct TestApp {
     pub nats: TestNats,
     pub db: TestDb,
@@ -82,12 +95,7 @@ impl TestApp {
         let handle = match name {
             "gateway" => {
                 let mut c = arflow_gateway::Config::defaults().unwrap();
-                c.nats.url = nats_url;
-                c.database.url = db_url;
-                c.http.port = 0;
-                c.clock = clock;
-                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
-                c.consumer.ack_wait_secs = 5;
+                on_test_stack!(c, nats_url, db_url, clock);
                 c.gateway.admin_token = ADMIN.to_string().into();
                 c.gateway.unsubscribe_secret = UNSUB_SECRET.to_string().into();
                 let app = arflow_gateway::Application::build(c, token.clone()).await.expect("gateway starts");
@@ -96,34 +104,19 @@ impl TestApp {
             }
             "eligibility" => {
                 let mut c = arflow_eligibility::Config::defaults().unwrap();
-                c.nats.url = nats_url;
-                c.database.url = db_url;
-                c.http.port = 0;
-                c.clock = clock;
-                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
-                c.consumer.ack_wait_secs = 5;
+                on_test_stack!(c, nats_url, db_url, clock);
                 let app = arflow_eligibility::Application::build(c, token.clone()).await.expect("eligibility starts");
                 tokio::spawn(async move { app.run().await.expect("eligibility runs") })
             }
             "scheduler" => {
                 let mut c = arflow_scheduler::Config::defaults().unwrap();
-                c.nats.url = nats_url;
-                c.database.url = db_url;
-                c.http.port = 0;
-                c.clock = clock;
-                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
-                c.consumer.ack_wait_secs = 5;
+                on_test_stack!(c, nats_url, db_url, clock);
                 let app = arflow_scheduler::Application::build(c, token.clone()).await.expect("scheduler starts");
                 tokio::spawn(async move { app.run().await.expect("scheduler runs") })
             }
             "email" => {
                 let mut c = arflow_email::Config::defaults().unwrap();
-                c.nats.url = nats_url;
-                c.database.url = db_url;
-                c.http.port = 0;
-                c.clock = clock;
-                // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
-                c.consumer.ack_wait_secs = 5;
+                on_test_stack!(c, nats_url, db_url, clock);
                 c.smtp.port = self.smtp.port();
                 c.email.unsubscribe_secret = UNSUB_SECRET.to_string().into();
                 c.email.unsubscribe_base_url = format!("http://127.0.0.1:{}", self.gateway_port);
