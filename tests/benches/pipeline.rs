@@ -260,6 +260,8 @@ fn eligibility_event(i: usize, due: NaiveDate) -> EligibilityChanged {
         automation_status: AutomationStatus::Enabled,
         checks: ["stripe_connected", "invoice_open", "not_excluded", "amount_above_minimum"].map(passed).to_vec(),
         paused_until: None,
+        pause_reason: None,
+        broken_promise: None,
         invoice: InvoiceSnapshot {
             invoice_id,
             stripe_invoice_id: format!("in_bench_{i}"),

@@ -297,6 +297,8 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
         automation_status,
         checks,
         paused_until,
+        pause_reason: paused_until.and(inv.pause_reason.clone()),
+        broken_promise: None,
         invoice: InvoiceSnapshot {
             invoice_id: inv.invoice_id,
             stripe_invoice_id,

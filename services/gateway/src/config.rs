@@ -29,6 +29,13 @@ pub struct GatewaySettings {
     pub public_base_url: String,
     /// Stripe REST base for backfill, e.g. `https://api.stripe.com/`.
     pub stripe_api_base: String,
+    /// Largest raw inbound email accepted (attachments included); larger posts get 413.
+    #[serde(default = "inbound_max_bytes")]
+    pub inbound_max_bytes: usize,
+}
+
+fn inbound_max_bytes() -> usize {
+    25 * 1024 * 1024
 }
 
 impl ServiceConfig for Config {
@@ -47,6 +54,9 @@ impl ServiceConfig for Config {
         let secret = self.gateway.unsubscribe_secret.expose_secret();
         if !secret.is_empty() && secret.len() < 16 {
             return Err(ConfigError::invalid("gateway.unsubscribe_secret", "use at least 16 characters"));
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.gateway.inbound_max_bytes) {
+            return Err(ConfigError::invalid("gateway.inbound_max_bytes", "must be between 1 KiB and 256 MiB"));
         }
         if self.consumer.backoff_ms.is_empty() {
             return Err(ConfigError::invalid("consumer.backoff_ms", "needs at least one delay"));

@@ -129,31 +129,75 @@ pub async fn firm_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option
         .await
 }
 
+/// What a key may do: `api` (the REST API) or `inbound` (post inbound webhooks only).
 pub async fn insert_api_key(
     conn: &mut PgConnection,
     firm_id: Uuid,
     key_hash: &str,
     prefix: &str,
+    scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = arflow_core::new_id();
-    sqlx::query("INSERT INTO api_keys (id, firm_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(firm_id)
-        .bind(key_hash)
-        .bind(prefix)
-        .bind(now)
+    sqlx::query(
+        "INSERT INTO api_keys (id, firm_id, key_hash, prefix, scope, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(firm_id)
+    .bind(key_hash)
+    .bind(prefix)
+    .bind(scope)
+    .bind(now)
         .execute(conn)
         .await?;
     Ok(id)
 }
 
 /// The firm an API key (by its hash) belongs to, if the key is live.
-pub async fn firm_for_key(pool: &PgPool, key_hash: &str) -> Result<Option<Uuid>, sqlx::Error> {
+pub async fn firm_for_key(pool: &PgPool, key_hash: &str, scope: &str) -> Result<Option<Uuid>, sqlx::Error> {
     let row: Option<(Uuid,)> =
-        sqlx::query_as("SELECT firm_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        sqlx::query_as("SELECT firm_id FROM api_keys WHERE key_hash = $1 AND scope = $2 AND revoked_at IS NULL")
             .bind(key_hash)
+            .bind(scope)
             .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+// ---------- inbound messages ----------
+
+/// Records an inbound message once per firm and content; `None` when it was already received.
+pub async fn record_inbound(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    sha256: &str,
+    reply_id: Uuid,
+    channel: &str,
+    size: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO inbound_messages (firm_id, sha256, reply_id, channel, size, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (firm_id, sha256) DO NOTHING RETURNING reply_id",
+    )
+    .bind(firm_id)
+    .bind(sha256)
+    .bind(reply_id)
+    .bind(channel)
+    .bind(size)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// The reply id an earlier delivery of the same message got.
+pub async fn inbound_reply_id(conn: &mut PgConnection, firm_id: Uuid, sha256: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT reply_id FROM inbound_messages WHERE firm_id = $1 AND sha256 = $2")
+            .bind(firm_id)
+            .bind(sha256)
+            .fetch_optional(conn)
             .await?;
     Ok(row.map(|(id,)| id))
 }

@@ -528,6 +528,8 @@ async fn eligibility_is_recorded_only_when_the_failed_rules_change() {
                 Check { rule: "not_disputed".into(), passed: !disputed, detail: "firm marked it disputed".into() },
             ],
             paused_until: None,
+            pause_reason: None,
+            broken_promise: None,
             invoice: InvoiceSnapshot {
                 invoice_id,
                 stripe_invoice_id: "in_e".into(),

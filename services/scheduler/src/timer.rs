@@ -361,6 +361,8 @@ mod tests {
             automation_status: AutomationStatus::Enabled,
             checks: vec![Check { rule: "invoice_open".into(), passed: true, detail: String::new() }],
             paused_until: None,
+            pause_reason: None,
+            broken_promise: None,
             invoice: InvoiceSnapshot {
                 invoice_id: plan.invoice_id,
                 stripe_invoice_id: "in_1".into(),

@@ -306,6 +306,8 @@ fn decision(due: NaiveDate, zone: &str, tier: Tier) -> EligibilityChanged {
             detail: "3200.00 USD > 50 USD".into(),
         }],
         paused_until: None,
+        pause_reason: None,
+        broken_promise: None,
         invoice: InvoiceSnapshot {
             invoice_id,
             stripe_invoice_id: "in_123".into(),

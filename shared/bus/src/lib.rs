@@ -11,7 +11,7 @@ pub mod holds;
 
 use arflow_contracts::{Envelope, streams};
 use arflow_runtime::{Metrics, NatsSettings};
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -30,6 +30,8 @@ pub enum BusError {
     KeyValue { op: &'static str, key: String, reason: String },
     #[error("consumer {consumer} failed: {reason}")]
     Consumer { consumer: String, reason: String },
+    #[error("object {op} of {name} failed: {reason}")]
+    Object { op: &'static str, name: String, reason: String },
     #[error("event could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -44,6 +46,7 @@ pub struct Bus {
     pub metrics: Metrics,
     holds: Holds,
     clock_kv: kv::Store,
+    inbound: object_store::ObjectStore,
 }
 
 impl Bus {
@@ -69,7 +72,8 @@ impl Bus {
         provision_streams(&js, settings).await?;
         let holds = Holds::new(bucket(&js, streams::HOLDS_BUCKET, 16, settings.replicas).await?);
         let clock_kv = bucket(&js, streams::CLOCK_BUCKET, 1, settings.replicas).await?;
-        Ok(Bus { client, js, service: service.to_string(), metrics, holds, clock_kv })
+        let inbound = objects(&js, streams::INBOUND_OBJECTS, settings.replicas).await?;
+        Ok(Bus { client, js, service: service.to_string(), metrics, holds, clock_kv, inbound })
     }
 
     pub fn holds(&self) -> &Holds {
@@ -78,6 +82,26 @@ impl Bus {
 
     pub fn clock_bucket(&self) -> &kv::Store {
         &self.clock_kv
+    }
+
+    /// Stores a raw inbound message under `name` (idempotent: same name, same bytes).
+    pub async fn put_inbound(&self, name: &str, bytes: &[u8]) -> Result<(), BusError> {
+        let mut reader = bytes;
+        self.inbound
+            .put(name, &mut reader)
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::Object { op: "put", name: name.to_string(), reason: e.to_string() })
+    }
+
+    /// The raw inbound message stored under `name`.
+    pub async fn get_inbound(&self, name: &str) -> Result<Vec<u8>, BusError> {
+        use tokio::io::AsyncReadExt;
+        let err = |e: String| BusError::Object { op: "get", name: name.to_string(), reason: e };
+        let mut object = self.inbound.get(name).await.map_err(|e| err(e.to_string()))?;
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.map_err(|e| err(e.to_string()))?;
+        Ok(bytes)
     }
 
     /// Publishes and waits for the stream's ack. A repeated `msg_id` inside the duplicate
@@ -149,5 +173,23 @@ async fn bucket(js: &jetstream::Context, name: &str, history: i64, replicas: usi
         Ok(store) => Ok(store),
         // Another service created it in the meantime.
         Err(_) => js.get_key_value(name).await.map_err(|e| err(e.to_string())),
+    }
+}
+
+async fn objects(js: &jetstream::Context, name: &str, replicas: usize) -> Result<object_store::ObjectStore, BusError> {
+    let err = |e: String| BusError::Provision { what: format!("object store {name}"), reason: e };
+    if let Ok(store) = js.get_object_store(name).await {
+        return Ok(store);
+    }
+    let config = object_store::Config {
+        bucket: name.to_string(),
+        description: Some("Raw inbound messages (email as received), by firm and SHA-256".to_string()),
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    match js.create_object_store(config).await {
+        Ok(store) => Ok(store),
+        Err(_) => js.get_object_store(name).await.map_err(|e| err(e.to_string())),
     }
 }

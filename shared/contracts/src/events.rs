@@ -237,6 +237,13 @@ pub struct EligibilityChanged {
     pub checks: Vec<Check>,
     /// Until when outreach is paused (a payment promise or plan), if it is.
     pub paused_until: Option<DateTime<Utc>>,
+    /// Why it is paused: `promise_to_pay`, `already_paid` (awaiting Stripe), `payment_plan`...
+    #[serde(default)]
+    pub pause_reason: Option<String>,
+    /// The latest payment promise that passed its date (plus grace) unpaid, if any: the
+    /// scheduler resumes with a firmer step.
+    #[serde(default)]
+    pub broken_promise: Option<PromiseBroken>,
     pub invoice: InvoiceSnapshot,
     pub client: ClientSnapshot,
     pub contacts: Vec<ContactSnapshot>,
@@ -256,6 +263,21 @@ pub struct AllContactsOptedOut {
     pub client_id: Uuid,
     pub client_name: String,
     pub invoice_ids: Vec<Uuid>,
+}
+
+/// `eligibility.promise_broken`: the promised date plus the grace period passed and Stripe has
+/// not reported payment. Recorded once per promise.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PromiseBroken {
+    pub invoice_id: Uuid,
+    pub client_id: Uuid,
+    /// `None` for a promise without a date (the default pause applied).
+    pub promised_date: Option<NaiveDate>,
+    /// When the pause ended.
+    pub paused_until: DateTime<Utc>,
+    /// The client's words that made the promise.
+    pub evidence: String,
+    pub reply_id: Option<Uuid>,
 }
 
 // ---------- outreach.* ----------
@@ -366,6 +388,121 @@ pub struct EmailSuppressed {
     /// `invoice_held` or `contact_held`.
     pub reason: String,
     pub hold: serde_json::Value,
+}
+
+/// `outreach.email.bounced`: a delivery status notification for one of our emails.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EmailBounced {
+    pub reply_id: Uuid,
+    pub step_id: Option<Uuid>,
+    pub invoice_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub bounce: BounceInfo,
+}
+
+// ---------- reply.* ----------
+
+/// `reply.received`: a raw inbound message reached the gateway. The bytes are in the
+/// `inbound` object store under `object`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplyReceived {
+    pub reply_id: Uuid,
+    pub channel: Channel,
+    pub object: String,
+    pub sha256: String,
+    pub size: u64,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What a client's reply means (labels and precedence: `../shared/corpus/README.md`).
+/// The wire form of the classifier's intent, so the contract does not move with the library.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyIntent {
+    OptOut,
+    Dispute,
+    AlreadyPaid,
+    PaymentPlan,
+    PromiseToPay,
+    WrongContact,
+    Question,
+    Acknowledged,
+    AutoReply,
+}
+
+impl ReplyIntent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyIntent::OptOut => "opt_out",
+            ReplyIntent::Dispute => "dispute",
+            ReplyIntent::AlreadyPaid => "already_paid",
+            ReplyIntent::PaymentPlan => "payment_plan",
+            ReplyIntent::PromiseToPay => "promise_to_pay",
+            ReplyIntent::WrongContact => "wrong_contact",
+            ReplyIntent::Question => "question",
+            ReplyIntent::Acknowledged => "acknowledged",
+            ReplyIntent::AutoReply => "auto_reply",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// A person answered.
+    Reply,
+    /// Out of office, ticket acknowledgement.
+    AutoReply,
+    /// A delivery status notification.
+    Bounce,
+    /// A spam complaint (ARF feedback report).
+    Complaint,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BounceInfo {
+    pub recipient: String,
+    /// 5.x.x: the address will never work; 4.x.x: it may later.
+    pub hard: bool,
+    /// The enhanced status code, e.g. `5.1.1`.
+    pub status: String,
+}
+
+/// `reply.classified`: one inbound message, understood and matched to what we sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplyClassified {
+    pub reply_id: Uuid,
+    pub channel: Channel,
+    pub kind: ReplyKind,
+    /// `None` for bounces and complaints.
+    pub intent: Option<ReplyIntent>,
+    /// For `promise_to_pay`, when the date could be resolved.
+    pub promised_date: Option<NaiveDate>,
+    /// The phrase that decided the intent (shown in the activity history).
+    pub evidence: String,
+    /// False when no rule was sure (the fallback, or an assist, decided).
+    pub sure: bool,
+    /// The client's own new text (quotes and signature removed), at most 4,000 characters.
+    pub client_text: String,
+    /// The invoice, contact and client of the message it answers; `None` when unmatched.
+    pub invoice_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    /// `reply_token`, `in_reply_to`, `sender_address`, or `None` when unmatched.
+    pub matched_by: Option<String>,
+    /// The Message-ID of our message it answers, when known.
+    pub answered_message_id: Option<String>,
+    /// The cadence step of that message.
+    pub step: Option<String>,
+    /// The sender's address, lower case.
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// The client's calendar day the reply was written (promised dates are relative to it).
+    pub reference_date: NaiveDate,
+    pub bounce: Option<BounceInfo>,
+    /// What arflow does about it, in words (e.g. `contact opted out on every channel`).
+    pub action: String,
 }
 
 // ---------- consent.* ----------

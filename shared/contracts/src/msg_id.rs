@@ -28,3 +28,14 @@ pub fn plan(invoice_id: Uuid, version: i64) -> String {
 pub fn dead_letter(service: &str, stream: &str, stream_seq: u64) -> String {
     format!("dlq:{service}:{stream}:{stream_seq}")
 }
+
+/// An inbound message, by the SHA-256 of its bytes and its firm: a webhook retried by the
+/// mail provider is the same message.
+pub fn inbound(firm_id: Uuid, sha256: &str) -> String {
+    format!("inbound:{firm_id}:{sha256}")
+}
+
+/// What a service concluded from one inbound message (`what`: `classified`, `opted_out`...).
+pub fn reply(reply_id: Uuid, what: &str) -> String {
+    format!("reply:{reply_id}:{what}")
+}

@@ -35,6 +35,9 @@ pub const STREAMS: &[StreamSpec] = &[
 
 /// Payment and opt-out holds, checked right before every send (the fences).
 pub const HOLDS_BUCKET: &str = "holds";
+/// Raw inbound messages (email as received), by `<firm_id>/<sha256>`: events carry the
+/// name, not the bytes, so a 10 MB remittance PDF never meets NATS's message size limit.
+pub const INBOUND_OBJECTS: &str = "inbound";
 /// The simulated clock shared by every service (key `now`).
 pub const CLOCK_BUCKET: &str = "clock";
 pub const CLOCK_KEY: &str = "now";

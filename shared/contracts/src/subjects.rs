@@ -35,6 +35,8 @@ pub mod eligibility {
     pub const CHANGED: &str = "eligibility.changed";
     /// Every contact of a client opted out: automation for the client stopped.
     pub const ALL_CONTACTS_OPTED_OUT: &str = "eligibility.all_contacts_opted_out";
+    /// A payment promise's date (plus grace) passed with the invoice still open.
+    pub const PROMISE_BROKEN: &str = "eligibility.promise_broken";
 }
 
 pub mod outreach {
@@ -44,6 +46,15 @@ pub mod outreach {
     pub const EMAIL_SENT: &str = "outreach.email.sent";
     pub const EMAIL_FAILED: &str = "outreach.email.failed";
     pub const EMAIL_SUPPRESSED: &str = "outreach.email.suppressed";
+    /// A delivery status notification (DSN) for an email we sent: hard or soft.
+    pub const EMAIL_BOUNCED: &str = "outreach.email.bounced";
+}
+
+pub mod reply {
+    /// A raw inbound message reached the gateway (stored in the `inbound` object store).
+    pub const RECEIVED: &str = "reply.received";
+    /// What a client answered, understood: intent, promised date, evidence.
+    pub const CLASSIFIED: &str = "reply.classified";
 }
 
 pub mod consent {

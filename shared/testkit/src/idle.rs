@@ -29,7 +29,8 @@ pub async fn busy_work(
     }
     // Key-value watchers (`KV_*` streams) are ephemeral; a stopped service's watcher lingers
     // there until it expires, and is no work in flight.
-    for name in streams.into_iter().filter(|n| !n.starts_with("KV_")) {
+    // Object stores (`OBJ_*`) have no durable consumers of their own either.
+    for name in streams.into_iter().filter(|n| !n.starts_with("KV_") && !n.starts_with("OBJ_")) {
         let stream = js.get_stream(&name).await.map_err(|e| e.to_string())?;
         let mut consumers = stream.consumers();
         while let Some(info) = consumers.next().await {

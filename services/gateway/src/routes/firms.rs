@@ -1,6 +1,6 @@
 //! Firms and their API keys.
 use super::{ApiJson, check_email, check_name, check_tz, idempotent};
-use crate::auth::{FirmAuth, Operator, new_api_key};
+use crate::auth::{FirmAuth, Operator, SCOPE_API, SCOPE_INBOUND, new_api_key, new_inbound_token};
 use crate::error::ApiError;
 use crate::publish::message;
 use crate::startup::AppState;
@@ -81,6 +81,8 @@ pub struct FirmCreated {
     pub firm: Firm,
     /// Shown once; only its hash is stored.
     pub api_key: String,
+    /// For `POST /webhooks/email/inbound/{firm_id}` only (Bearer, or Basic password). Shown once.
+    pub inbound_token: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -178,14 +180,16 @@ pub async fn create_firm(
             created_at: now,
         };
         let (api_key, hash) = new_api_key();
+        let (inbound_token, inbound_hash) = new_inbound_token();
         let mut tx = state.base.pool.begin().await?;
         store::insert_firm(&mut tx, &firm, now).await?;
-        store::insert_api_key(&mut tx, firm.id, &hash, &api_key[..8], now).await?;
+        store::insert_api_key(&mut tx, firm.id, &hash, &api_key[..8], SCOPE_API, now).await?;
+        store::insert_api_key(&mut tx, firm.id, &inbound_hash, &inbound_token[..8], SCOPE_INBOUND, now).await?;
         arflow_store::outbox::enqueue(&mut tx, &[firm_message(&firm, now)?]).await?;
         tx.commit().await?;
         state.base.outbox.notify();
         tracing::info!(firm_id = %firm.id, "firm created");
-        let body = serde_json::to_value(FirmCreated { firm: Firm::from(&firm), api_key })?;
+        let body = serde_json::to_value(FirmCreated { firm: Firm::from(&firm), api_key, inbound_token })?;
         Ok((StatusCode::CREATED, body))
     })
     .await
@@ -266,9 +270,38 @@ pub async fn create_api_key(
     idempotent(&state, auth.firm_id, &headers, "/v1/firm/api-keys", || async {
         let (api_key, hash) = new_api_key();
         let mut tx = state.base.pool.begin().await?;
-        let id = store::insert_api_key(&mut tx, auth.firm_id, &hash, &api_key[..8], state.base.clock.now()).await?;
+        let now = state.base.clock.now();
+        let id = store::insert_api_key(&mut tx, auth.firm_id, &hash, &api_key[..8], SCOPE_API, now).await?;
         tx.commit().await?;
         Ok((StatusCode::CREATED, serde_json::to_value(ApiKeyCreated { id, api_key })?))
+    })
+    .await
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InboundTokenCreated {
+    pub id: Uuid,
+    /// Shown once. Authenticates `POST /webhooks/email/inbound/{firm_id}` and nothing else.
+    pub inbound_token: String,
+}
+
+/// A new inbound-webhook token for the authenticated firm (shown once), e.g. to rotate it.
+#[utoipa::path(post, path = "/v1/firm/inbound-tokens", tag = "firms",
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    responses((status = 201, body = InboundTokenCreated)), security(("api_key" = [])))]
+#[tracing::instrument(skip_all, fields(firm_id = %auth.firm_id))]
+pub async fn create_inbound_token(
+    State(state): State<AppState>,
+    auth: FirmAuth,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    idempotent(&state, auth.firm_id, &headers, "/v1/firm/inbound-tokens", || async {
+        let (inbound_token, hash) = new_inbound_token();
+        let mut tx = state.base.pool.begin().await?;
+        let now = state.base.clock.now();
+        let id = store::insert_api_key(&mut tx, auth.firm_id, &hash, &inbound_token[..8], SCOPE_INBOUND, now).await?;
+        tx.commit().await?;
+        Ok((StatusCode::CREATED, serde_json::to_value(InboundTokenCreated { id, inbound_token })?))
     })
     .await
 }

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod backfill;
 pub mod firms;
+pub mod inbound;
 pub mod openapi;
 pub mod records;
 pub mod unsubscribe;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/firms", post(firms::create_firm))
         .route("/v1/firm", get(firms::get_firm).patch(firms::patch_firm))
         .route("/v1/firm/api-keys", post(firms::create_api_key))
+        .route("/v1/firm/inbound-tokens", post(firms::create_inbound_token))
         .route("/v1/firm/stripe/backfill", post(backfill::backfill))
         .route("/v1/clients", post(records::create_client).get(records::list_clients))
         .route("/v1/clients/{id}", get(records::get_client).patch(records::patch_client))
@@ -36,6 +38,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/portfolio", get(activity::portfolio))
         .route("/v1/unsubscribe/{token}", get(unsubscribe::page).post(unsubscribe::unsubscribe))
         .route("/webhooks/stripe/{firm_id}", post(webhooks::stripe_webhook))
+        .route(
+            "/webhooks/email/inbound/{firm_id}",
+            post(inbound::email_inbound)
+                .layer(axum::extract::DefaultBodyLimit::max(state.config.inbound_max_bytes)),
+        )
         .route("/openapi.json", get(openapi::document))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document, generated from the handlers and wire types.
-use super::{activity, backfill, firms, records, unsubscribe, webhooks};
+use super::{activity, backfill, firms, inbound, records, unsubscribe, webhooks};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -8,13 +8,13 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "arflow gateway", description = "Firm API, Stripe webhooks, unsubscribe, activity."),
     paths(
-        firms::create_firm, firms::get_firm, firms::patch_firm, firms::create_api_key,
+        firms::create_firm, firms::get_firm, firms::patch_firm, firms::create_api_key, firms::create_inbound_token,
         backfill::backfill,
         records::create_client, records::list_clients, records::get_client, records::patch_client,
         records::create_contact, records::patch_contact,
         records::list_invoices, records::get_invoice, records::patch_invoice,
         activity::invoice_activity, activity::portfolio,
-        webhooks::stripe_webhook,
+        webhooks::stripe_webhook, inbound::email_inbound,
         unsubscribe::page, unsubscribe::unsubscribe,
     ),
     components(schemas(crate::error::ProblemBody)),
@@ -31,6 +31,7 @@ impl Modify for Security {
         let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("api_key", bearer());
         components.add_security_scheme("operator", bearer());
+        components.add_security_scheme("inbound_token", bearer());
     }
 }
 
