@@ -42,7 +42,9 @@ impl Application {
             Settings { nats: &config.nats, database: &config.database, http: &config.http, clock: &config.clock };
         let mut base = Base::start(crate::SERVICE, settings, &MIGRATOR, shutdown).await?;
         let handler = Arc::new(ActivityHandler::new(base.pool.clone()));
-        for (stream, filter) in [("ELIGIBILITY", "eligibility.>"), ("OUTREACH", "outreach.>")] {
+        for (stream, filter) in
+            [("ELIGIBILITY", "eligibility.>"), ("OUTREACH", "outreach.>"), ("REPLY", "reply.classified.>")]
+        {
             let spec = ConsumerSpec {
                 durable: ACTIVITY_CONSUMER.to_string(),
                 stream: stream.to_string(),

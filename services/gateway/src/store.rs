@@ -685,6 +685,15 @@ pub struct ActivityDetail {
     pub step: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_revision: Option<u64>,
+    /// A client reply: the intent understood, the phrase that decided it, the client's own text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised_date: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone)]

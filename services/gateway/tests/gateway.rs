@@ -596,3 +596,44 @@ async fn concurrent_events_for_a_new_customer_create_it_once() {
         .unwrap();
     assert_eq!(clients, 1);
 }
+
+#[tokio::test]
+async fn inbound_email_is_authenticated_stored_once_and_published() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let other = app.create_firm(&[SECRET]).await;
+    let raw = b"From: Ann <ann@client.test>\r\nTo: reply+0123456789abcdef@in.acme.test\r\nSubject: Re: invoice\r\n\r\nPlease stop emailing me.\r\n";
+    let path = format!("/webhooks/email/inbound/{}", firm.id);
+    let post = |auth: Option<String>, body: Vec<u8>| {
+        let mut r = app.http.post(app.url(&path)).header("content-type", "message/rfc822").body(body);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    problem(post(None, raw.to_vec()).await.unwrap(), 401, "unauthorized").await;
+    // Another firm's token, or an API key, is not this firm's inbound token.
+    problem(post(Some(format!("Bearer {}", other.inbound_token)), raw.to_vec()).await.unwrap(), 401, "unauthorized")
+        .await;
+    problem(post(Some(format!("Bearer {}", firm.key)), raw.to_vec()).await.unwrap(), 401, "unauthorized").await;
+    problem(post(Some(format!("Bearer {}", firm.inbound_token)), b"  \r\n".to_vec()).await.unwrap(), 422, "validation")
+        .await;
+    // The token also works as a Basic password (how mail providers put it in a URL).
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("inbound:{}", firm.inbound_token));
+    let first = post(Some(format!("Basic {basic}")), raw.to_vec()).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again: Value =
+        post(Some(format!("Bearer {}", firm.inbound_token)), raw.to_vec()).await.unwrap().json().await.unwrap();
+    assert_eq!(again["reply_id"], first["reply_id"]);
+    assert_eq!(again["duplicate"], true, "a provider retry is the same message");
+
+    app.outbox_drained().await;
+    let received = app.stream("REPLY").await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].0, format!("reply.received.{}", firm.id));
+    let object = received[0].1.data["object"].as_str().unwrap().to_string();
+    assert!(object.starts_with(&format!("{}/", firm.id)));
+    assert_eq!(app.bus.get_inbound(&object).await.unwrap(), raw.to_vec(), "the raw bytes are kept as received");
+}

@@ -89,6 +89,8 @@ impl Incoming {
             subject_id = %self.envelope.subject_id,
             correlation_id = %self.envelope.correlation_id,
             event_id = %self.envelope.id,
+            // Recorded by handlers once they know it (the subject id is not always an invoice).
+            invoice_id = tracing::field::Empty,
         )
     }
 }

@@ -4,9 +4,10 @@ use crate::store::{self, ActivityDetail, NewActivity, to_text};
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
 use arflow_contracts::EnvelopeError;
 use arflow_contracts::events::{
-    AllContactsOptedOut, EligibilityChanged, EmailFailed, EmailSent, EmailSuppressed, PlanUpdated, StepDue, StepSkipped,
+    AllContactsOptedOut, EligibilityChanged, EmailFailed, EmailSent, EmailSuppressed, PlanUpdated, PromiseBroken,
+    ReplyClassified, ReplyKind, StepDue, StepSkipped,
 };
-use arflow_contracts::subjects::{eligibility, outreach};
+use arflow_contracts::subjects::{eligibility, outreach, reply};
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -215,6 +216,62 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
             let detail =
                 ActivityDetail { reason: Some(d.reason.clone()), step: Some(d.step.clone()), ..Default::default() };
             store::add_activity(tx, &entry(m, d.invoice_id, "email_suppressed", summary, detail)).await?;
+        }
+        reply::CLASSIFIED => {
+            let d: ReplyClassified = env.data_as()?;
+            let Some(invoice_id) = d.invoice_id else {
+                tracing::info!(reply_id = %d.reply_id, "reply not matched to an invoice; not projected");
+                return Ok(());
+            };
+            if !known(tx, m, invoice_id).await? {
+                return Ok(());
+            }
+            let from = d.from.as_deref().map(arflow_core::mask::email).unwrap_or_else(|| "unknown sender".into());
+            let summary = match (&d.kind, &d.bounce) {
+                (ReplyKind::Bounce, Some(b)) => format!(
+                    "Email to {} bounced ({}, {}): {}",
+                    arflow_core::mask::email(&b.recipient),
+                    b.status,
+                    if b.hard { "hard" } else { "soft" },
+                    d.action
+                ),
+                (ReplyKind::Complaint, _) => format!("{from} marked our email as spam: {}", d.action),
+                _ => {
+                    let intent = d.intent.map(|i| i.as_str()).unwrap_or("unknown");
+                    let promised = d.promised_date.map(|p| format!(" for {p}")).unwrap_or_default();
+                    let evidence =
+                        if d.evidence.is_empty() { String::new() } else { format!(" (\"{}\")", d.evidence) };
+                    format!("{from} replied by {}: {intent}{promised}{evidence}: {}", d.channel, d.action)
+                }
+            };
+            let detail = ActivityDetail {
+                reason: Some(d.action.clone()),
+                step: d.step.clone(),
+                intent: d.intent.map(|i| i.as_str().to_string()),
+                evidence: Some(d.evidence.clone()).filter(|e| !e.is_empty()),
+                client_text: Some(d.client_text.clone()),
+                promised_date: d.promised_date,
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, invoice_id, "reply_received", summary, detail)).await?;
+        }
+        eligibility::PROMISE_BROKEN => {
+            let d: PromiseBroken = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let promised = d.promised_date.map(|p| format!("for {p} ")).unwrap_or_default();
+            let summary = format!(
+                "Payment promise {promised}broken: Stripe reported no payment by {}; reminders resume, firmer",
+                d.paused_until.to_rfc3339()
+            );
+            let detail = ActivityDetail {
+                reason: Some("promise_broken".into()),
+                evidence: Some(d.evidence.clone()).filter(|e| !e.is_empty()),
+                promised_date: d.promised_date,
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, d.invoice_id, "promise_broken", summary, detail)).await?;
         }
         other => {
             // Not part of the projection (yet): acknowledged, visible in the log.

@@ -32,6 +32,7 @@ pub struct TestApp {
 pub struct Firm {
     pub id: Uuid,
     pub key: String,
+    pub inbound_token: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -114,6 +115,7 @@ impl TestApp {
         Firm {
             id: body["firm"]["id"].as_str().unwrap().parse().unwrap(),
             key: body["api_key"].as_str().unwrap().into(),
+            inbound_token: body["inbound_token"].as_str().unwrap().into(),
         }
     }
 
