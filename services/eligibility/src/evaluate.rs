@@ -5,11 +5,12 @@ use crate::SERVICE;
 use crate::rules::{self, Inputs};
 use crate::store::{self, DecisionRow, EvaluationState};
 use arflow_contracts::envelope::RawEnvelope;
-use arflow_contracts::events::{AllContactsOptedOut, AutomationStatus, InvoiceUpserted};
+use arflow_contracts::events::{AllContactsOptedOut, AutomationStatus, InvoiceUpserted, PromiseBroken};
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_store::OutboxMessage;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -93,6 +94,8 @@ pub struct Outcome {
     pub evaluated: usize,
     pub published: usize,
     pub warnings: usize,
+    /// Payment promises recorded broken.
+    pub broken: usize,
 }
 
 /// Re-evaluates everything `touched` names; returns the events for the outbox.
@@ -108,6 +111,7 @@ pub async fn run(
         let (mut m, o) = evaluate_chunk(conn, chunk, &touched.invoices, now).await?;
         outcome.evaluated += o.evaluated;
         outcome.published += o.published;
+        outcome.broken += o.broken;
         messages.append(&mut m);
     }
     let clients: Vec<Uuid> = touched.clients.keys().copied().collect();
@@ -125,7 +129,7 @@ async fn evaluate_chunk(
     causes: &BTreeMap<Uuid, Option<&RawEnvelope>>,
     now: DateTime<Utc>,
 ) -> Result<(Vec<OutboxMessage>, Outcome), EvaluateError> {
-    let invoices = store::lock_invoices(conn, ids).await?;
+    let mut invoices = store::lock_invoices(conn, ids).await?;
     let mut firm_ids: Vec<Uuid> = invoices.iter().map(|i| i.firm_id).collect();
     firm_ids.sort_unstable();
     firm_ids.dedup();
@@ -141,9 +145,34 @@ async fn evaluate_chunk(
         contacts.entry(c.client_id).or_default().push(c);
     }
 
+    let mut messages = Vec::new();
+    // A payment promise whose pause just ended unpaid: recorded once, announced, and carried
+    // by this and every later decision (the scheduler resumes with a firmer step).
+    let mut broken: Vec<(Uuid, i64, PromiseBroken)> = Vec::new();
+    for inv in invoices.iter_mut() {
+        let (Some(promise), Some(pause_version)) = (rules::newly_broken(inv, now), inv.pause_version) else {
+            continue;
+        };
+        tracing::info!(invoice_id = %inv.invoice_id, promised_date = ?promise.promised_date, "payment promise broken");
+        let cause = causes.get(&inv.invoice_id).copied().flatten();
+        let kind = subjects::eligibility::PROMISE_BROKEN;
+        let env = Envelope::new(kind, SERVICE, now, inv.firm_id, inv.invoice_id, cause, promise.clone());
+        messages.push(OutboxMessage::new(
+            subjects::subject(kind, inv.firm_id),
+            promise_broken_msg_id(inv.invoice_id, pause_version),
+            env,
+        )?);
+        inv.broken_promise = Some(Json(promise.clone()));
+        inv.broken_pause_version = Some(pause_version);
+        broken.push((inv.invoice_id, pause_version, promise));
+    }
+    if !broken.is_empty() {
+        let rows: Vec<(Uuid, i64, &PromiseBroken)> = broken.iter().map(|(i, v, p)| (*i, *v, p)).collect();
+        store::save_broken_promises(conn, &rows).await?;
+    }
+
     let mut states = Vec::with_capacity(invoices.len());
     let mut decisions = Vec::new();
-    let mut messages = Vec::new();
     for inv in &invoices {
         // A record of another firm never feeds this invoice's decision (tenant isolation).
         let client = clients.get(&inv.client_id).filter(|c| c.firm_id == inv.firm_id);
@@ -208,7 +237,12 @@ async fn evaluate_chunk(
     }
     store::save_states(conn, &states).await?;
     store::insert_decisions(conn, &decisions).await?;
-    let outcome = Outcome { evaluated: invoices.len(), published: messages.len(), warnings: 0 };
+    let outcome = Outcome {
+        evaluated: invoices.len(),
+        published: messages.len() - broken.len(),
+        warnings: 0,
+        broken: broken.len(),
+    };
     Ok((messages, outcome))
 }
 
@@ -250,6 +284,11 @@ async fn opted_out_warnings(
         )?);
     }
     Ok(messages)
+}
+
+/// `promise:<invoice>:<pause_version>:broken`: one promise breaks once, whatever re-evaluates it.
+pub fn promise_broken_msg_id(invoice_id: Uuid, pause_version: i64) -> String {
+    format!("promise:{invoice_id}:{pause_version}:broken")
 }
 
 /// Roughly the bytes one snapshot adds to the bulk upsert.

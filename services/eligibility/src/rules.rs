@@ -1,8 +1,10 @@
 //! The eligibility rules (DESIGN.md "Eligibility"), as a pure function of the read
 //! models and the time: no I/O, so every rule is unit-tested on its own.
+use crate::replies::{self, quote};
 use crate::store::{ClientRow, ContactRow, FirmRow, InvoiceRow};
 use arflow_contracts::events::{
-    AutomationStatus, Check, ClientSnapshot, ContactSnapshot, EligibilityChanged, FirmSnapshot, InvoiceSnapshot, Tier,
+    AutomationStatus, Check, ClientSnapshot, ContactSnapshot, EligibilityChanged, FirmSnapshot, InvoiceSnapshot,
+    PromiseBroken, Tier,
 };
 use arflow_core::{Channel, Currency, Money, SendWindow, window::parse_tz};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -223,37 +225,54 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
         (_, k) => check(rule::CONTACT_NOT_OPTED_OUT, true, format!("{k} consenting contact(s) not opted out")),
     });
 
-    // 7. Not disputed.
-    checks.push(if inv.disputed {
-        check(rule::NOT_DISPUTED, false, "the invoice is disputed")
-    } else {
-        check(rule::NOT_DISPUTED, true, "no dispute")
+    // 7. Not disputed: by Stripe or the firm (the snapshot's flag), or by the client in a reply.
+    let client_dispute = inv.client_dispute_evidence.as_deref().map(quote);
+    checks.push(match (inv.disputed, &client_dispute) {
+        (false, None) => check(rule::NOT_DISPUTED, true, "no dispute"),
+        (true, None) => check(rule::NOT_DISPUTED, false, "the invoice is disputed"),
+        (false, Some(words)) => check(rule::NOT_DISPUTED, false, format!("the client disputes the invoice: {words}")),
+        (true, Some(words)) => {
+            check(rule::NOT_DISPUTED, false, format!("the invoice is disputed; the client disputes it too: {words}"))
+        }
     });
 
-    // 8. No open escalation.
-    checks.push(if inv.cases_open > 0 {
-        check(rule::NO_OPEN_ESCALATION, false, format!("{} escalation case(s) open", inv.cases_open))
-    } else {
-        check(rule::NO_OPEN_ESCALATION, true, "no open escalation")
+    // 8. No open escalation, and no reply waiting for a person.
+    let waiting = inv.handoff_intent.as_deref().map(|intent| {
+        format!("waiting for a person: {intent}: {}", quote(inv.handoff_evidence.as_deref().unwrap_or_default()))
     });
+    let escalation = match (inv.cases_open, &waiting) {
+        (0, None) => check(rule::NO_OPEN_ESCALATION, true, "no open escalation"),
+        (0, Some(w)) => check(rule::NO_OPEN_ESCALATION, false, w.clone()),
+        (n, None) => check(rule::NO_OPEN_ESCALATION, false, format!("{n} escalation case(s) open")),
+        (n, Some(w)) => check(rule::NO_OPEN_ESCALATION, false, format!("{n} escalation case(s) open; {w}")),
+    };
+    checks.push(escalation);
 
     // 9. No unexpired payment promise or active plan.
     let paused_until = inv.paused_until.filter(|t| *t > now);
     checks.push(match paused_until {
         Some(until) => {
-            let reason = inv.pause_reason.as_deref().unwrap_or("payment promise or plan");
             let local = until.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z");
-            check(rule::NO_ACTIVE_PROMISE_OR_PLAN, false, format!("outreach paused until {local} ({reason})"))
+            check(rule::NO_ACTIVE_PROMISE_OR_PLAN, false, format!("outreach paused until {local}{}", pause_why(inv)))
         }
-        None => check(rule::NO_ACTIVE_PROMISE_OR_PLAN, true, "no active payment promise or plan"),
+        None => match inv.broken_promise.as_ref() {
+            Some(b) => check(
+                rule::NO_ACTIVE_PROMISE_OR_PLAN,
+                true,
+                format!("no active payment promise or plan (a promise to pay {} was broken)", promised(&b.0)),
+            ),
+            None => check(rule::NO_ACTIVE_PROMISE_OR_PLAN, true, "no active payment promise or plan"),
+        },
     });
 
     let eligible = checks.iter().all(|c| c.passed);
     let (is_past_due, flips_at) = past_due(inv.due_date, zone, now);
+    // A dispute or a reply a person must answer is escalated, like an open case.
+    let escalated = inv.cases_open > 0 || client_dispute.is_some() || waiting.is_some();
     let automation_status = match inv.status.as_deref() {
         Some("paid") => AutomationStatus::HaltedPaid,
         Some("void" | "uncollectible") => AutomationStatus::Uncollectible,
-        _ if inv.cases_open > 0 => AutomationStatus::Escalated,
+        _ if escalated => AutomationStatus::Escalated,
         _ if !eligible => AutomationStatus::Paused,
         _ => AutomationStatus::Enabled,
     };
@@ -298,7 +317,7 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
         checks,
         paused_until,
         pause_reason: paused_until.and(inv.pause_reason.clone()),
-        broken_promise: None,
+        broken_promise: inv.broken_promise.as_ref().map(|b| b.0.clone()),
         invoice: InvoiceSnapshot {
             invoice_id: inv.invoice_id,
             stripe_invoice_id,
@@ -332,6 +351,50 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
     };
     let hash = hash(&payload);
     Some(Decision { payload, hash, next_check_at })
+}
+
+/// Why outreach is paused, in words: the client's own when a reply paused it.
+fn pause_why(inv: &InvoiceRow) -> String {
+    let reason = inv.pause_reason.as_deref().unwrap_or("payment promise or plan");
+    let Some(evidence) = inv.pause_evidence.as_deref() else { return format!(" ({reason})") };
+    let words = quote(evidence);
+    match reason {
+        replies::ALREADY_PAID => format!(": client says it is already paid: {words}; awaiting Stripe"),
+        replies::PROMISE_TO_PAY => match inv.promised_date {
+            Some(d) => format!(": client promised to pay by {d}: {words}"),
+            None => format!(": client promised to pay (no date given): {words}"),
+        },
+        other => format!(" ({other}): {words}"),
+    }
+}
+
+fn promised(b: &PromiseBroken) -> String {
+    match b.promised_date {
+        Some(d) => format!("by {d}"),
+        None => "(no date given)".into(),
+    }
+}
+
+/// A payment promise whose pause has ended with the invoice still unpaid, not recorded yet:
+/// recorded once per promise (`pause_version`), whether the promise came from a reply or from
+/// `billing.invoice_paused` with reason `promise_to_pay`.
+pub fn newly_broken(inv: &InvoiceRow, now: DateTime<Utc>) -> Option<PromiseBroken> {
+    inv.version?;
+    let version = inv.pause_version?;
+    let until = inv.paused_until.filter(|t| *t <= now)?;
+    let unpaid = !matches!(inv.status.as_deref(), Some("paid" | "void" | "uncollectible"));
+    let promise = inv.pause_reason.as_deref() == Some(replies::PROMISE_TO_PAY);
+    if !unpaid || !promise || inv.broken_pause_version == Some(version) {
+        return None;
+    }
+    Some(PromiseBroken {
+        invoice_id: inv.invoice_id,
+        client_id: inv.client_id,
+        promised_date: inv.promised_date,
+        paused_until: until,
+        evidence: inv.pause_evidence.clone().unwrap_or_default(),
+        reply_id: inv.pause_reply_id,
+    })
 }
 
 /// SHA-256 of the payload as JSON (struct fields serialize in a fixed order).
@@ -419,6 +482,15 @@ mod tests {
             cases_open: 0,
             paused_until: None,
             pause_reason: None,
+            pause_version: None,
+            pause_evidence: None,
+            pause_reply_id: None,
+            promised_date: None,
+            client_dispute_evidence: None,
+            handoff_intent: None,
+            handoff_evidence: None,
+            broken_promise: None,
+            broken_pause_version: None,
             decision_version: 0,
             decision_hash: None,
         }
@@ -537,5 +609,126 @@ mod tests {
         let mut i = invoice(&c);
         i.version = None;
         assert!(decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![] }, now()).is_none());
+    }
+
+    fn decide_one(i: &InvoiceRow, c: &ClientRow, f: &FirmRow, k: &ContactRow) -> Decision {
+        decide(&Inputs { invoice: i, client: Some(c), firm: Some(f), contacts: vec![k] }, now()).unwrap()
+    }
+
+    #[test]
+    fn a_client_dispute_fails_not_disputed_with_the_clients_words_and_escalates() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        i.client_dispute_evidence = Some("we never approved the extra hours".into());
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(failed(&d), vec![rule::NOT_DISPUTED]);
+        assert_eq!(
+            d.payload.checks[6].detail,
+            "the client disputes the invoice: \"we never approved the extra hours\""
+        );
+        assert_eq!(d.payload.automation_status, AutomationStatus::Escalated);
+        i.disputed = true;
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(
+            d.payload.checks[6].detail,
+            "the invoice is disputed; the client disputes it too: \"we never approved the extra hours\""
+        );
+    }
+
+    #[test]
+    fn a_reply_a_person_must_answer_fails_no_open_escalation() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        i.handoff_intent = Some("question".into());
+        i.handoff_evidence = Some("can you send a W-9?".into());
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(failed(&d), vec![rule::NO_OPEN_ESCALATION]);
+        assert_eq!(d.payload.checks[7].detail, "waiting for a person: question: \"can you send a W-9?\"");
+        assert_eq!(d.payload.automation_status, AutomationStatus::Escalated);
+        i.cases_open = 2;
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(
+            d.payload.checks[7].detail,
+            "2 escalation case(s) open; waiting for a person: question: \"can you send a W-9?\""
+        );
+    }
+
+    #[test]
+    fn a_pause_set_by_a_reply_quotes_the_client() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        i.paused_until = Some(now() + days(5));
+        i.pause_reason = Some(replies::ALREADY_PAID.into());
+        i.pause_evidence = Some("paid it on Monday".into());
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(failed(&d), vec![rule::NO_ACTIVE_PROMISE_OR_PLAN]);
+        // In the client's zone (Auckland, NZDT).
+        assert_eq!(
+            d.payload.checks[8].detail,
+            "outreach paused until 2026-03-16 01:00 NZDT: client says it is already paid: \"paid it on Monday\"; \
+             awaiting Stripe"
+        );
+        assert_eq!(d.payload.pause_reason.as_deref(), Some("already_paid"));
+        assert_eq!(d.payload.automation_status, AutomationStatus::Paused);
+        i.pause_reason = Some(replies::PROMISE_TO_PAY.into());
+        i.pause_evidence = Some("we will pay on Friday".into());
+        i.promised_date = NaiveDate::from_ymd_opt(2026, 3, 13);
+        let d = decide_one(&i, &c, &f, &k);
+        assert!(
+            d.payload.checks[8].detail.ends_with(": client promised to pay by 2026-03-13: \"we will pay on Friday\""),
+            "{}",
+            d.payload.checks[8].detail
+        );
+        i.promised_date = None;
+        let d = decide_one(&i, &c, &f, &k);
+        assert!(d.payload.checks[8].detail.contains("client promised to pay (no date given)"));
+    }
+
+    #[test]
+    fn an_expired_promise_is_broken_once_and_only_while_unpaid() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        let reply = Uuid::now_v7();
+        i.paused_until = Some(now() - Duration::hours(1));
+        i.pause_reason = Some(replies::PROMISE_TO_PAY.into());
+        i.pause_version = Some(2);
+        i.pause_evidence = Some("we will pay on Friday".into());
+        i.pause_reply_id = Some(reply);
+        i.promised_date = NaiveDate::from_ymd_opt(2026, 3, 6);
+        let b = newly_broken(&i, now()).unwrap();
+        assert_eq!(b.promised_date, NaiveDate::from_ymd_opt(2026, 3, 6));
+        assert_eq!(b.paused_until, now() - Duration::hours(1));
+        assert_eq!((b.evidence.as_str(), b.reply_id), ("we will pay on Friday", Some(reply)));
+        // Not before the pause ends.
+        assert!(newly_broken(&i, now() - Duration::hours(2)).is_none());
+        // Once per promise.
+        i.broken_pause_version = Some(2);
+        assert!(newly_broken(&i, now()).is_none());
+        i.broken_pause_version = Some(1);
+        assert!(newly_broken(&i, now()).is_some());
+        // Not when paid, and not for a claimed payment awaiting Stripe.
+        i.status = Some("paid".into());
+        assert!(newly_broken(&i, now()).is_none());
+        i.status = Some("open".into());
+        i.pause_reason = Some(replies::ALREADY_PAID.into());
+        assert!(newly_broken(&i, now()).is_none());
+        // The decision carries the broken promise; the pause check passes and says so.
+        i.broken_promise = Some(Json(b.clone()));
+        let d = decide_one(&i, &c, &f, &k);
+        assert!(d.payload.eligible);
+        assert_eq!(d.payload.broken_promise, Some(b));
+        assert_eq!(d.payload.paused_until, None);
+        assert_eq!(
+            d.payload.checks[8].detail,
+            "no active payment promise or plan (a promise to pay by 2026-03-06 was broken)"
+        );
     }
 }

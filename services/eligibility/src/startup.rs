@@ -1,7 +1,8 @@
-//! Wires the service: shared start-up, the two consumers, the time sweep, the routes.
-use crate::handlers::{Context, billing, consent};
+//! Wires the service: shared start-up, the three consumers, the time sweep, the routes.
+use crate::handlers::{Context, billing, consent, replies};
 use crate::{Config, SERVICE, routes, sweep};
 use arflow_bus::consumer::ConsumerSpec;
+use arflow_contracts::subjects::reply;
 use arflow_runtime::Shutdown;
 use arflow_service::{Base, Settings, StartupError};
 use sqlx::migrate::Migrator;
@@ -23,6 +24,7 @@ impl Application {
             clock: base.clock.clone(),
             outbox: base.outbox.clone(),
             metrics: base.metrics.clone(),
+            settings: config.eligibility.clone(),
         });
         base.spawn_consumer(
             ConsumerSpec {
@@ -41,6 +43,15 @@ impl Application {
             },
             config.consumer.clone(),
             Arc::new(consent::ConsentHandler::new(ctx.clone())),
+        );
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: replies::CONSUMER.into(),
+                stream: "REPLY".into(),
+                filter_subjects: vec![format!("{}.>", reply::CLASSIFIED)],
+            },
+            config.consumer.clone(),
+            Arc::new(replies::RepliesHandler::new(ctx.clone())),
         );
         base.spawn_task("time-sweep", sweep::run(ctx, config.eligibility.clone(), shutdown));
         Ok(Application { base })

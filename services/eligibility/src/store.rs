@@ -2,6 +2,7 @@
 //! and the decision writes. Runtime queries with binds; set-based where it matters.
 use arflow_contracts::events::{
     ClientUpserted, ContactUpserted, FirmUpdated, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted,
+    PromiseBroken,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -72,6 +73,19 @@ pub struct InvoiceRow {
     pub cases_open: i32,
     pub paused_until: Option<DateTime<Utc>>,
     pub pause_reason: Option<String>,
+    pub pause_version: Option<i64>,
+    /// The reply behind the pause (`None` for a `billing.invoice_paused` pause).
+    pub pause_evidence: Option<String>,
+    pub pause_reply_id: Option<Uuid>,
+    pub promised_date: Option<NaiveDate>,
+    /// The client disputes the invoice in a reply (apart from the Stripe/firm `disputed`).
+    pub client_dispute_evidence: Option<String>,
+    /// Waiting for a person: the intent and the client's words.
+    pub handoff_intent: Option<String>,
+    pub handoff_evidence: Option<String>,
+    /// The latest broken promise and the `pause_version` it was recorded for.
+    pub broken_promise: Option<Json<PromiseBroken>>,
+    pub broken_pause_version: Option<i64>,
     pub decision_version: i64,
     pub decision_hash: Option<String>,
 }
@@ -305,11 +319,14 @@ pub async fn halt_invoice(
 }
 
 pub async fn pause_invoice(conn: &mut PgConnection, firm_id: Uuid, p: &InvoicePaused) -> Result<bool, sqlx::Error> {
+    // This pause replaces one a reply set: its evidence and date go with it.
     let done = sqlx::query(
         "INSERT INTO invoices (invoice_id, firm_id, client_id, paused_until, pause_reason, pause_version) \
          VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (invoice_id) DO UPDATE SET paused_until = EXCLUDED.paused_until, \
-           pause_reason = EXCLUDED.pause_reason, pause_version = EXCLUDED.pause_version, updated_at = now() \
+           pause_reason = EXCLUDED.pause_reason, pause_version = EXCLUDED.pause_version, \
+           pause_evidence = NULL, pause_reply_id = NULL, pause_reply_at = NULL, promised_date = NULL, \
+           updated_at = now() \
          WHERE (invoices.pause_version IS NULL OR invoices.pause_version < EXCLUDED.pause_version) \
            AND invoices.firm_id = EXCLUDED.firm_id",
     )
@@ -345,7 +362,8 @@ pub async fn lock_invoices(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<
     sqlx::query_as(
         "SELECT invoice_id, firm_id, client_id, version, stripe_invoice_id, number, currency, amount_due, \
            amount_remaining, due_date, hosted_invoice_url, excluded, disputed, status, cases_open, paused_until, \
-           pause_reason, decision_version, decision_hash \
+           pause_reason, pause_version, pause_evidence, pause_reply_id, promised_date, client_dispute_evidence, \
+           handoff_intent, handoff_evidence, broken_promise, broken_pause_version, decision_version, decision_hash \
          FROM invoices WHERE invoice_id = ANY($1) ORDER BY invoice_id FOR UPDATE",
     )
     .bind(ids)
@@ -537,6 +555,155 @@ pub async fn open_invoices_of_client(conn: &mut PgConnection, client_id: Uuid) -
             .fetch_all(conn)
             .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The invoice a reply names, locked, with the zones its promised dates are read in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReplyTarget {
+    pub firm_id: Uuid,
+    pub client_timezone: Option<String>,
+    pub firm_timezone: Option<String>,
+}
+
+/// Locks the invoice a reply names. A reply that overtook the invoice record (a replay, a
+/// rebuild) creates a placeholder when it names the client, like halts and pauses do, so
+/// what the client said is applied once the record arrives.
+pub async fn reply_target(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    invoice_id: Uuid,
+    client_id: Option<Uuid>,
+) -> Result<Option<ReplyTarget>, sqlx::Error> {
+    if let Some(client_id) = client_id {
+        sqlx::query(
+            "INSERT INTO invoices (invoice_id, firm_id, client_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (invoice_id) DO NOTHING",
+        )
+        .bind(invoice_id)
+        .bind(firm_id)
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query_as(
+        "SELECT i.firm_id, c.timezone AS client_timezone, f.timezone AS firm_timezone FROM invoices i \
+         LEFT JOIN clients c ON c.client_id = i.client_id AND c.firm_id = i.firm_id \
+         LEFT JOIN firms f ON f.firm_id = i.firm_id \
+         WHERE i.invoice_id = $1 FOR UPDATE OF i",
+    )
+    .bind(invoice_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// One reply, as written on its invoice.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyRecord<'a> {
+    pub invoice_id: Uuid,
+    pub reply_id: Uuid,
+    pub intent: &'a str,
+    pub evidence: &'a str,
+    pub received_at: DateTime<Utc>,
+}
+
+// Each write below only moves forward: a reply older than the one recorded (by received_at,
+// then reply id) changes nothing, and the same reply twice is a no-op.
+
+/// The client disputes the invoice. Returns whether this reply was newer than the recorded one.
+pub async fn record_dispute(conn: &mut PgConnection, r: ReplyRecord<'_>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE invoices SET client_dispute_evidence = $3, client_dispute_reply_id = $2, client_dispute_at = $4, \
+           updated_at = now() \
+         WHERE invoice_id = $1 \
+           AND (client_dispute_at IS NULL OR (client_dispute_at, client_dispute_reply_id) < ($4, $2))",
+    )
+    .bind(r.invoice_id)
+    .bind(r.reply_id)
+    .bind(r.evidence)
+    .bind(r.received_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A person must answer. The escalation service (issue #5) will clear these columns when it
+/// resolves the case (`escalation.resolved`).
+pub async fn record_handoff(conn: &mut PgConnection, r: ReplyRecord<'_>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE invoices SET handoff_intent = $3, handoff_evidence = $4, handoff_reply_id = $2, handoff_at = $5, \
+           updated_at = now() \
+         WHERE invoice_id = $1 AND (handoff_at IS NULL OR (handoff_at, handoff_reply_id) < ($5, $2))",
+    )
+    .bind(r.invoice_id)
+    .bind(r.reply_id)
+    .bind(r.intent)
+    .bind(r.evidence)
+    .bind(r.received_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A newer reply's pause replaces the current one and bumps `pause_version` (each promise is
+/// its own version, so a broken promise is recorded once per promise).
+pub async fn record_reply_pause(
+    conn: &mut PgConnection,
+    r: ReplyRecord<'_>,
+    until: DateTime<Utc>,
+    reason: &str,
+    promised_date: Option<NaiveDate>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE invoices SET paused_until = $5, pause_reason = $6, pause_version = COALESCE(pause_version, 0) + 1, \
+           pause_evidence = $3, pause_reply_id = $2, pause_reply_at = $4, promised_date = $7, updated_at = now() \
+         WHERE invoice_id = $1 AND (pause_reply_at IS NULL OR (pause_reply_at, pause_reply_id) < ($4, $2))",
+    )
+    .bind(r.invoice_id)
+    .bind(r.reply_id)
+    .bind(r.evidence)
+    .bind(r.received_at)
+    .bind(until)
+    .bind(reason)
+    .bind(promised_date)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The last reply that changed something on the invoice, for the record.
+pub async fn record_last_reply(conn: &mut PgConnection, r: ReplyRecord<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE invoices SET last_reply_id = $2, last_reply_intent = $3, last_reply_evidence = $4, \
+           last_reply_at = $5 \
+         WHERE invoice_id = $1 AND (last_reply_at IS NULL OR (last_reply_at, last_reply_id) < ($5, $2))",
+    )
+    .bind(r.invoice_id)
+    .bind(r.reply_id)
+    .bind(r.intent)
+    .bind(r.evidence)
+    .bind(r.received_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records broken promises (rare: one row each), once per `pause_version`.
+pub async fn save_broken_promises(
+    conn: &mut PgConnection,
+    broken: &[(Uuid, i64, &PromiseBroken)],
+) -> Result<(), sqlx::Error> {
+    for (invoice_id, pause_version, promise) in broken {
+        sqlx::query(
+            "UPDATE invoices SET broken_promise = $3, broken_pause_version = $2, updated_at = now() \
+             WHERE invoice_id = $1 AND broken_pause_version IS DISTINCT FROM $2",
+        )
+        .bind(invoice_id)
+        .bind(pause_version)
+        .bind(Json(promise))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The latest decision of an invoice, for the HTTP API.

@@ -57,6 +57,7 @@ pub async fn sweep(ctx: &Context, batch: i64) -> Result<usize, evaluate::Evaluat
         }
         ctx.metrics.count("eligibility_evaluations", outcome.evaluated as u64);
         ctx.metrics.count("eligibility_changes_published", outcome.published as u64);
+        ctx.metrics.count("eligibility_promises_broken", outcome.broken as u64);
         total += ids.len();
         if (ids.len() as i64) < batch {
             return Ok(total);

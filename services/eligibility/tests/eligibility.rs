@@ -6,7 +6,8 @@ use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
     AllContactsOptedOut, AutomationStatus, ClientUpserted, Consent, ConsentChanged, ContactUpserted,
-    EligibilityChanged, FirmUpdated, HaltReason, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted, Tier,
+    EligibilityChanged, FirmUpdated, HaltReason, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted,
+    PromiseBroken, ReplyClassified, ReplyIntent, ReplyKind, Tier,
 };
 use arflow_contracts::{Envelope, subjects};
 use arflow_core::{Channel, Currency, SendWindow};
@@ -200,6 +201,29 @@ impl TestApp {
         }
     }
 
+    /// Publishes a classified reply to an email about `s.invoice`, as the email service does.
+    async fn reply(
+        &self,
+        s: &Setup,
+        intent: ReplyIntent,
+        promised_date: Option<NaiveDate>,
+        evidence: &str,
+        received_at: DateTime<Utc>,
+    ) -> ReplyClassified {
+        let r = classified(s, intent, promised_date, evidence, received_at);
+        self.publish(subjects::reply::CLASSIFIED, r.reply_id, r.clone()).await;
+        r
+    }
+
+    async fn promises_broken(&self) -> Vec<PromiseBroken> {
+        self.read_stream()
+            .await
+            .into_iter()
+            .filter(|e| e.kind == subjects::eligibility::PROMISE_BROKEN)
+            .map(|e| e.data_as().unwrap())
+            .collect()
+    }
+
     async fn opted_out_warnings(&self) -> Vec<AllContactsOptedOut> {
         self.read_stream()
             .await
@@ -219,7 +243,11 @@ impl TestApp {
         let mut quiet = 0;
         loop {
             let mut busy = 0u64;
-            for (stream, consumer) in [("BILLING", "eligibility-billing"), ("CONSENT", "eligibility-consent")] {
+            for (stream, consumer) in [
+                ("BILLING", "eligibility-billing"),
+                ("CONSENT", "eligibility-consent"),
+                ("REPLY", "eligibility-replies"),
+            ] {
                 let s = self.bus.js.get_stream(stream).await.unwrap();
                 let info = s.consumer_info(consumer).await.unwrap();
                 busy += info.num_pending + info.num_ack_pending as u64;
@@ -300,6 +328,38 @@ fn failing(d: &EligibilityChanged, rule: &str) -> bool {
 
 fn detail<'a>(d: &'a EligibilityChanged, rule: &str) -> &'a str {
     &d.checks.iter().find(|c| c.rule == rule).unwrap().detail
+}
+
+/// A reply to an email about `s.invoice`, matched and classified.
+fn classified(
+    s: &Setup,
+    intent: ReplyIntent,
+    promised_date: Option<NaiveDate>,
+    evidence: &str,
+    received_at: DateTime<Utc>,
+) -> ReplyClassified {
+    ReplyClassified {
+        reply_id: Uuid::now_v7(),
+        channel: Channel::Email,
+        kind: ReplyKind::Reply,
+        intent: Some(intent),
+        promised_date,
+        evidence: evidence.into(),
+        sure: true,
+        client_text: format!("Hi, {evidence}. Thanks, Hank"),
+        invoice_id: Some(s.invoice.invoice_id),
+        contact_id: Some(s.contact.contact_id),
+        client_id: Some(s.client.client_id),
+        matched_by: Some("reply_token".into()),
+        answered_message_id: Some("<rem-INV-0001-3@acme.test>".into()),
+        step: Some("overdue_7".into()),
+        from: Some("hank@globex.test".into()),
+        subject: Some("Re: Invoice INV-0001 is overdue".into()),
+        received_at,
+        reference_date: received_at.with_timezone(&chrono_tz::America::Los_Angeles).date_naive(),
+        bounce: None,
+        action: String::new(),
+    }
 }
 
 #[tokio::test]
@@ -623,6 +683,169 @@ async fn a_malformed_event_is_dead_lettered_not_dropped() {
         assert!(Instant::now() < deadline, "not dead-lettered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_disputing_reply_makes_the_invoice_ineligible_with_the_clients_words() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    // Replies that need nothing from eligibility change nothing.
+    app.reply(&s, ReplyIntent::Acknowledged, None, "forwarded to our AP team", t0()).await;
+    app.reply(&s, ReplyIntent::AutoReply, None, "I am out of the office", t0()).await;
+    let unmatched = ReplyClassified {
+        invoice_id: None,
+        contact_id: None,
+        client_id: None,
+        matched_by: None,
+        ..classified(&s, ReplyIntent::Dispute, None, "wrong amount", t0())
+    };
+    app.publish(subjects::reply::CLASSIFIED, unmatched.reply_id, unmatched).await;
+    app.process_until_idle().await;
+    let before = app.decisions(s.invoice.invoice_id).await;
+    assert!(before.last().unwrap().eligible);
+
+    app.reply(&s, ReplyIntent::Dispute, None, "the extra hours were never approved", t0()).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "not_disputed")).await;
+    assert_eq!(detail(&d, "not_disputed"), "the client disputes the invoice: \"the extra hours were never approved\"");
+    assert_eq!(d.automation_status, AutomationStatus::Escalated);
+    // The client's dispute is not the snapshot's flag: a Stripe update does not clear it.
+    app.invoice_upserted(&InvoiceUpserted {
+        amount_remaining: Decimal::new(300000, 2),
+        version: 2,
+        ..s.invoice.clone()
+    })
+    .await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.invoice.amount_remaining == Decimal::new(300000, 2)).await;
+    assert!(failing(&d, "not_disputed"), "{:?}", d.checks);
+    // What was applied is on the invoice.
+    let (intent, evidence): (String, String) =
+        sqlx::query_as("SELECT last_reply_intent, last_reply_evidence FROM eligibility.invoices WHERE invoice_id = $1")
+            .bind(s.invoice.invoice_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((intent.as_str(), evidence.as_str()), ("dispute", "the extra hours were never approved"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_question_waits_for_a_person() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.reply(&s, ReplyIntent::Question, None, "can you send us a W-9 first", t0()).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "no_open_escalation")).await;
+    assert_eq!(detail(&d, "no_open_escalation"), "waiting for a person: question: \"can you send us a W-9 first\"");
+    assert_eq!(d.automation_status, AutomationStatus::Escalated);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_claimed_payment_pauses_outreach_until_stripe_has_had_its_days() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.reply(&s, ReplyIntent::AlreadyPaid, None, "we paid this last Tuesday", t0()).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "no_active_promise_or_plan")).await;
+    // received_at + reconcile_days (5), shown in the client's zone.
+    assert_eq!(d.paused_until, Some(t0() + chrono::Duration::days(5)));
+    assert_eq!(d.pause_reason.as_deref(), Some("already_paid"));
+    assert_eq!(
+        detail(&d, "no_active_promise_or_plan"),
+        "outreach paused until 2026-03-15 08:00 PDT: client says it is already paid: \"we paid this last Tuesday\"; \
+         awaiting Stripe"
+    );
+    assert_eq!(d.automation_status, AutomationStatus::Paused);
+    // Stripe says nothing: the pause expires and reminders resume; no promise was made, none is broken.
+    arflow_bus::clock::set(&app.bus, t0() + chrono::Duration::days(5)).await.unwrap();
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    assert_eq!((d.paused_until, d.pause_reason.as_deref(), d.broken_promise.as_ref()), (None, None, None));
+    app.process_until_idle().await;
+    assert!(app.promises_broken().await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_promise_pauses_until_its_day_plus_grace_in_the_clients_zone_then_breaks_once() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    let friday = NaiveDate::from_ymd_opt(2026, 3, 13).unwrap();
+    let promise = app.reply(&s, ReplyIntent::PromiseToPay, Some(friday), "we will pay it on Friday", t0()).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "no_active_promise_or_plan")).await;
+    // The end of Friday 13 March in Los Angeles plus 3 days of grace: Tuesday 17 March 00:00 PDT.
+    let until = Utc.with_ymd_and_hms(2026, 3, 17, 7, 0, 0).unwrap();
+    assert_eq!(d.paused_until, Some(until));
+    assert_eq!(d.pause_reason.as_deref(), Some("promise_to_pay"));
+    assert_eq!(
+        detail(&d, "no_active_promise_or_plan"),
+        "outreach paused until 2026-03-17 00:00 PDT: client promised to pay by 2026-03-13: \"we will pay it on Friday\""
+    );
+    // An older reply delivered late does not replace the newer promise.
+    let older = t0() - chrono::Duration::hours(2);
+    app.reply(&s, ReplyIntent::PromiseToPay, NaiveDate::from_ymd_opt(2026, 3, 11), "by Wednesday", older).await;
+    app.process_until_idle().await;
+    assert_eq!(app.decisions(s.invoice.invoice_id).await.last().unwrap().paused_until, Some(until));
+
+    // A minute before the end: still paused. At the end, unpaid: broken.
+    arflow_bus::clock::set(&app.bus, until - chrono::Duration::minutes(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.process_until_idle().await;
+    assert!(app.promises_broken().await.is_empty());
+    arflow_bus::clock::set(&app.bus, until).await.unwrap();
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.broken_promise.is_some()).await;
+    assert!(d.eligible, "{:?}", d.checks);
+    assert_eq!(d.paused_until, None);
+    let broken = d.broken_promise.clone().unwrap();
+    assert_eq!(broken.promised_date, Some(friday));
+    assert_eq!(broken.paused_until, until);
+    assert_eq!(broken.evidence, "we will pay it on Friday");
+    assert_eq!(broken.reply_id, Some(promise.reply_id));
+    assert_eq!(
+        detail(&d, "no_active_promise_or_plan"),
+        "no active payment promise or plan (a promise to pay by 2026-03-13 was broken)"
+    );
+    app.process_until_idle().await;
+    assert_eq!(app.promises_broken().await, vec![broken.clone()]);
+    // Recorded once: later evaluations carry it and publish nothing new about it.
+    app.client_upserted(&ClientUpserted { name: "Globex Corp".into(), version: 2, ..s.client.clone() }).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.client.name == "Globex Corp").await;
+    assert_eq!(d.broken_promise, Some(broken.clone()));
+    arflow_bus::clock::advance(&app.bus, chrono::Duration::days(3)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.process_until_idle().await;
+    assert_eq!(app.promises_broken().await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_promise_kept_is_not_broken() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    app.reply(&s, ReplyIntent::PromiseToPay, None, "we'll get this paid shortly", t0()).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "no_active_promise_or_plan")).await;
+    // No date: promise_default_days (7) from the reply.
+    assert_eq!(d.paused_until, Some(t0() + chrono::Duration::days(7)));
+    assert!(detail(&d, "no_active_promise_or_plan").contains("client promised to pay (no date given)"));
+    let paid = InvoiceHalted {
+        invoice_id: s.invoice.invoice_id,
+        client_id: s.client.client_id,
+        stripe_invoice_id: "in_123".into(),
+        reason: HaltReason::Paid,
+        stripe_event_id: "evt_paid".into(),
+        hold_revision: 3,
+        version: 2,
+    };
+    app.publish(subjects::billing::INVOICE_PAID, s.invoice.invoice_id, paid).await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.automation_status == AutomationStatus::HaltedPaid).await;
+    arflow_bus::clock::advance(&app.bus, chrono::Duration::days(8)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.process_until_idle().await;
+    assert!(app.promises_broken().await.is_empty());
+    assert_eq!(app.decisions(s.invoice.invoice_id).await.last().unwrap().broken_promise, None);
     app.stop().await;
 }
 

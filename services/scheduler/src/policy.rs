@@ -1,5 +1,5 @@
 //! Cadences: which steps an invoice gets, when, and in what tone.
-use arflow_contracts::events::{ContactSnapshot, EligibilityChanged, Tier, Tone};
+use arflow_contracts::events::{ContactSnapshot, EligibilityChanged, PromiseBroken, Tier, Tone};
 use arflow_core::{Channel, SendWindow, window::parse_tz};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -120,6 +120,45 @@ pub fn plan(policy: &Policy, decision: &EligibilityChanged) -> Vec<PlannedStep> 
         .collect()
 }
 
+/// Name prefix of the extra step planned when a payment promise is broken.
+pub const BROKEN_PROMISE_STEP: &str = "broken_promise_";
+
+/// Whether a step is the extra one planned for a broken promise.
+pub fn is_broken_promise_step(name: &str) -> bool {
+    name.starts_with(BROKEN_PROMISE_STEP)
+}
+
+/// "Resumed with a firmer step": one extra step when a payment promise was broken, at the
+/// first window opening at or after the pause's end. Its name carries the promised date (else
+/// the day the pause ended), so each promise gets one step. Its offset is the days overdue at
+/// that moment, so it is the latest due step there and the no-flood rule fires it instead of
+/// an older friendly one; the tone is at least firm, final when the latest policy step due by
+/// then is final; the payment link is always included. None without a due date (no cadence).
+pub fn broken_promise_step(
+    policy: &Policy,
+    decision: &EligibilityChanged,
+    broken: &PromiseBroken,
+) -> Option<PlannedStep> {
+    let due = decision.invoice.due_date?;
+    let (window, tz) = window_and_zone(decision, &HashSet::new());
+    let at = window.next_open(broken.paused_until, tz);
+    let overdue = days_overdue(at, tz, due);
+    let offset_days = i32::try_from(overdue).ok()?;
+    let latest_due = policy.steps.iter().filter(|s| s.offset_days <= offset_days).max_by_key(|s| s.offset_days);
+    let tone = match latest_due.map(|s| tone_for(s, decision.client.tier)) {
+        Some(Tone::Final) => Tone::Final,
+        _ => Tone::Firm,
+    };
+    let day = broken.promised_date.unwrap_or_else(|| broken.paused_until.with_timezone(&tz).date_naive());
+    Some(PlannedStep {
+        name: format!("{BROKEN_PROMISE_STEP}{day}"),
+        offset_days,
+        tone,
+        pay_link: true,
+        scheduled_for: at,
+    })
+}
+
 /// Whole days between the due date and `at`'s date in `tz` (negative before the due date).
 pub fn days_overdue(at: DateTime<Utc>, tz: Tz, due: NaiveDate) -> i64 {
     (at.with_timezone(&tz).date_naive() - due).num_days()
@@ -155,6 +194,91 @@ mod tests {
         assert_eq!(tones(Tier::LongStanding), vec![Friendly, Friendly, Friendly, Friendly, Firm, Final]);
         assert_eq!(tones(Tier::Key), vec![Friendly, Friendly, Friendly, Friendly, Firm, Final]);
         assert_eq!(tones(Tier::New), vec![Friendly, Friendly, Friendly, Firm, Firm, Final]);
+    }
+
+    fn decision(due: NaiveDate, tier: Tier) -> EligibilityChanged {
+        use arflow_contracts::events::{AutomationStatus, ClientSnapshot, FirmSnapshot, InvoiceSnapshot};
+        let invoice_id = Uuid::now_v7();
+        EligibilityChanged {
+            invoice_id,
+            version: 1,
+            eligible: true,
+            past_due: true,
+            automation_status: AutomationStatus::Enabled,
+            checks: vec![],
+            paused_until: None,
+            pause_reason: None,
+            broken_promise: None,
+            invoice: InvoiceSnapshot {
+                invoice_id,
+                stripe_invoice_id: "in_1".into(),
+                number: None,
+                currency: arflow_core::Currency::parse("USD").unwrap(),
+                amount_due: 100.into(),
+                amount_remaining: 100.into(),
+                due_date: Some(due),
+                hosted_invoice_url: None,
+            },
+            client: ClientSnapshot { client_id: Uuid::now_v7(), name: "Acme".into(), tier },
+            contacts: vec![ContactSnapshot {
+                contact_id: Uuid::now_v7(),
+                name: "Jane".into(),
+                email: Some("jane@example.com".into()),
+                phone: None,
+                timezone: Some("America/New_York".into()),
+                channels: vec![Channel::Email],
+            }],
+            firm: FirmSnapshot {
+                name: "Firm".into(),
+                sender_email: "a@b.c".into(),
+                timezone: "UTC".into(),
+                email_window: SendWindow::business_hours(),
+            },
+            evaluated_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy { policy_id: Uuid::now_v7(), name: DEFAULT_POLICY.into(), version: 1, steps: default_steps() }
+    }
+
+    fn broken(d: &EligibilityChanged, promised: Option<NaiveDate>, until: DateTime<Utc>) -> PromiseBroken {
+        PromiseBroken {
+            invoice_id: d.invoice_id,
+            client_id: d.client.client_id,
+            promised_date: promised,
+            paused_until: until,
+            evidence: "we will pay on Friday".into(),
+            reply_id: None,
+        }
+    }
+
+    #[test]
+    fn a_broken_promise_resumes_with_a_firm_step_at_the_next_opening() {
+        use chrono::TimeZone;
+        let due = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let d = decision(due, Tier::Standard);
+        // The pause ended Tuesday 17 March 00:00 EDT; the window opens at 09:00 EDT.
+        let until = Utc.with_ymd_and_hms(2026, 3, 17, 4, 0, 0).unwrap();
+        let b = broken(&d, NaiveDate::from_ymd_opt(2026, 3, 13), until);
+        let s = broken_promise_step(&policy(), &d, &b).unwrap();
+        assert_eq!(s.name, "broken_promise_2026-03-13");
+        assert_eq!(s.scheduled_for, Utc.with_ymd_and_hms(2026, 3, 17, 13, 0, 0).unwrap());
+        // 15 days overdue then: overdue_14 (firm) is the latest policy step due.
+        assert_eq!((s.offset_days, s.tone, s.pay_link), (15, Tone::Firm, true));
+        // Friendly steps only so far: still firm.
+        let early = broken(&d, None, Utc.with_ymd_and_hms(2026, 3, 6, 5, 0, 0).unwrap());
+        let s = broken_promise_step(&policy(), &d, &early).unwrap();
+        assert_eq!((s.name.as_str(), s.offset_days, s.tone), ("broken_promise_2026-03-06", 4, Tone::Firm));
+        assert!(is_broken_promise_step(&s.name));
+        // Past +30 the final tone holds.
+        let late = broken(&d, None, Utc.with_ymd_and_hms(2026, 4, 7, 4, 0, 0).unwrap());
+        let s = broken_promise_step(&policy(), &d, &late).unwrap();
+        assert_eq!((s.offset_days, s.tone), (36, Tone::Final));
+        // No due date, no cadence.
+        let mut undated = d.clone();
+        undated.invoice.due_date = None;
+        assert!(broken_promise_step(&policy(), &undated, &b).is_none());
     }
 
     #[test]

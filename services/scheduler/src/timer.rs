@@ -18,6 +18,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The eligibility rule a pause fails (`paused_until`).
+const NO_ACTIVE_PROMISE_OR_PLAN: &str = "no_active_promise_or_plan";
+
+/// How long steps wait for the decision that follows the end of a pause before looking again.
+const AWAIT_DECISION: chrono::Duration = chrono::Duration::minutes(1);
+
 pub struct Timer {
     pub ctx: Context,
     pub settings: SchedulerSettings,
@@ -223,9 +229,19 @@ pub fn decide(
         return steps.iter().map(|_| skip("no_decision", "no readable eligibility decision for the invoice")).collect();
     };
     let (window, tz) = policy::window_and_zone(d, opted_out);
-    if let Some(until) = d.paused_until.filter(|u| *u > now) {
-        let to = window.next_open(until, tz);
-        return steps.iter().map(|_| Verdict::Move { to, why: "paused" }).collect();
+    if let Some(until) = d.paused_until {
+        if until > now {
+            let to = window.next_open(until, tz);
+            return steps.iter().map(|_| Verdict::Move { to, why: "paused" }).collect();
+        }
+        // The decision still holds the steps for a pause that has ended: eligibility re-decides
+        // at that very moment (and records a broken promise, which adds a firmer step). Acting
+        // on the stale verdict would skip the resumed steps as ineligible, or send a friendly
+        // one just before the firm one; wait briefly for the new decision instead.
+        if d.failed_rules().contains(&NO_ACTIVE_PROMISE_OR_PLAN) {
+            let to = now + AWAIT_DECISION;
+            return steps.iter().map(|_| Verdict::Move { to, why: "awaiting_eligibility" }).collect();
+        }
     }
     // Never outside the window, whatever the clock: a step whose window closed (the scheduler
     // was down, the plan was created late, or a simulated clock jumped past it) waits for the
@@ -245,12 +261,13 @@ pub fn decide(
         if rules.is_empty() { "not eligible".to_string() } else { rules.join(", ") }
     };
     let passes = |s: &StepRow| d.eligible && (s.offset_days <= 0 || past_due);
-    // No flood after downtime: only the latest due step goes out.
+    // No flood after downtime: only the latest due step goes out (of a policy step and a
+    // broken-promise step due at the same time and offset, the firmer broken-promise one).
     let latest = steps
         .iter()
         .enumerate()
         .filter(|(_, s)| passes(s))
-        .max_by_key(|(_, s)| (s.scheduled_for, s.offset_days))
+        .max_by_key(|(_, s)| (s.scheduled_for, s.offset_days, policy::is_broken_promise_step(&s.name)))
         .map(|(i, _)| i);
     let contact = policy::email_recipient(d, opted_out);
     let no_contact_reason = if d.contacts.iter().any(|c| opted_out.contains(&c.contact_id)) {
@@ -497,5 +514,43 @@ mod tests {
         // With London reachable, London's window applies and the step fires.
         let v = decide(&p, Some(&d), &steps(&p), at(13, 10), &HashSet::new());
         assert!(v.iter().any(|x| matches!(x, Verdict::Fire(_))), "{v:?}");
+    }
+
+    #[test]
+    fn a_decision_still_holding_an_ended_pause_waits_for_the_next_one() {
+        let p = plan();
+        let mut d = decision(&p);
+        d.paused_until = Some(at(13, 9));
+        d.eligible = false;
+        d.checks.push(Check { rule: NO_ACTIVE_PROMISE_OR_PLAN.into(), passed: false, detail: "paused".into() });
+        let now = at(13, 10);
+        let v = decide(&p, Some(&d), &steps(&p), now, &HashSet::new());
+        let held = Verdict::Move { to: now + AWAIT_DECISION, why: "awaiting_eligibility" };
+        assert!(v.iter().all(|x| *x == held), "{v:?}");
+        // The decision that follows the pause lets them go.
+        d.paused_until = None;
+        d.eligible = true;
+        d.checks.pop();
+        let v = decide(&p, Some(&d), &steps(&p), now, &HashSet::new());
+        assert!(matches!(v[2], Verdict::Fire(_)), "{v:?}");
+    }
+
+    #[test]
+    fn a_broken_promise_step_wins_a_tie_with_a_policy_step() {
+        let p = plan();
+        let d = decision(&p);
+        let mut broken = step(&p, "broken_promise_2026-03-20", 14, at(23, 9));
+        broken.tone = "firm".into();
+        let both = vec![step(&p, "overdue_7", 7, at(16, 9)), broken, step(&p, "overdue_14", 14, at(23, 9))];
+        let v = decide(&p, Some(&d), &both, at(23, 10), &HashSet::new());
+        let Verdict::Fire(due) = &v[1] else { panic!("{v:?}") };
+        assert_eq!((due.step.as_str(), due.tone, due.pay_link), ("broken_promise_2026-03-20", Tone::Firm, true));
+        assert_eq!(due.days_overdue, 14);
+        for i in [0, 2] {
+            assert!(
+                matches!(&v[i], Verdict::Skip { reason, detail, .. } if reason == "superseded" && detail.contains("broken_promise")),
+                "{v:?}"
+            );
+        }
     }
 }

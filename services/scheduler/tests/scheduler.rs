@@ -6,7 +6,7 @@ use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
     AutomationStatus, Check, ClientSnapshot, ConsentChanged, ContactSnapshot, EligibilityChanged, FirmSnapshot,
-    HaltReason, InvoiceHalted, InvoiceSnapshot, PlanUpdated, StepDue, StepSkipped, Tier, Tone,
+    HaltReason, InvoiceHalted, InvoiceSnapshot, PlanUpdated, PromiseBroken, StepDue, StepSkipped, Tier, Tone,
 };
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_core::{Channel, Currency, SendWindow, window::parse_tz};
@@ -769,4 +769,117 @@ async fn a_plan_made_after_its_steps_were_due_waits_for_the_next_opening_in_the_
     assert!(skipped.iter().all(|s| s.reason == "superseded"), "{skipped:?}");
     let states: Vec<String> = t.steps(d.invoice_id).await.into_iter().map(|s| s.1).collect();
     assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "pending", "pending"]);
+}
+
+#[tokio::test]
+async fn a_broken_promise_resumes_outreach_with_a_firm_step_that_supersedes_the_friendly_ones() {
+    let mut t = TestApp::spawn().await;
+    let zone = "America/New_York";
+    // Due Monday 2 March. The client promised to pay by Friday 13 March; eligibility paused
+    // outreach until the end of that day plus 3 days of grace: Tuesday 17 March 00:00 EDT.
+    let until = Utc.with_ymd_and_hms(2026, 3, 17, 4, 0, 0).unwrap();
+    let mut d = decision(date(2026, 3, 2), zone, Tier::Standard);
+    d.eligible = false;
+    d.past_due = true;
+    d.automation_status = AutomationStatus::Paused;
+    d.paused_until = Some(until);
+    d.pause_reason = Some("promise_to_pay".into());
+    d.checks.push(Check {
+        rule: "no_active_promise_or_plan".into(),
+        passed: false,
+        detail: "outreach paused until 2026-03-17 00:00 EDT: client promised to pay by 2026-03-13".into(),
+    });
+    t.publish_decision(&d).await;
+    let resume = Utc.with_ymd_and_hms(2026, 3, 17, 13, 0, 0).unwrap();
+    let plans: Vec<PlanUpdated> = of_kind(&t.outreach().await, subjects::outreach::PLAN_UPDATED);
+    assert_eq!(plans.last().unwrap().next.as_ref().unwrap().at, resume);
+
+    // The clock reaches the resume time before the decision that follows the pause arrives
+    // (eligibility re-decides at the pause's end; here it is late): nothing fires on the stale
+    // decision, nothing is skipped, the steps wait for it.
+    let now = t.advance(resume - start_time()).await;
+    assert_eq!(now, resume);
+    let msgs = t.outreach().await;
+    assert!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "{msgs:?}");
+    assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty(), "{msgs:?}");
+
+    // The promise was not kept: the next decision carries it.
+    let broken = PromiseBroken {
+        invoice_id: d.invoice_id,
+        client_id: d.client.client_id,
+        promised_date: Some(date(2026, 3, 13)),
+        paused_until: until,
+        evidence: "we will pay it on Friday".into(),
+        reply_id: Some(Uuid::now_v7()),
+    };
+    let mut after = d.clone();
+    after.version = 2;
+    after.eligible = true;
+    after.automation_status = AutomationStatus::Enabled;
+    after.paused_until = None;
+    after.pause_reason = None;
+    after.checks.pop();
+    after.broken_promise = Some(broken.clone());
+    t.publish_decision(&after).await;
+    let msgs = t.outreach().await;
+    let fired = fired_at(&msgs);
+    assert_eq!(fired.len(), 1, "{msgs:?}");
+    let (step, sent_at) = &fired[0];
+    assert_eq!(step.step, "broken_promise_2026-03-13");
+    assert_eq!(step.tone, Tone::Firm);
+    assert!(step.pay_link);
+    assert_eq!(step.days_overdue, 15);
+    assert_eq!(step.explanation.eligibility_version, 2);
+    assert_in_window(step, zone, *sent_at);
+    // Everything the pause held back is superseded by it, overdue_14 (firm, +14) included.
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(
+        skipped.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(),
+        ["pre_due", "due_today", "overdue_3", "overdue_7", "overdue_14"]
+    );
+    assert!(skipped.iter().all(|s| s.reason == "superseded" && s.detail.contains("broken_promise")), "{skipped:?}");
+
+    // Later decisions still carry the broken promise: the step is not planned again.
+    let mut later = after.clone();
+    later.version = 3;
+    later.invoice.amount_remaining = Decimal::new(300000, 2);
+    t.publish_decision(&later).await;
+    t.advance(Duration::days(16)).await;
+    let fired: Vec<String> = fired_at(&t.outreach().await).into_iter().map(|(s, _)| s.step).collect();
+    assert_eq!(fired, ["overdue_30"]);
+    let states: Vec<(String, String)> = t.steps(d.invoice_id).await.into_iter().map(|s| (s.0, s.1)).collect();
+    assert_eq!(states.iter().filter(|(name, _)| name.starts_with("broken_promise_")).count(), 1);
+    assert!(states.contains(&("broken_promise_2026-03-13".into(), "fired".into())), "{states:?}");
+}
+
+#[tokio::test]
+async fn a_payment_cancels_a_pending_broken_promise_step() {
+    let mut t = TestApp::spawn().await;
+    // The promise broke on a Saturday: the firmer step waits for Monday's opening.
+    let until = Utc.with_ymd_and_hms(2026, 3, 7, 5, 0, 0).unwrap();
+    let mut d = decision(date(2026, 3, 2), "America/New_York", Tier::Standard);
+    d.past_due = true;
+    d.broken_promise = Some(PromiseBroken {
+        invoice_id: d.invoice_id,
+        client_id: d.client.client_id,
+        promised_date: None,
+        paused_until: until,
+        evidence: "we'll pay soon".into(),
+        reply_id: None,
+    });
+    arflow_bus::clock::set(&t.bus, until).await.unwrap();
+    t.publish_decision(&d).await;
+    let monday = Utc.with_ymd_and_hms(2026, 3, 9, 13, 0, 0).unwrap();
+    let schedule = t.schedule(d.invoice_id).await;
+    let step = schedule.iter().find(|s| s.0.starts_with("broken_promise_")).unwrap();
+    assert_eq!((step.0.as_str(), step.1.as_str(), step.2), ("broken_promise_2026-03-07", "pending", monday));
+    t.outreach().await;
+    t.pay(d.invoice_id).await;
+    let skipped: Vec<StepSkipped> = of_kind(&t.outreach().await, subjects::outreach::STEP_SKIPPED);
+    assert!(
+        skipped.iter().any(|s| s.step == "broken_promise_2026-03-07" && s.reason == "invoice_halted: paid"),
+        "{skipped:?}"
+    );
+    t.advance(Duration::days(3)).await;
+    assert!(fired_at(&t.outreach().await).is_empty());
 }

@@ -2,7 +2,9 @@
 //! transaction: inbox, read-model upserts, re-evaluation, outbox, commit.
 pub mod billing;
 pub mod consent;
+pub mod replies;
 
+use crate::config::EligibilitySettings;
 use crate::evaluate::{self, Touched};
 use crate::store;
 use arflow_bus::{HandlerError, Incoming, Rejection};
@@ -23,6 +25,8 @@ pub struct Context {
     pub clock: Clock,
     pub outbox: Outbox,
     pub metrics: Metrics,
+    /// Pause lengths for replies (`[eligibility]`).
+    pub settings: EligibilitySettings,
 }
 
 /// Why one event could not be applied.
@@ -96,6 +100,7 @@ pub(crate) async fn process<A: Apply>(
     }
     ctx.metrics.count("eligibility_evaluations", outcome.evaluated as u64);
     ctx.metrics.count("eligibility_changes_published", outcome.published as u64);
+    ctx.metrics.count("eligibility_promises_broken", outcome.broken as u64);
     ctx.metrics.count("all_contacts_opted_out_warnings", outcome.warnings as u64);
     if duplicates > 0 {
         ctx.metrics.consumed(consumer, "duplicate", duplicates);

@@ -1,4 +1,5 @@
-//! `eligibility.changed.*`: create or re-plan the invoice's outreach plan from the firm's policy.
+//! `eligibility.changed.*`: create or re-plan the invoice's outreach plan from the firm's policy
+//! (plus one firmer step when the decision carries a broken payment promise).
 use super::{Apply, ApplyError, Context, Effects, same_firm};
 use crate::outreach::{self, Cause};
 use crate::policy;
@@ -84,6 +85,13 @@ impl Apply for EligibilityHandler {
         }
         if let Some(policy) = &policy {
             let mut planned = policy::plan(policy, &d);
+            // A broken payment promise: resume with a firmer step (one per promise, by name).
+            if let Some(broken) = d.broken_promise.as_ref().filter(|b| b.paused_until <= now)
+                && let Some(step) = policy::broken_promise_step(policy, &d, broken)
+            {
+                tracing::info!(invoice_id = %d.invoice_id, step = %step.name, at = %step.scheduled_for, "promise broken; firmer step planned");
+                planned.push(step);
+            }
             // A pause (payment promise or plan) holds the steps until its end, so `next` is honest.
             if let Some(until) = d.paused_until.filter(|u| *u > now) {
                 let (window, tz) = policy::window_and_zone(&d, &std::collections::HashSet::new());
