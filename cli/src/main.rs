@@ -1,6 +1,7 @@
 //! `arflow`: the operator's command. Errors are printed with their cause chain.
 mod api;
 mod demo;
+mod inbound;
 mod serve;
 
 use anyhow::Context;
@@ -51,6 +52,12 @@ enum Command {
         invoices: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+    },
+    /// Parse raw inbound emails (RFC 5322 files): one JSON line per file with kind, intent, promised date,
+    /// the reminder answered, reply token and bounce.
+    Inbound {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
     },
 }
 
@@ -115,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::print_portfolio(&portfolio);
             Ok(())
         }
+        Command::Inbound { files } => inbound::run(&files),
         Command::Demo { days, clients, invoices, seed } => {
             demo::run(demo::Options { days, clients, invoices, seed }).await
         }
