@@ -88,6 +88,7 @@ export ARFLOW__CLOCK__MODE=simulated
 export ARFLOW__CLOCK__START=2026-03-02T00:00:00Z
 export ARFLOW__SMTP__PORT=$SMTP_PORT
 export ARFLOW__GATEWAY__ADMIN_TOKEN=demo-admin-token
+export ARFLOW__EMAIL__REPLY_DOMAIN=in.harborpine.example
 export ARFLOW_API_URL=http://127.0.0.1:8080
 export ARFLOW_ADMIN_TOKEN=demo-admin-token
 export ARFLOW_MAILBOX="$MAILBOX"

@@ -3,5 +3,6 @@
 
 mod eligibility;
 mod fences;
+mod replies;
 mod story;
 mod timezones;

@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 pub const ADMIN: &str = "admin-token-for-tests";
 pub const UNSUB_SECRET: &str = "unsubscribe-secret-for-tests";
+/// Where clients' answers go: `Reply-To: reply+<token>@in.harborpine.test`.
+pub const REPLY_DOMAIN: &str = "in.harborpine.test";
 pub const SERVICES: [&str; 4] = ["gateway", "eligibility", "scheduler", "email"];
 
 /// Monday 2 March 2026, 00:00 UTC: where every scenario's clock starts.
@@ -56,6 +58,8 @@ pub struct Firm {
     pub id: Uuid,
     pub key: String,
     pub secret: String,
+    /// Authenticates the firm's inbound email webhook.
+    pub inbound_token: String,
 }
 
 impl TestApp {
@@ -90,6 +94,11 @@ impl TestApp {
 
     /// Starts (or restarts) one service in-process.
     pub async fn start_service(&mut self, name: &'static str) {
+        self.start_service_with(name, |_| {}).await
+    }
+
+    /// Like `start_service`, with the email service's config adjusted first (ignored by the others).
+    pub async fn start_service_with(&mut self, name: &'static str, adjust: impl FnOnce(&mut arflow_email::Config)) {
         let token = CancellationToken::new();
         let (db_url, nats_url, clock) = (Some(self.db.url().into()), self.nats.url(), self.clock());
         let handle = match name {
@@ -122,6 +131,8 @@ impl TestApp {
                 c.email.unsubscribe_base_url = format!("http://127.0.0.1:{}", self.gateway_port);
                 c.email.retry_backoff_ms = vec![100, 200];
                 c.email.poll_ms = 50;
+                c.email.reply_domain = Some(REPLY_DOMAIN.into());
+                adjust(&mut c);
                 let app = arflow_email::Application::build(c, token.clone()).await.expect("email starts");
                 tokio::spawn(async move { app.run().await.expect("email runs") })
             }
@@ -201,6 +212,7 @@ impl TestApp {
             id: body["firm"]["id"].as_str().unwrap().parse().unwrap(),
             key: body["api_key"].as_str().unwrap().into(),
             secret,
+            inbound_token: body["inbound_token"].as_str().unwrap().into(),
         }
     }
 
@@ -297,6 +309,18 @@ impl TestApp {
         let event =
             stripe::event(&format!("evt_paid_{stripe_id}"), "invoice.paid", self.now().await.timestamp() + 1, object);
         self.stripe(firm, &event).await
+    }
+
+    /// The firm's mail provider posts a raw inbound message to the gateway.
+    pub async fn inbound_email(&self, firm: &Firm, raw: &[u8]) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/webhooks/email/inbound/{}", firm.id)))
+            .bearer_auth(&firm.inbound_token)
+            .header("Content-Type", "message/rfc822")
+            .body(raw.to_vec())
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn activity(&self, firm: &Firm, invoice: Uuid) -> Value {

@@ -55,6 +55,11 @@ pub struct EmailSettings {
     /// Optional `mailto:` target added to `List-Unsubscribe`.
     #[serde(default)]
     pub unsubscribe_mailto: Option<String>,
+    /// Domain of the inbound reply addresses (`Reply-To: reply+<token>@<reply_domain>`), routed
+    /// by the firm's mail provider to `POST /webhooks/email/inbound/{firm_id}`. Unset: replies
+    /// go to the sender address and are matched by `In-Reply-To` / sender instead.
+    #[serde(default)]
+    pub reply_domain: Option<String>,
     /// SMTP attempts per email before a transient failure becomes final.
     pub max_attempts: i32,
     #[serde(default = "retry_backoff_ms")]
@@ -65,6 +70,27 @@ pub struct EmailSettings {
     pub batch_size: i64,
     #[serde(default)]
     pub dkim: Option<DkimSettings>,
+    /// Optional LLM assist for replies the rules are not sure about (off unless set).
+    #[serde(default)]
+    pub assist: Option<AssistSettings>,
+}
+
+/// An OpenAI-compatible chat-completions endpoint. It is asked only when no rule is sure, and its
+/// answer never overrides an opt-out the rules found.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AssistSettings {
+    /// e.g. `https://api.openai.com/v1` (without `/chat/completions`).
+    pub base_url: String,
+    pub model: String,
+    /// From `ARFLOW__EMAIL__ASSIST__API_KEY`.
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    #[serde(default = "assist_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn assist_timeout_ms() -> u64 {
+    5_000
 }
 
 fn retry_backoff_ms() -> Vec<u64> {
@@ -139,6 +165,11 @@ impl ServiceConfig for Config {
         {
             return Err(ConfigError::invalid("email.unsubscribe_mailto", "must be an email address"));
         }
+        if let Some(d) = &self.email.reply_domain
+            && (d.contains('@') || d.contains(char::is_whitespace))
+        {
+            return Err(ConfigError::invalid("email.reply_domain", "must be a bare domain like in.example.com"));
+        }
         if !(1..=100).contains(&self.email.max_attempts) {
             return Err(ConfigError::invalid("email.max_attempts", "must be between 1 and 100"));
         }
@@ -150,6 +181,17 @@ impl ServiceConfig for Config {
         }
         if !(1..=1_000).contains(&self.email.batch_size) {
             return Err(ConfigError::invalid("email.batch_size", "must be between 1 and 1000"));
+        }
+        if let Some(a) = &self.email.assist {
+            if !(a.base_url.starts_with("http://") || a.base_url.starts_with("https://")) {
+                return Err(ConfigError::invalid("email.assist.base_url", "must be an http(s) URL"));
+            }
+            if a.model.trim().is_empty() {
+                return Err(ConfigError::invalid("email.assist.model", "must not be empty"));
+            }
+            if !(100..=60_000).contains(&a.timeout_ms) {
+                return Err(ConfigError::invalid("email.assist.timeout_ms", "must be between 100 and 60000"));
+            }
         }
         if let Some(d) = &self.email.dkim {
             if d.selector.is_empty() {

@@ -45,6 +45,7 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     dkim: Option<DkimConfig>,
     unsubscribe_mailto: Option<String>,
+    reply_domain: Option<String>,
 }
 
 impl Mailer {
@@ -66,7 +67,13 @@ impl Mailer {
         let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
         let dkim = email.dkim.as_ref().map(load_dkim).transpose()?;
         let pool = crate::smtp_pool::SmtpPool::new(smtp).map_err(tls_err)?;
-        Ok(Mailer { pool, transport, dkim, unsubscribe_mailto: email.unsubscribe_mailto.clone() })
+        Ok(Mailer {
+            pool,
+            transport,
+            dkim,
+            unsubscribe_mailto: email.unsubscribe_mailto.clone(),
+            reply_domain: email.reply_domain.clone().filter(|d| !d.trim().is_empty()),
+        })
     }
 
     /// The MIME message of `row`, DKIM-signed when configured.
@@ -74,13 +81,18 @@ impl Mailer {
         let from = mailbox("from", &row.from_name, &row.from_address)?;
         let to = mailbox("to", &row.to_name, &row.to_address)?;
         let message_id = message_id(row.step_id, &from.email);
+        // Answers come back to the reply domain with the email's token, when one is set up.
+        let reply_to = match (&self.reply_domain, &row.reply_token) {
+            (Some(domain), Some(token)) => mailbox("reply-to", &row.from_name, &format!("reply+{token}@{domain}"))?,
+            _ => from.clone(),
+        };
         let mut unsubscribe = format!("<{}>", row.unsubscribe_url);
         if let Some(mailto) = &self.unsubscribe_mailto {
             unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
         }
         let mut message = Message::builder()
             .from(from.clone())
-            .reply_to(from)
+            .reply_to(reply_to)
             .to(to)
             .subject(row.subject.clone())
             .date(date.into())
@@ -188,6 +200,8 @@ mod tests {
             attempts: 0,
             message_id: None,
             last_error: None,
+            client_id: Some(Uuid::now_v7()),
+            reply_token: Some("0123456789abcdef".into()),
         }
     }
 
@@ -200,6 +214,7 @@ mod tests {
         std::fs::write(&key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
         let mut c = Config::defaults().unwrap();
         c.email.unsubscribe_mailto = Some("unsub@acme.example".into());
+        c.email.reply_domain = Some("in.acme.example".into());
         c.email.dkim = Some(DkimSettings {
             selector: "arflow".into(),
             domain: "acme.example".into(),
@@ -217,6 +232,7 @@ mod tests {
         assert!(text.contains("mailto:unsub@acme.example?subject=unsubscribe"), "{text}");
         assert!(text.contains("DKIM-Signature: v=1; a=ed25519-sha256"), "{text}");
         assert!(text.contains("s=arflow"), "{text}");
+        assert!(text.contains("reply+0123456789abcdef@in.acme.example"), "answers come back with the token: {text}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -120,10 +120,29 @@ impl Sender {
         if rows.is_empty() {
             return Ok(0);
         }
+        // The service's own copy of what can never be delivered (hard bounces), read per batch.
+        let bounced = match store::bounced_recipients(&self.pool, &rows).await {
+            Ok(b) => b,
+            Err(e) => {
+                // Nothing was handed over yet: put the batch back and try again shortly.
+                store::release(&self.pool, &rows).await.map_err(|e| e.to_string())?;
+                return Err(format!("bounced addresses could not be read: {e}"));
+            }
+        };
+        let bounced = &bounced;
         let outcomes: Vec<(EmailRow, Outcome)> = futures::stream::iter(rows)
             .map(|row| async move {
                 let span = tracing::info_span!("email", firm_id = %row.firm_id, invoice_id = %row.invoice_id, step_id = %row.step_id, correlation_id = %row.correlation_id);
-                let outcome = self.deliver(&row).instrument(span).await;
+                let outcome = match bounced.get(&row.id) {
+                    Some(status) => {
+                        span.in_scope(|| tracing::info!(%status, "recipient hard-bounced before; email suppressed"));
+                        Outcome::Suppressed {
+                            reason: "address_bounced",
+                            hold: serde_json::json!({ "bounce_status": status }),
+                        }
+                    }
+                    None => self.deliver(&row).instrument(span).await,
+                };
                 (row, outcome)
             })
             .buffer_unordered(self.concurrency.max(1))

@@ -1,12 +1,14 @@
 //! Wires the email service: its migrations, the step consumer, the SMTP sender loop.
 use crate::config::Config;
+use crate::handlers::replies::{DURABLE as REPLIES_DURABLE, RepliesHandler};
 use crate::handlers::steps::{DURABLE, StepsHandler};
 use crate::mail::Mailer;
 use crate::sender::Sender;
 use crate::{SERVICE, routes};
 use arflow_bus::consumer::ConsumerSpec;
-use arflow_contracts::subjects::outreach;
+use arflow_contracts::subjects::{outreach, reply};
 use arflow_runtime::ServiceConfig;
+use secrecy::ExposeSecret;
 use arflow_runtime::Shutdown;
 use arflow_service::{Base, Settings, StartupError};
 use sqlx::migrate::Migrator;
@@ -45,6 +47,31 @@ impl Application {
             },
             config.consumer.clone(),
             Arc::new(handler),
+        );
+        let assist = config.email.assist.as_ref().map(|a| {
+            let backend = arflow_replies::assist::OpenAiCompatible {
+                base_url: a.base_url.clone(),
+                api_key: a.api_key.as_ref().map(|k| k.expose_secret().to_string()).unwrap_or_default(),
+                model: a.model.clone(),
+                timeout: std::time::Duration::from_millis(a.timeout_ms),
+            };
+            Arc::new(backend) as Arc<dyn arflow_replies::assist::Assist>
+        });
+        let replies = RepliesHandler {
+            pool: base.pool.clone(),
+            bus: base.bus.clone(),
+            clock: base.clock.clone(),
+            outbox: base.outbox.clone(),
+            assist,
+        };
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: REPLIES_DURABLE.to_string(),
+                stream: "REPLY".to_string(),
+                filter_subjects: vec![format!("{}.>", reply::RECEIVED)],
+            },
+            config.consumer.clone(),
+            Arc::new(replies),
         );
         let sender = Sender {
             pool: base.pool.clone(),

@@ -23,6 +23,7 @@ pub struct NewEmail {
     pub firm_id: Uuid,
     pub invoice_id: Uuid,
     pub contact_id: Uuid,
+    pub client_id: Uuid,
     pub step: String,
     pub tone: String,
     pub cause_event_id: Uuid,
@@ -38,6 +39,8 @@ pub struct NewEmail {
     pub template: String,
     pub template_version: i32,
     pub explanation: Explanation,
+    /// 16 hex characters: `Reply-To: reply+<token>@<reply domain>`.
+    pub reply_token: String,
     /// `pending`, or `failed` when it could not even be rendered.
     pub state: &'static str,
     pub last_error: Option<String>,
@@ -69,19 +72,23 @@ pub struct EmailRow {
     pub attempts: i32,
     pub message_id: Option<String>,
     pub last_error: Option<String>,
+    /// `None` on rows from before replies were matched.
+    pub client_id: Option<Uuid>,
+    pub reply_token: Option<String>,
 }
 
 const COLUMNS: &str = "id, step_id, firm_id, invoice_id, contact_id, step, tone, cause_event_id, correlation_id, \
     to_name, to_address, from_name, from_address, subject, body_text, body_html, unsubscribe_url, template, \
-    template_version, explanation, state, attempts, message_id, last_error";
+    template_version, explanation, state, attempts, message_id, last_error, client_id, reply_token";
 
 /// Inserts the email unless its step already has one; true when it was new.
 pub async fn insert_email(conn: &mut PgConnection, e: &NewEmail) -> Result<bool, sqlx::Error> {
     let row: Option<(Uuid,)> = sqlx::query_as(
         "INSERT INTO emails (id, step_id, firm_id, invoice_id, contact_id, step, tone, cause_event_id, \
          correlation_id, to_name, to_address, from_name, from_address, subject, body_text, body_html, \
-         unsubscribe_url, template, template_version, explanation, state, last_error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         unsubscribe_url, template, template_version, explanation, state, last_error, client_id, reply_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         $23, $24) \
          ON CONFLICT (step_id) DO NOTHING RETURNING id",
     )
     .bind(e.id)
@@ -106,6 +113,8 @@ pub async fn insert_email(conn: &mut PgConnection, e: &NewEmail) -> Result<bool,
     .bind(Json(&e.explanation))
     .bind(e.state)
     .bind(&e.last_error)
+    .bind(e.client_id)
+    .bind(&e.reply_token)
     .fetch_optional(conn)
     .await?;
     Ok(row.is_some())
@@ -123,6 +132,16 @@ pub async fn claim_pending(pool: &PgPool, limit: i64) -> Result<Vec<EmailRow>, s
          RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await
+}
+
+/// Puts claimed rows back to `pending` (nothing was handed to SMTP).
+pub async fn release(pool: &PgPool, rows: &[EmailRow]) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    sqlx::query("UPDATE emails SET state = 'pending', updated_at = now() WHERE id = ANY($1) AND state = 'sending'")
+        .bind(&ids)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Every row left in `sending` by a crash, now `uncertain` (in the caller's transaction).
@@ -199,4 +218,140 @@ pub async fn reschedule(
 pub async fn by_step(pool: &PgPool, step_id: Uuid) -> Result<Option<EmailRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM emails WHERE step_id = $1");
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(step_id).fetch_optional(pool).await
+}
+
+// ---------- replies ----------
+
+/// The email a reply token was issued for, in this firm.
+pub async fn email_by_reply_token(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    token: &str,
+) -> Result<Option<EmailRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM emails WHERE reply_token = $1 AND firm_id = $2");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(token.to_ascii_lowercase()).bind(firm_id).fetch_optional(conn).await
+}
+
+/// The newest of our emails among these Message-IDs (In-Reply-To, References...), in this firm.
+pub async fn email_by_message_ids(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    ids: &[String],
+) -> Result<Option<EmailRow>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM emails WHERE message_id = ANY($1) AND firm_id = $2 ORDER BY sent_at DESC NULLS LAST LIMIT 1"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ids).bind(firm_id).fetch_optional(conn).await
+}
+
+/// The newest email sent to `address` in this firm (a reply without any thread header).
+pub async fn latest_email_to(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    address: &str,
+) -> Result<Option<EmailRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM emails WHERE firm_id = $1 AND lower(to_address) = lower($2) AND state = 'sent' \
+         ORDER BY sent_at DESC NULLS LAST LIMIT 1"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(firm_id).bind(address.trim()).fetch_optional(conn).await
+}
+
+/// One inbound message as understood, and what was done.
+#[derive(Debug, Clone)]
+pub struct ReplyRecord<'a> {
+    pub reply_id: Uuid,
+    pub firm_id: Uuid,
+    pub kind: &'a str,
+    pub intent: Option<&'a str>,
+    pub promised_date: Option<chrono::NaiveDate>,
+    pub evidence: &'a str,
+    pub sure: bool,
+    pub matched_by: Option<&'a str>,
+    pub email: Option<&'a EmailRow>,
+    pub from_address: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub client_text: &'a str,
+    pub bounce: Option<serde_json::Value>,
+    pub action: &'a str,
+    pub received_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// Records a reply once (a redelivery is caught by the inbox before this).
+pub async fn insert_reply(conn: &mut PgConnection, r: &ReplyRecord<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO replies (reply_id, firm_id, kind, intent, promised_date, evidence, sure, matched_by, email_id, \
+         invoice_id, contact_id, from_address, subject, message_id, client_text, bounce, action, received_at, \
+         processed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         ON CONFLICT (reply_id) DO NOTHING",
+    )
+    .bind(r.reply_id)
+    .bind(r.firm_id)
+    .bind(r.kind)
+    .bind(r.intent)
+    .bind(r.promised_date)
+    .bind(r.evidence)
+    .bind(r.sure)
+    .bind(r.matched_by)
+    .bind(r.email.map(|e| e.id))
+    .bind(r.email.map(|e| e.invoice_id))
+    .bind(r.email.map(|e| e.contact_id))
+    .bind(r.from_address)
+    .bind(r.subject)
+    .bind(r.message_id)
+    .bind(r.client_text)
+    .bind(r.bounce.as_ref().map(Json))
+    .bind(r.action)
+    .bind(r.received_at)
+    .bind(r.now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Remembers a hard-bounced address: no more email to it from this firm.
+pub async fn add_bounced_address(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    address: &str,
+    status: &str,
+    reply_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bounced_addresses (firm_id, address, status, reply_id, since) VALUES ($1, lower($2), $3, $4, $5) \
+         ON CONFLICT (firm_id, address) DO NOTHING",
+    )
+    .bind(firm_id)
+    .bind(address.trim())
+    .bind(status)
+    .bind(reply_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Of these emails, the ids whose recipient hard-bounced before, with the bounce status.
+pub async fn bounced_recipients(
+    pool: &PgPool,
+    rows: &[EmailRow],
+) -> Result<std::collections::HashMap<Uuid, String>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let found: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT e.id, b.status FROM emails e JOIN bounced_addresses b \
+         ON b.firm_id = e.firm_id AND b.address = lower(e.to_address) WHERE e.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(found.into_iter().collect())
 }

@@ -148,8 +148,8 @@ pub async fn insert_api_key(
     .bind(prefix)
     .bind(scope)
     .bind(now)
-        .execute(conn)
-        .await?;
+    .execute(conn)
+    .await?;
     Ok(id)
 }
 
@@ -192,7 +192,11 @@ pub async fn record_inbound(
 }
 
 /// The reply id an earlier delivery of the same message got.
-pub async fn inbound_reply_id(conn: &mut PgConnection, firm_id: Uuid, sha256: &str) -> Result<Option<Uuid>, sqlx::Error> {
+pub async fn inbound_reply_id(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    sha256: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
     let row: Option<(Uuid,)> =
         sqlx::query_as("SELECT reply_id FROM inbound_messages WHERE firm_id = $1 AND sha256 = $2")
             .bind(firm_id)

@@ -87,11 +87,11 @@ impl Bus {
     /// Stores a raw inbound message under `name` (idempotent: same name, same bytes).
     pub async fn put_inbound(&self, name: &str, bytes: &[u8]) -> Result<(), BusError> {
         let mut reader = bytes;
-        self.inbound
-            .put(name, &mut reader)
-            .await
-            .map(|_| ())
-            .map_err(|e| BusError::Object { op: "put", name: name.to_string(), reason: e.to_string() })
+        self.inbound.put(name, &mut reader).await.map(|_| ()).map_err(|e| BusError::Object {
+            op: "put",
+            name: name.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// The raw inbound message stored under `name`.

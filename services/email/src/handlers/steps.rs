@@ -61,6 +61,7 @@ impl StepsHandler {
             firm_id,
             invoice_id: step.invoice_id,
             contact_id: step.contact.contact_id,
+            client_id: step.client.client_id,
             step: step.step.clone(),
             tone: tone_name(step.tone).to_string(),
             cause_event_id: m.envelope.id,
@@ -76,6 +77,7 @@ impl StepsHandler {
             template: template.name.to_string(),
             template_version: template.version,
             explanation: step.explanation.clone(),
+            reply_token: new_reply_token(),
             state: state::PENDING,
             last_error: None,
         };
@@ -103,6 +105,11 @@ impl StepsHandler {
         }
         Intake::Email(Box::new(email))
     }
+}
+
+/// 64 random bits, hex: unguessable, so a forged reply cannot opt someone else out.
+fn new_reply_token() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
 }
 
 fn tone_name(tone: Tone) -> &'static str {
@@ -192,5 +199,7 @@ fn failed_row(e: &NewEmail) -> EmailRow {
         attempts: 0,
         message_id: None,
         last_error: e.last_error.clone(),
+        client_id: Some(e.client_id),
+        reply_token: Some(e.reply_token.clone()),
     }
 }

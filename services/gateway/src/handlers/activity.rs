@@ -239,8 +239,7 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
                 _ => {
                     let intent = d.intent.map(|i| i.as_str()).unwrap_or("unknown");
                     let promised = d.promised_date.map(|p| format!(" for {p}")).unwrap_or_default();
-                    let evidence =
-                        if d.evidence.is_empty() { String::new() } else { format!(" (\"{}\")", d.evidence) };
+                    let evidence = if d.evidence.is_empty() { String::new() } else { format!(" (\"{}\")", d.evidence) };
                     format!("{from} replied by {}: {intent}{promised}{evidence}: {}", d.channel, d.action)
                 }
             };

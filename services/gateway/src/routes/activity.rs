@@ -49,6 +49,17 @@ pub struct HistoryEntry {
     pub step: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_revision: Option<u64>,
+    /// A client reply: the intent understood (`opt_out`, `promise_to_pay`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    /// The client's phrase that decided the intent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// The client's own words (quotes and signature removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promised_date: Option<chrono::NaiveDate>,
     /// The arflow event id or Stripe event id behind the entry.
     pub event_id: String,
 }
@@ -94,6 +105,10 @@ pub async fn invoice_activity(
                 reason: d.reason,
                 step: d.step,
                 hold_revision: d.hold_revision,
+                intent: d.intent,
+                evidence: d.evidence,
+                client_text: d.client_text,
+                promised_date: d.promised_date,
                 event_id: r.event_id,
             }
         })

@@ -40,8 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/stripe/{firm_id}", post(webhooks::stripe_webhook))
         .route(
             "/webhooks/email/inbound/{firm_id}",
-            post(inbound::email_inbound)
-                .layer(axum::extract::DefaultBodyLimit::max(state.config.inbound_max_bytes)),
+            post(inbound::email_inbound).layer(axum::extract::DefaultBodyLimit::max(state.config.inbound_max_bytes)),
         )
         .route("/openapi.json", get(openapi::document))
         .layer(tower_http::trace::TraceLayer::new_for_http())
