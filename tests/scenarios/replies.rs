@@ -155,6 +155,9 @@ async fn a_french_mime_reply_opts_the_contact_out_even_with_a_step_already_due()
     assert_eq!(entry["intent"], "opt_out", "{entry}");
     assert!(!entry["evidence"].as_str().unwrap().is_empty(), "the deciding phrase is shown: {entry}");
     assert!(entry["client_text"].as_str().unwrap().contains("ne plus m'envoyer"), "{entry}");
+    let inbox = app.get(&firm, "/v1/replies").await;
+    assert_eq!(inbox["data"][0]["intent"], "opt_out", "the firm's reply inbox: {inbox}");
+    assert_eq!(inbox["data"][0]["invoice_id"], invoice.to_string());
     let redelivered = app.inbound_email(&firm, &raw).await.json::<Value>().await.unwrap();
     assert_eq!(redelivered["duplicate"], true);
 }
@@ -278,6 +281,9 @@ async fn a_hard_bounce_stops_email_to_the_address_and_a_dispute_halts_outreach()
     app.advance(Duration::days(30)).await;
     assert_eq!(app.emails_for(bounced).len(), 1, "no more email to an address that does not exist");
     assert_eq!(app.emails_for(disputed).len(), 1, "a disputed invoice is not chased");
+    let bounces = app.get(&firm, "/v1/replies?intent=bounce").await;
+    assert_eq!(bounces["data"].as_array().unwrap().len(), 1, "{bounces}");
+    assert_eq!(app.get(&firm, "/v1/replies?matched=false").await["data"].as_array().unwrap().len(), 0);
     let decision = app.get(&firm, &format!("/v1/invoices/{disputed}")).await;
     assert_ne!(decision["automation_status"], "enabled", "{decision}");
 }

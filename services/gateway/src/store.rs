@@ -827,3 +827,76 @@ pub async fn record_unsubscribe(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+// ---------- the reply inbox ----------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReplyRow {
+    pub reply_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub channel: String,
+    pub kind: String,
+    pub intent: Option<String>,
+    pub promised_date: Option<chrono::NaiveDate>,
+    pub evidence: String,
+    pub client_text: String,
+    pub invoice_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub matched_by: Option<String>,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    pub action: String,
+}
+
+/// Records a classified reply in the firm's inbox (once).
+pub async fn add_reply(conn: &mut PgConnection, firm_id: Uuid, r: &ReplyRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO replies (reply_id, firm_id, received_at, channel, kind, intent, promised_date, evidence, \
+         client_text, invoice_id, contact_id, matched_by, from_address, subject, action) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE EXISTS (SELECT 1 FROM firms WHERE id = $2) \
+         ON CONFLICT (reply_id) DO NOTHING",
+    )
+    .bind(r.reply_id)
+    .bind(firm_id)
+    .bind(r.received_at)
+    .bind(&r.channel)
+    .bind(&r.kind)
+    .bind(&r.intent)
+    .bind(r.promised_date)
+    .bind(&r.evidence)
+    .bind(&r.client_text)
+    .bind(r.invoice_id)
+    .bind(r.contact_id)
+    .bind(&r.matched_by)
+    .bind(&r.from_address)
+    .bind(&r.subject)
+    .bind(&r.action)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The firm's replies, newest first (reply ids are UUIDv7), filtered by intent / matched.
+pub async fn list_replies(
+    pool: &PgPool,
+    firm_id: Uuid,
+    intent: Option<&str>,
+    matched: Option<bool>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ReplyRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT reply_id, received_at, channel, kind, intent, promised_date, evidence, client_text, invoice_id, \
+         contact_id, matched_by, from_address, subject, action FROM replies \
+         WHERE firm_id = $1 AND ($2::text IS NULL OR intent = $2 OR kind = $2) \
+         AND ($3::bool IS NULL OR (invoice_id IS NOT NULL) = $3) AND ($4::uuid IS NULL OR reply_id < $4) \
+         ORDER BY reply_id DESC LIMIT $5",
+    )
+    .bind(firm_id)
+    .bind(intent)
+    .bind(matched)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

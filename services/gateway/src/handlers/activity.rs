@@ -219,6 +219,25 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
         }
         reply::CLASSIFIED => {
             let d: ReplyClassified = env.data_as()?;
+            // Every reply goes to the firm's inbox, matched or not.
+            let kind_text = to_text(&d.kind);
+            let row = store::ReplyRow {
+                reply_id: d.reply_id,
+                received_at: d.received_at,
+                channel: d.channel.to_string(),
+                kind: kind_text,
+                intent: d.intent.map(|i| i.as_str().to_string()),
+                promised_date: d.promised_date,
+                evidence: d.evidence.clone(),
+                client_text: d.client_text.clone(),
+                invoice_id: d.invoice_id,
+                contact_id: d.contact_id,
+                matched_by: d.matched_by.clone(),
+                from_address: d.from.clone(),
+                subject: d.subject.clone(),
+                action: d.action.clone(),
+            };
+            store::add_reply(tx, env.firm_id, &row).await?;
             let Some(invoice_id) = d.invoice_id else {
                 tracing::info!(reply_id = %d.reply_id, "reply not matched to an invoice; not projected");
                 return Ok(());

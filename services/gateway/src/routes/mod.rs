@@ -6,6 +6,7 @@ pub mod firms;
 pub mod inbound;
 pub mod openapi;
 pub mod records;
+pub mod replies;
 pub mod unsubscribe;
 pub mod webhooks;
 
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/invoices/{id}", get(records::get_invoice).patch(records::patch_invoice))
         .route("/v1/invoices/{id}/activity", get(activity::invoice_activity))
         .route("/v1/portfolio", get(activity::portfolio))
+        .route("/v1/replies", get(replies::list_replies))
         .route("/v1/unsubscribe/{token}", get(unsubscribe::page).post(unsubscribe::unsubscribe))
         .route("/webhooks/stripe/{firm_id}", post(webhooks::stripe_webhook))
         .route(

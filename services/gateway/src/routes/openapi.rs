@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document, generated from the handlers and wire types.
-use super::{activity, backfill, firms, inbound, records, unsubscribe, webhooks};
+use super::{activity, backfill, firms, inbound, records, replies, unsubscribe, webhooks};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         records::create_client, records::list_clients, records::get_client, records::patch_client,
         records::create_contact, records::patch_contact,
         records::list_invoices, records::get_invoice, records::patch_invoice,
-        activity::invoice_activity, activity::portfolio,
+        activity::invoice_activity, activity::portfolio, replies::list_replies,
         webhooks::stripe_webhook, inbound::email_inbound,
         unsubscribe::page, unsubscribe::unsubscribe,
     ),
