@@ -33,6 +33,7 @@ arflow *ARGS:
     cargo build --quiet --locked -p arflow-cli
     source .demo/env && "$CARGO_TARGET_DIR/debug/arflow" {{ARGS}}
 
-# Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99
+# Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99; reply classification throughput
 bench: setup
     cargo bench --locked -p arflow-tests --bench pipeline
+    cargo bench --locked -p arflow-replies --bench classify

@@ -1,5 +1,6 @@
 //! `arflow`: the operator's command. Errors are printed with their cause chain.
 mod api;
+mod classify;
 mod demo;
 mod inbound;
 mod serve;
@@ -16,6 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Classify client replies: JSONL on stdin (id, channel, reference_date, text) -> one JSONL line each
+    /// (id, intent, promised_date, or error); `--eval FILE` prints the report on a labelled file.
+    Classify {
+        #[arg(long)]
+        eval: Option<std::path::PathBuf>,
+    },
     /// Run one service, or all of them in one process (`all`), until SIGTERM.
     Serve {
         /// gateway | eligibility | scheduler | email | all
@@ -101,6 +108,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Classify { eval } => classify::run(eval.as_deref()),
         Command::Serve { service } => serve::run(&service).await,
         Command::Clock { action, nats } => clock(action, &nats).await,
         Command::Firm {
