@@ -73,3 +73,24 @@ impl Api {
         Ok(v)
     }
 }
+
+impl Api {
+    /// The firm's mail provider posts a raw inbound message (`token`: the firm's inbound token).
+    pub async fn inbound_email(&self, firm_id: &str, token: &str, raw: Vec<u8>) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}/webhooks/email/inbound/{firm_id}", self.base))
+            .bearer_auth(token)
+            .header("Content-Type", "message/rfc822")
+            .body(raw)
+            .send()
+            .await
+            .context("inbound email: gateway unreachable")?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("inbound email: {status}: {v}");
+        }
+        Ok(v)
+    }
+}

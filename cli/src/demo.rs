@@ -101,6 +101,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         admin.create_firm("Harbor & Pine Accounting", "ar@harborpine.example", "America/New_York", &secret).await?;
     let firm_id = created["firm"]["id"].as_str().context("firm id in the response")?.to_string();
     let api_key = created["api_key"].as_str().context("api key in the response")?.to_string();
+    let inbound_token = created["inbound_token"].as_str().context("inbound token in the response")?.to_string();
+    let reply_domain = std::env::var("ARFLOW__EMAIL__REPLY_DOMAIN").unwrap_or_default();
     std::fs::write(
         FIRM_FILE,
         serde_json::to_string_pretty(&SavedFirm {
@@ -190,6 +192,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // 4. Day by day.
     let days = bar(u64::from(opts.days), "simulated days");
     let mut paid = 0;
+    let (mut replies, mut next_answer) = (0, 0);
+    let mut since = start;
     for day in 1..=opts.days {
         // Stops at every timer of the day, so each email goes out at its own local time.
         let now =
@@ -217,6 +221,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             firm.stripe_webhook(&firm_id, &secret, &event).await?;
             paid += 1;
         }
+        // Some clients answer the reminders they got today (only when replies are routed back).
+        if !reply_domain.is_empty() {
+            replies += crate::demo_replies::answer_some(
+                &firm,
+                &firm_id,
+                &inbound_token,
+                &pool,
+                &reply_domain,
+                since,
+                now,
+                0.08,
+                &mut rng,
+                &mut next_answer,
+            )
+            .await?;
+        }
+        since = now;
         idle(&bus, &pool).await?;
         days.inc(1);
     }
@@ -228,6 +249,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         opts.clients, opts.invoices, opts.days
     );
     print_portfolio(&firm.portfolio().await?);
+    println!("client replies: {replies} posted to the inbound webhook; understood and acted on:");
+    for (what, n) in crate::demo_replies::summary(&bus).await? {
+        println!("  {n:>4}  {what}");
+    }
     if let Ok(mail_api) = std::env::var("ARFLOW_MAIL_API")
         && let Ok(resp) = reqwest::get(format!("{mail_api}/email")).await
         && let Ok(Value::Array(mails)) = resp.json::<Value>().await

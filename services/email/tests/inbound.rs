@@ -86,7 +86,8 @@ async fn complaints_auto_replies_unmatched_mail_and_garbage_each_get_their_treat
     assert!(!held(&app, s.contact.contact_id).await, "an auto-reply holds nobody");
 
     // Mail that answers nothing we sent: classified, kept, no action on anyone.
-    let stray = b"From: <someone@else.example>\r\nTo: <ar@acme.example>\r\nSubject: hello\r\n\r\nPlease unsubscribe me.\r\n";
+    let stray =
+        b"From: <someone@else.example>\r\nTo: <ar@acme.example>\r\nSubject: hello\r\n\r\nPlease unsubscribe me.\r\n";
     receive(&app, stray).await;
     let r = classified(&app, 2).await;
     assert!(r[1].data["invoice_id"].is_null());

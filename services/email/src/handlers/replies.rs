@@ -21,10 +21,10 @@ use arflow_core::{Channel, Clock, mask};
 use arflow_inbound::{BounceType, Inbound, Kind};
 use arflow_replies::Intent;
 use arflow_replies::assist::{Assist, classify_assisted};
-use std::sync::Arc;
 use arflow_store::{Outbox, OutboxMessage, inbox, retry};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
 use tracing::Instrument;
 use uuid::Uuid;
 
