@@ -192,7 +192,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // 4. Day by day.
     let days = bar(u64::from(opts.days), "simulated days");
     let mut paid = 0;
-    let (mut replies, mut next_answer) = (0, 0);
+    let mut replies = 0;
+    let mut clients = crate::demo_replies::Clients {
+        firm: &firm,
+        firm_id: &firm_id,
+        inbound_token: &inbound_token,
+        reply_domain: &reply_domain,
+        share: 0.08,
+        next: 0,
+    };
     let mut since = start;
     for day in 1..=opts.days {
         // Stops at every timer of the day, so each email goes out at its own local time.
@@ -223,19 +231,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
         // Some clients answer the reminders they got today (only when replies are routed back).
         if !reply_domain.is_empty() {
-            replies += crate::demo_replies::answer_some(
-                &firm,
-                &firm_id,
-                &inbound_token,
-                &pool,
-                &reply_domain,
-                since,
-                now,
-                0.08,
-                &mut rng,
-                &mut next_answer,
-            )
-            .await?;
+            replies += clients.answer_some(&pool, since, now, &mut rng).await?;
         }
         since = now;
         idle(&bus, &pool).await?;

@@ -43,40 +43,50 @@ async fn answerable(
     Ok(rows)
 }
 
-/// About `share` of today's reminders get an answer; returns how many were posted.
-pub async fn answer_some(
-    firm: &Api,
-    firm_id: &str,
-    inbound_token: &str,
-    pool: &sqlx::PgPool,
-    reply_domain: &str,
-    since: DateTime<Utc>,
-    now: DateTime<Utc>,
-    share: f64,
-    rng: &mut StdRng,
-    next: &mut usize,
-) -> anyhow::Result<usize> {
-    let mut posted = 0;
-    for (to, message_id, token, subject) in answerable(pool, since).await? {
-        if !rng.random_bool(share) {
-            continue;
+/// The demo's clients, answering some of the reminders they receive.
+pub struct Clients<'a> {
+    pub firm: &'a Api,
+    pub firm_id: &'a str,
+    pub inbound_token: &'a str,
+    pub reply_domain: &'a str,
+    /// The share of reminders that get an answer.
+    pub share: f64,
+    /// The next answer to use (they are taken in turn).
+    pub next: usize,
+}
+
+impl Clients<'_> {
+    /// Answers about `share` of the reminders sent since `since`; returns how many were posted.
+    pub async fn answer_some(
+        &mut self,
+        pool: &sqlx::PgPool,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        rng: &mut StdRng,
+    ) -> anyhow::Result<usize> {
+        let mut posted = 0;
+        for (to, message_id, token, subject) in answerable(pool, since).await? {
+            if !rng.random_bool(self.share) {
+                continue;
+            }
+            let (extra, said) = ANSWERS[self.next % ANSWERS.len()];
+            self.next += 1;
+            let raw = format!(
+                "From: <{to}>\r\nTo: <reply+{token}@{domain}>\r\nSubject: Re: {subject}\r\n\
+                 Date: {date}\r\nMessage-ID: <demo-{n}-{token}@client.example>\r\nIn-Reply-To: {message_id}\r\n\
+                 References: {message_id}\r\n{extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Transfer-Encoding: 8bit\r\n\r\n{said}\r\n\r\nOn {when} Harbor & Pine Accounting wrote:\r\n\
+                 > {subject}\r\n> To stop these reminders, unsubscribe here.\r\n",
+                domain = self.reply_domain,
+                date = now.to_rfc2822(),
+                n = self.next,
+                when = since.format("%a, %b %-d, %Y"),
+            );
+            self.firm.inbound_email(self.firm_id, self.inbound_token, raw.into_bytes()).await?;
+            posted += 1;
         }
-        let (extra, said) = ANSWERS[*next % ANSWERS.len()];
-        *next += 1;
-        let raw = format!(
-            "From: <{to}>\r\nTo: <reply+{token}@{reply_domain}>\r\nSubject: Re: {subject}\r\n\
-             Date: {date}\r\nMessage-ID: <demo-{n}-{token}@client.example>\r\nIn-Reply-To: {message_id}\r\n\
-             References: {message_id}\r\n{extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Transfer-Encoding: 8bit\r\n\r\n{said}\r\n\r\nOn {when} Harbor & Pine Accounting wrote:\r\n\
-             > {subject}\r\n> To stop these reminders, unsubscribe here.\r\n",
-            date = now.to_rfc2822(),
-            n = *next,
-            when = since.format("%a, %b %-d, %Y"),
-        );
-        firm.inbound_email(firm_id, inbound_token, raw.into_bytes()).await?;
-        posted += 1;
+        Ok(posted)
     }
-    Ok(posted)
 }
 
 /// Replies by intent and what was done, from the `reply.classified` events.
