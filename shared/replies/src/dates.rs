@@ -497,6 +497,12 @@ struct Patterns {
     set: Option<RegexSet>,
 }
 
+/// A mention that is only a weekday (with its preposition).
+static WEEKDAY_ONLY: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    let weekday = alternation(WEEKDAYS.iter().chain(PT_SHORT_WEEKDAYS).map(|(w, _)| w.to_string()));
+    RegexBuilder::new(&format!(r"(?:{weekday})(?:'s)?\W*$")).unicode(false).build().ok()
+});
+
 fn month_value(word: &[u8]) -> Option<i8> {
     let word = std::str::from_utf8(word).ok()?;
     MONTHS.iter().find(|(w, _)| *w == word).map(|&(_, m)| m)
@@ -779,7 +785,19 @@ pub(crate) fn find(text: &[u8], reference: Date, lang: Lang) -> Vec<Mention> {
         }
     }
     kept.sort_by_key(|&(s, _, _)| s);
-    kept.into_iter().map(|(start, end, date)| Mention { start, end, date }).collect()
+    // "Monday the 16th", "Friday, March 20": the weekday only names the date that follows.
+    let is_weekday = |m: &(usize, usize, Date)| WEEKDAY_ONLY.as_ref().is_some_and(|re| re.is_match(&text[m.0..m.1]));
+    let mut out: Vec<Mention> = Vec::with_capacity(kept.len());
+    for (i, m) in kept.iter().enumerate() {
+        let named_next = kept.get(i + 1).is_some_and(|n| {
+            let gap = &text[m.1..n.0];
+            gap.len() <= 6 && gap.iter().all(|c| matches!(c, b' ' | b',' | b't' | b'h' | b'e' | b'l' | b'a' | b'm'))
+        });
+        if !(named_next && is_weekday(m)) {
+            out.push(Mention { start: m.0, end: m.1, date: m.2 });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

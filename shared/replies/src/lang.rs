@@ -1,5 +1,8 @@
 //! A rough guess of the reply's language from common words; used where the language changes the
-//! meaning (day/month order of "10/04").
+//! meaning (day/month order of "10/04"), and to skip other languages' rules on English text.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lang {
@@ -164,16 +167,41 @@ const WORDS: &[(Lang, &[&str])] = &[
     ),
 ];
 
-/// The most likely language of a normalised (lower-case, accent-folded) text; English on a tie.
-pub fn detect(text: &[u8]) -> Lang {
+/// Per common word, the languages it belongs to (bit i = `WORDS[i]`).
+static INDEX: LazyLock<HashMap<&'static [u8], u8>> = LazyLock::new(|| {
+    let mut index: HashMap<&'static [u8], u8> = HashMap::new();
+    for (i, (_, words)) in WORDS.iter().enumerate() {
+        for w in *words {
+            *index.entry(w.as_bytes()).or_default() |= 1 << i;
+        }
+    }
+    index
+});
+
+fn scores(text: &[u8]) -> [usize; 7] {
     let mut scores = [0usize; 7];
     for word in text.split(|b| !b.is_ascii_alphabetic()).filter(|w| !w.is_empty()).take(400) {
-        for (i, (_, words)) in WORDS.iter().enumerate() {
-            if words.iter().any(|w| w.as_bytes() == word) {
-                scores[i] += 1;
+        if let Some(&langs) = INDEX.get(word) {
+            for (i, score) in scores.iter_mut().enumerate() {
+                if langs & (1 << i) != 0 {
+                    *score += 1;
+                }
             }
         }
     }
+    scores
+}
+
+/// English beyond doubt: enough English words and few of any other language's.
+pub fn clearly_english(text: &[u8]) -> bool {
+    let s = scores(text);
+    let other = s[1..].iter().copied().max().unwrap_or(0);
+    s[0] >= 3 && s[0] > 2 * other
+}
+
+/// The most likely language of a normalised (lower-case, accent-folded) text; English on a tie.
+pub fn detect(text: &[u8]) -> Lang {
+    let scores = scores(text);
     let mut best = 0;
     for i in 1..scores.len() {
         if scores[i] > scores[best] {

@@ -341,3 +341,32 @@ fn email_quotes_do_not_count() {
     assert_eq!(got.intent, PromiseToPay);
     assert_eq!(got.promised_date, Some(date(2026, 3, 6)));
 }
+
+/// The table in tests/data/phrasings.tsv: `expected[@date]`, `e`/`v`, text.
+#[test]
+fn phrasing_table() {
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for line in include_str!("data/phrasings.tsv").lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(expected), Some(source), Some(text)) = (parts.next(), parts.next(), parts.next()) else {
+            panic!("bad table line {line:?}");
+        };
+        let text = text.replace("\\n", "\n");
+        let source = if source == "v" { Voice } else { Email };
+        let (intent, date) = match expected.split_once('@') {
+            Some((i, d)) => (i, Some(if d == "null" { None } else { Some(d.parse::<Date>().expect("date")) })),
+            None => (expected, None),
+        };
+        let got = classify(source, &text, REF);
+        n += 1;
+        if got.intent.as_str() != intent || date.is_some_and(|d| d != got.promised_date) {
+            failures.push(format!(
+                "{expected}: got {} {:?} (evidence {:?}) :: {text:?}",
+                got.intent, got.promised_date, got.evidence
+            ));
+        }
+    }
+    assert!(n > 250, "table has {n} lines");
+    assert!(failures.is_empty(), "{} of {n} failures:\n{}", failures.len(), failures.join("\n"));
+}
