@@ -459,7 +459,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         ),
         (
             Kind::Today,
-            r"\b(?:today|tonight|tonite|this\s+(?:evening|afternoon|morning)|later\s+today|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|business)|eod|cob|close\s+of\s+business|aujourd'?\s?hui|ce\s+soir|dans\s+la\s+journee|heute(?:\s+(?:abend|nachmittag|morgen|noch))?|noch\s+heute|hoy|esta\s+(?:tarde|noche|manana)|oggi|stasera|in\s+giornata|hoje|vandaag|vanavond|vanmiddag)\b".to_string(),
+            r"\b(?:today|tonight|tonite|right\s+now|this\s+(?:evening|afternoon|morning)|later\s+today|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|business)|eod|cob|close\s+of\s+business|aujourd'?\s?hui|ce\s+soir|dans\s+la\s+journee|heute(?:\s+(?:abend|nachmittag|morgen|noch))?|noch\s+heute|hoy|esta\s+(?:tarde|noche|manana)|oggi|stasera|in\s+giornata|hoje|vandaag|vanavond|vanmiddag)\b".to_string(),
         ),
         (Kind::Tomorrow, r"\b(?:tomorrow|demain|morgen|manana|domani|amanha)\b".to_string()),
         (
