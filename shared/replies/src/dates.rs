@@ -15,6 +15,11 @@
 //! | an explicit date ("March 20", "20 March", "20th of March", "the eighth of January", "2026-03-20", "20. März", "20 de marzo") | that date in the reference year, or the next year if it is already past; with a year, that date |
 //! | numeric "20/03", "20.03.": day/month, except in English where "3/20" is month/day (US) unless the first number is above 12 |
 //! | end of the year / quarter | 31 December / the quarter's last day |
+//! | "end of March", "Ende März", "fin mars" | the last day of that month (this year, or next if past) |
+//! | "Tuesday next week", "next week on Tuesday" | that weekday in the following week |
+//! | "Monday the 16th", "el jueves 12" | the day number wins over the weekday |
+//! | "COB Friday", "end of day tomorrow" | the date that follows |
+//! | "in N business days" | N weekdays after the reference (weekends skipped) |
 //!
 //! Phrases with no resolvable day ("soon", "next month", "early next week" is resolved as next week) give nothing.
 
@@ -54,6 +59,9 @@ enum Kind {
     Tomorrow,
     AfterTomorrow,
     Weekday,
+    WeekdayDay,
+    WeekdayNextWeek,
+    EndOfNamedMonth,
     DayOfMonth,
     DayOfNextMonth,
     EndOfMonth,
@@ -428,7 +436,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         ),
         (
             Kind::EndOfMonth,
-            r"\b(?:(?:the\s+)?end\s+of\s+(?:the\s+|this\s+|the\s+current\s+)?month|(?:this\s+)?month[\s-]?end|eom|fin\s+(?:du|de|de\s+ce)\s+mois|fin\s+de\s+mois|ende\s+(?:des|dieses|diesen)\s+monats|ende\s+monat|monatsende|(?:a\s+)?(?:fin|final|finales|fines)\s+de(?:l)?\s+(?:este\s+)?mes|fine\s+(?:del\s+)?mese|fim\s+(?:do|deste)\s+mes|final\s+(?:do|deste)\s+mes|eind\s+(?:van\s+)?(?:de|deze)\s+maand|einde\s+(?:van\s+)?(?:de|deze)\s+maand)\b".to_string(),
+            r"\b(?:(?:the\s+)?end\s+of\s+(?:the\s+|this\s+|the\s+current\s+)?month|(?:this\s+)?month[\s-]?end|eom|(?:the\s+)?last\s+(?:business\s+|working\s+)?day\s+of\s+(?:the|this)\s+month|fin\s+(?:du|de|de\s+ce)\s+mois|fin\s+de\s+mois|ende\s+(?:des|dieses|diesen)\s+monats|ende\s+monat|monatsende|(?:a\s+)?(?:fin|final|finales|fines)\s+de(?:l)?\s+(?:este\s+)?mes|fine\s+(?:del\s+)?mese|fim\s+(?:do|deste)\s+mes|final\s+(?:do|deste)\s+mes|eind\s+(?:van\s+)?(?:de|deze)\s+maand|einde\s+(?:van\s+)?(?:de|deze)\s+maand)\b".to_string(),
         ),
         (
             Kind::EndOfYear,
@@ -452,7 +460,14 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
                 r"\b(?:in|within|inside\s+of|in\s+the\s+next|within\s+the\s+next|over\s+the\s+next|in\s+about|dans|sous|d'ici|en|innerhalb\s+(?:von\s+)?|binnen|dentro\s+de|en\s+un\s+plazo\s+de|en\s+los\s+proximos|tra|fra|entro|nei\s+prossimi|em|nos\s+proximos|daqui\s+a|over)\s+({number})\s+(?:more\s+)?(?:(business|working|ouvres|ouvrables|werk|arbeits|habiles|lavorativi|uteis)\s+)?(days?|weeks?|months?|fortnight|jours?|semaines?|mois|tage?n?|wochen?|monate?n?|werktage?n?|arbeitstage?n?|dias?|semanas?|mes|meses|giorni|giorno|settimane|settimana|mesi|mese|dagen|dag|weken|week|maanden|maand|werkdagen)\b"
             ),
         ),
-        (Kind::InPeriod, format!(r"\b({number})\s+(days?|weeks?)\s+from\s+(?:now|today)\b")),
+        (Kind::InPeriod, format!(r"\b({number})\s+(?:(business|working)\s+)?(days?|weeks?|months?)\s+from\s+(?:now|today)\b")),
+        (Kind::WeekdayDay, format!(r"\b(?:(?:on|by|el|le|am|il|op|na|this|next|den|del)\s+)?({weekday})(?:'s)?,?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th|er|e)?\b")),
+        (Kind::WeekdayNextWeek, format!(r"\b({weekday})\s+(?:of\s+)?next\s+week\b")),
+        (Kind::WeekdayNextWeek, format!(r"\bnext\s+week\s+(?:on\s+)?({weekday})\b")),
+        (
+            Kind::EndOfNamedMonth,
+            format!(r"\b(?:(?:the\s+)?end\s+of|late|ende|fin(?:\s+de)?|a\s+finales\s+de|finales\s+de|final\s+de|fine(?:\s+di)?|fim\s+de|eind(?:\s+van)?)\s+({month})\b"),
+        ),
         (
             Kind::AfterTomorrow,
             r"\b(?:(?:the\s+)?day\s+after\s+tomorrow|apres-demain|apres\s+demain|ubermorgen|uebermorgen|pasado\s+manana|dopodomani|depois\s+de\s+amanha|overmorgen)\b".to_string(),
@@ -496,6 +511,14 @@ struct Patterns {
     /// All patterns at once: one pass tells which ones are worth running.
     set: Option<RegexSet>,
 }
+
+/// "By COB Friday", "end of day tomorrow": the time of day only qualifies the date that follows.
+static QUALIFIER_ONLY: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    RegexBuilder::new(r"^(?:eod|cob|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|business)|close\s+of\s+business)$")
+        .unicode(false)
+        .build()
+        .ok()
+});
 
 /// A mention that is only a weekday (with its preposition).
 static WEEKDAY_ONLY: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -582,6 +605,21 @@ fn resolve_kind(
         Kind::Tomorrow => reference.tomorrow().ok(),
         Kind::AfterTomorrow => reference.checked_add(2.days()).ok(),
         Kind::Weekday => reference.nth_weekday(1, weekday_value(g(1)?)?).ok(),
+        Kind::WeekdayDay => next_day_of_month(reference, parse_num(g(2)?)?),
+        Kind::WeekdayNextWeek => {
+            let monday = reference.checked_sub(i64::from(reference.weekday().to_monday_zero_offset()).days()).ok()?;
+            let offset = i64::from(weekday_value(g(1)?)?.to_monday_zero_offset());
+            monday.checked_add((7 + offset).days()).ok()
+        }
+        Kind::EndOfNamedMonth => {
+            let month = month_value(g(1)?)?;
+            let last = Date::new(reference.year(), month, 1).ok()?.last_of_month();
+            if last >= reference {
+                Some(last)
+            } else {
+                Some(Date::new(reference.year() + 1, month, 1).ok()?.last_of_month())
+            }
+        }
         Kind::DayOfMonth => {
             let raw = g(1)?;
             let digits: Vec<u8> = raw.iter().copied().take_while(u8::is_ascii_digit).collect();
@@ -791,9 +829,11 @@ pub(crate) fn find(text: &[u8], reference: Date, lang: Lang) -> Vec<Mention> {
     for (i, m) in kept.iter().enumerate() {
         let named_next = kept.get(i + 1).is_some_and(|n| {
             let gap = &text[m.1..n.0];
-            gap.len() <= 6 && gap.iter().all(|c| matches!(c, b' ' | b',' | b't' | b'h' | b'e' | b'l' | b'a' | b'm'))
+            gap.len() <= 6
+                && gap.iter().all(|c| matches!(c, b' ' | b',' | b't' | b'h' | b'e' | b'l' | b'a' | b'm' | b'o' | b'n'))
         });
-        if !(named_next && is_weekday(m)) {
+        let qualifier = QUALIFIER_ONLY.as_ref().is_some_and(|re| re.is_match(&text[m.0..m.1]));
+        if !(named_next && (is_weekday(m) || qualifier)) {
             out.push(Mention { start: m.0, end: m.1, date: m.2 });
         }
     }
