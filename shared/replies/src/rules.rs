@@ -76,7 +76,7 @@ use Intent::{
 const FRAGMENTS: &[(&str, &str)] = &[
     (
         "{MONEY}",
-        r"(?:(?:\$|\xc2\xa3|\xe2\x82\xac|usd|eur|gbp|ca\$|a\$)\s?\d[\d,.]*k?|\d[\d,.]*\s?(?:k|dollars|euros?|pounds|bucks|eur|usd|gbp|\$|\xe2\x82\xac|\xc2\xa3)|(?:one|two|three|four|five|six|seven|eight|nine|ten|fifteen|twenty|fifty|a)\s+(?:hundred|thousand|grand))",
+        r"(?:(?:\$|\xc2\xa3|\xe2\x82\xac|usd|eur|gbp|ca\$|a\$)\s?\d[\d,.]*k?|\d[\d,.]*\s?(?:k|dollars|euros?|pounds|bucks|eur|usd|gbp|\$|\xe2\x82\xac|\xc2\xa3)|(?:one|two|three|four|five|six|seven|eight|nine|ten|fifteen|twenty|fifty|a)\s+(?:hundred|thousand|grand)|(?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|a\s+hundred|hundred)\s+(?:dollars|euros|pounds|bucks|quid))",
     ),
     (
         "{MONTHS}",
@@ -163,6 +163,7 @@ static SPECS: &[Spec] = &[
     rule(DISPUTE, N, r"\b(?:(?:are|am|is|were|'re|'m)\s+not|won't|will\s+not|refus\w*\s+to|not\s+going\s+to|not\s+comfortable|not\s+prepared\s+to|not\s+willing\s+to|unwilling\s+to|shouldn't\s+have\s+to|should\s+not\s+have\s+to|decline\s+to)\s+(?:be\s+)?(?:pay(?:ing)?|approv(?:e|ing))\b")
         .after_veto(r"^\s*(?:\S+\s+){0,2}?(?:until|till|before)\s+(?:next|the\s+end|end|mid|early|late|[a-z]+day|\d|january|february|march|april|may|june|july|august|september|october|november|december|we\s+(?:get|receive)\s+(?:paid|funds|the\s+(?:grant|loan|funds|money|payment)))"),
     rule(DISPUTE, 0, r"\b(?:we|i)\s+only\s+(?:had|used|ordered|received|got|asked\s+for|requested|agreed\s+to|signed\s+up\s+for|booked)\b"),
+    rule(DISPUTE, 0, r"\b(?:higher|more|larger|bigger|greater)\s+than\s+(?:the|our|your|what\s+(?:we|was|you))\s+(?:\w+\s+)?(?:quote|quoted|estimate|agreed|contract|agreement|proposal|po|purchase\s+order|budget)\b|\b(?:didn't|did\s+not|never)\s+(?:get|receive)\s+what\s+(?:we|i)\s+(?:paid|ordered|asked)\s+for\b"),
     rule(DISPUTE, 0, r"\b(?:doesn't|don't|does\s+not|do\s+not)\s+add\s+up\b|{MONEY},?\s+not\s+{MONEY}|\b(?:we|i)\s+(?:have\s+|had\s+)?rejected\b|\b(?:cancel|void|withdraw|retract)\s+(?:this|the|that)\s+(?:invoice|bill|charge)\b"),
     rule(DISPUTE, Q, r"\b(?:signed|agreed|written|original|approved)\s+(?:quote|estimate|proposal|price|budget)\b"),
     rule(DISPUTE, 0, r"\b(?:doesn't|does\s+not|didn't|did\s+not)\s+(?:account\s+for|include|reflect|show|deduct|take\s+into\s+account|factor\s+in)\s+(?:the|our|my|a|any)\b|\bshould(?:n't|\s+not)\s+(?:apply|be\s+(?:there|on\s+(?:the|this|our)))|\b(?:we|i)\s+(?:already\s+)?(?:returned|sent\s+back)\s+(?:the|all|it|them|those|these)\b|\b(?:come|taken|take\s+(?:it|this|that))\s+off\s+(?:the|our|this|your)\s+(?:bill|invoice|account)|\b(?:deduct|knock|take)\s+(?:\S+\s+){0,3}?off\s+(?:the|our|this)\s+(?:bill|invoice)|\b(?:broke|damaged|ruined|destroyed|scratched)\s+(?:our|my|the)\b|\b(?:doesn't|does\s+not|don't)\s+(?:look|seem|appear)\s+(?:right|correct|accurate)|\b(?:we|i)\s+had\s+(?:a|an)\s+(?:fixed|flat|agreed)\s+(?:price|fee|rate|quote)|\b(?:charged|billed|invoiced)\s+(?:us\s+|me\s+)?(?:for\s+)?(?:\S+\s+){0,4}?\S+,?\s+not\s+(?:\$|\xc2\xa3|\xe2\x82\xac|\d|one|two|three|four|five|six|the)"),
@@ -207,11 +208,11 @@ static SPECS: &[Spec] = &[
         .after_veto(r"^\s*(?:you\s+)?(?:an?\s+|the\s+|our\s+|your\s+|my\s+|this\s+|that\s+)?(?:e-?mail|message|note|request|question|po\b|w-?9|form|document|copy|info|details|statement|letter|query|complaint|dispute|invoice)"),
     rule(PAID, N | F, r"\bpaid\s+(?:it\s+|this\s+|that\s+)?already\b|\bpaid\s+in\s+full\b|\bfully\s+paid|\bpaid\s+up\b|\bpaid\s+off\b"),
     rule(PAID, N, r"\b(?:we|i|they|he|she|my\s+\w+|our\s+(?:\w+\s+){0,2}?(?:team|office|dept|department|ap|accounts|accountant|bookkeeper|controller|cfo|bank|company|finance|firm|manager|boss|owner|payroll))(?:'ve|'d|\s+(?:have|had|just|already|actually|definitely|certainly|did))*\s+(?:paid|payed|settled|remitted|wired|transferred|deposited|cleared)\b")
-        .after_veto(r"^\s*(?:us|me)\b"),
+        .before_veto(r"\b(?:if|unless|once|when|until|before|whether)\s*$").after_veto(r"^\s*(?:us|me)\b"),
     rule(PAID, N, r"\b(?:we|i|they|our\s+(?:\w+\s+){0,2}?(?:team|office|ap|accounts|accountant|bookkeeper|controller|bank|company|finance))(?:'ve|\s+(?:have|had|just|already|actually))*\s+(?:sent|mailed|made|issued|posted|submitted|released|processed|initiated|completed|put\s+through|pushed\s+through|dropped)\b")
         .after_req(r"^\s*(?:you\s+)?(?:it|this|that|them|the\s+(?:payment|check|cheque|money|funds|wire|transfer|balance|amount|ach|eft|remittance|full\s+amount|invoice\s+amount)|a\s+(?:payment|check|cheque|wire|transfer)|payment|(?:a|the|our)?\s*(?:\$|\xc2\xa3|\xe2\x82\xac|\d)|over|out|on\s|last|yesterday|in\s+(?:full|january|february|march|april|may|june|july|august|september|october|november|december)|via|by\s+(?:ach|wire|check|cheque|card|bank|transfer)|through|a\s+week|two|three|already|back\s+in|earlier|{WEEKDAY})"),
     rule(PAID, N | I, r"\b(?:it|this|that|invoice|payment|bill|balance|amount|check|cheque|wire|transfer|ach|eft|remittance|funds|money|inv\S*)\s*(?:\S+\s+){0,5}?(?:was|were|has\s+been|have\s+been|had\s+been|'s\s+been|is\s+already|has\s+already\s+been|was\s+already|were\s+already)\s+(?:already\s+|actually\s+|successfully\s+|fully\s+)?(?:paid|payed|settled|remitted|wired|transferred|cleared|deposited|cashed|debited|taken\s+care\s+of)\b"),
-    rule(PAID, N | I, r"\b(?:payment|check|cheque|wire|transfer|ach|eft|remittance|funds|money|it|that)\s*(?:\S+\s+){0,5}?(?:was|were|has\s+been|have\s+been|had\s+been|'s\s+been|went|got|has\s+already\s+been|was\s+already)\s+(?:already\s+|actually\s+|successfully\s+)?(?:sent|mailed|processed|released|out|through|made|completed|issued|initiated|submitted|received|executed|cashed|cleared|approved\s+and\s+(?:paid|sent))\b")
+    rule(PAID, N | I, r"\b(?:payment|check|cheque|wire|transfer|ach|eft|remittance|funds|money|it|that)\s*(?:\S+\s+){0,5}?(?:was|were|has\s+been|have\s+been|had\s+been|'s\s+been|went|got|has\s+already\s+been|was\s+already|has\s+gone|have\s+gone|'s\s+gone)\s+(?:already\s+|actually\s+|successfully\s+)?(?:sent|mailed|processed|released|out|through|made|completed|issued|initiated|submitted|received|executed|cashed|cleared|approved\s+and\s+(?:paid|sent))\b")
         .after_veto(r"^\s*(?:to\s+(?:the\s+)?(?:wrong|my|our|me|an?\s+old)|of\s+(?:the\s+)?office|by\s+(?:mistake))"),
     rule(PAID, N, r"\b(?:we|i)\s+(?:already\s+|just\s+)?(?:did|made|sent|initiated|processed|completed|submitted|executed)\s+(?:a|an|the|our|its|my)\s+(?:\w+\s+)?(?:wire|transfer|ach|payment|eft|bank\s+transfer|direct\s+deposit|e-?transfer|deposit)\b"),
     rule(PAID, 0, r"\b(?:check|cheque|payment|money|it)\s+(?:is|'s)\s+(?:already\s+)?(?:in\s+the\s+(?:mail|post)|on\s+(?:its|the)\s+way)\b|\bin\s+the\s+mail\s+(?:already|since)"),
@@ -257,6 +258,7 @@ static SPECS: &[Spec] = &[
         .before_veto(r"(?:take|takes|taking|show|be)\s+(?:a\s+)?$"),
     rule(PLAN, N, r"\b(?:give|grant|allow|let)\s+(?:us|me)\s+(?:\S+\s+){0,3}?(?:until|till|til|through|more|another|a\s+(?:few|couple|bit|week|month)|some|extra|an?\s+(?:week|month|extension)|to\s+(?:the\s+end|next))"),
     rule(PLAN, N, r"\b(?:need|needs|needed)\s+(?:until|till|til|a\s+(?:few|couple|bit|little)\s+(?:more\s+)?(?:days|weeks|time)|more\s+time|another|to\s+(?:the\s+end|next))"),
+    rule(PLAN, 0, r"\b(?:can|could|may)\s+(?:we|i)\s+(?:please\s+)?(?:have|get)\s+(?:until|till|til|to\s+the\s+end|more|another|a\s+(?:few|couple|bit|little))"),
     rule(PLAN, 0, r"\b(?:\d+|thirty|sixty|ninety)\s+days\s+instead\s+of\b|\binstead\s+of\s+(?:\d+|thirty)\s+days|\b(?:can|could|may)\s+(?:we|i)\s+(?:please\s+)?(?:get|have)\s+(?:an?\s+)?(?:extra\s+|additional\s+|another\s+)?(?:\d+|a\s+few|a\s+couple\s+of|two|three|thirty|sixty|ninety)\s+(?:more\s+)?(?:days|weeks|months)\b"),
     rule(PLAN, 0, r"{MONEY}\s+(?:now|today|upfront|up\s+front|immediately|this\s+(?:week|month|friday))\s*,?\s+(?:and|then|plus)\s+|\bwhat\s+(?:i|we)\s+can\s+(?:each|every|per|a)\s+(?:month|week)|\btimes\s+are\s+(?:hard|tough|difficult)"),
     rule(PLAN, 0, r"\b(?:can|could|may)\s+(?:we|i)\s+(?:please\s+)?(?:pay|settle)\s+(?:it\s+|this\s+|the\s+\w+\s+)?(?:on|by|at|in|after|until|next|end|instead)\b[^.!?\n]*\?").match_veto(r"\b(?:by|via|with|through|using|in)\s+(?:a\s+|the\s+)?(?:card|credit|debit|check|cheque|ach|wire|bank|transfer|paypal|stripe|zelle|venmo|direct|cash|portal|online|phone|eft|sepa|full|installments|instalments)"),
@@ -327,6 +329,7 @@ static SPECS: &[Spec] = &[
     rule(WRONG, 0, r"\bwrong\s+(?:\w+\s+){0,2}?(?:person|number|contact|guy|lady|man|woman|company|business|address|email|e-mail|department|individual|people|party|recipient)\b|\b(?:you've\s+got|you\s+have|you\s+got|you've|have|reached|called|dialed|dialled|emailing|calling|contacting|got)\s+the\s+wrong\b"),
     rule(WRONG, 0, r"\bnot\s+(?:really\s+|actually\s+)?(?:the|a|an|your)\s+(?:right|correct|appropriate|proper|best|relevant)\s+(?:person|contact|one|people|department|address|individual|recipient|party)|\b(?:i'm|i\s+am|we're|we\s+are|this\s+is)\s+not\s+(?:the|a|your)\s+(?:\w+\s+){0,2}?(?:contact|person|one|department|recipient|holder|owner|customer|client|payer|debtor)\b|\b(?:former|previous|old|ex-?)\s+(?:employer|company|job|business|workplace|tenant|owner|employee)\b"),
     rule(WRONG, 0, r"\bno\s+longer\s+(?:work|with|at|employed|handl|responsible|in\s+charge|here|deal|the\s+(?:contact|person|owner)|part\s+of|manage|look\s+after)"),
+    rule(WRONG, 0, r"\bremove\s+me\s+from\s+(?:the\s+|this\s+)?(?:cc|thread|chain|loop|conversation|e-?mail\s+chain)\b|\b[a-z]+\s+in\s+(?:finance|accounts|ap|accounting|billing|payables)\s+(?:is|will\s+be)\s+(?:handling|dealing\s+with|taking\s+care\s+of)\b"),
     rule(WRONG, 0, r"\bmoved\s+on\s+from\b|\bmy\s+(?:replacement|successor)\b|\breplaced\s+me\b|\b(?:we're|we\s+are|this\s+is|i'm|i\s+am)\s+(?:a|an)\s+(?:different|another|separate|unrelated)\s+(?:company|business|person|firm|entity)\b|\bi\s+think\s+you\s+(?:want|mean|need)\b|\b(?:i|we)\s+(?:don't|do\s+not)\s+(?:handle|deal\s+with|manage|look\s+after|take\s+care\s+of|do)\s+(?:the\s+|any\s+)?(?:invoices|billing|payments|bills|accounts|finances|payables)\b|\b(?:this\s+is|it's)\s+(?:a|my)\s+(?:personal|private|home|residential)\s+(?:number|phone|line|cell|mobile)\b|\b(?:don't|do\s+not)\s+(?:own|have|run)\s+a\s+(?:business|company)\b"),
     rule(WRONG, 0, r"\b(?:sent|came|addressed|emailed|delivered)\s+(?:to\s+(?:me|us)\s+)?(?:by\s+mistake|in\s+error|by\s+accident|wrongly|erroneously)|\b(?:isn't|is\s+not|not|aren't|are\s+not)\s+with\s+(?:the|this|our|us)\s*(?:company|firm|business|practice)?\s*(?:any\s?more|anymore)\b"),
     rule(WRONG, 0, r"\b(?:don't|doesn't|do\s+not|does\s+not)\s+work\s+(?:\S+\s+){0,4}?(?:any\s?more|anymore|here|there)\b|\b(?:i|he|she|they)\s+(?:haven't|hasn't|have\s+not|has\s+not)\s+worked\s+(?:\S+\s+){0,3}?(?:since|for|in)\b"),
@@ -338,7 +341,8 @@ static SPECS: &[Spec] = &[
     rule(WRONG, W, r"\byou(?:'ll|'d|\s+will|\s+would)?\s+(?:want|need|have|has|should|must|might\s+want|may\s+want)\s+to\s+(?:talk|speak|call|contact|reach|email|e-mail|get\s+in\s+touch|write|try)\b|\byou\s+(?:want|need)\s+(?:our\s+|the\s+|my\s+|their\s+)?(?:accounts|ap\b|a/p|billing|finance|bookkeep\w*|accountant|payables|office|head\s+office|other|parent|corporate)"),
     rule(WRONG, W, r"\b(?:send|sent|forward|direct|redirect|address|route|email|e-mail|contact|use|write\s+to|reach|try|update|change|cc|copy|go(?:es)?\s+to|should\s+(?:now\s+)?go\s+to|encaminh\w*|envi\w*|mand\w*|senden|schicken|richten|stuur|invia\w*|contatt\w*|contact\w*)\b[^\n?]{0,80}?{ROLEMAIL}"),
     rule(WRONG, W, r"\b(?:instead|going\s+forward|from\s+now\s+on|in\s+future|in\s+the\s+future|desormais|dorenavant|kunftig|ab\s+sofort|de\s+ahora\s+en\s+adelante|d'ora\s+in\s+poi|daqui\s+para\s+a\s+frente|voortaan)\b[^\n?]{0,80}?{EMAIL}|{EMAIL}[^\n?]{0,40}?\b(?:instead|going\s+forward|from\s+now\s+on|in\s+future)\b"),
-    rule(WRONG, W, r"\b(?:please\s+)?(?:contact|call|email|e-mail|reach\s+out\s+to|speak\s+(?:to|with)|talk\s+to|get\s+in\s+touch\s+with|direct\s+(?:this|it|these|them|invoices|all)\s+to|send\s+(?:this|it|these|them|invoices|reminders|all\s+\w+)\s+to|forward\s+(?:this|it|these|them)\s+to|redirect\s+(?:this|it|these|them)\s+to|address\s+(?:this|it|these|them)\s+to)\s+(?:our|my|their|his|her|the)\s+(?:\w+\s+){0,2}?(?:accountant|bookkeeper|accounts|ap\b|a/p|finance|billing|payables|office|controller|cfo|parent|head\s+office|owner|manager|department|team|husband|wife|boss|colleague|corporate|headquarters|hq)"),
+    rule(WRONG, W, r"\b(?:please\s+)?(?:contact|call|email|e-mail|reach\s+out\s+to|speak\s+(?:to|with)|talk\s+to|get\s+in\s+touch\s+with|direct\s+(?:this|it|these|them|invoices|all)\s+to|send\s+(?:this|it|these|them|invoices|reminders|all\s+\w+)\s+to|forward\s+(?:this|it|these|them)\s+to|redirect\s+(?:this|it|these|them)\s+to|address\s+(?:this|it|these|them)\s+to)\s+(?:our|my|their|his|her|the)\s+(?:\w+\s+){0,2}?(?:accountant|bookkeeper|accounts|ap\b|a/p|finance|billing|payables|office|controller|cfo|parent|head\s+office|owner|manager|department|team|husband|wife|boss|colleague|corporate|headquarters|hq)")
+        .before_veto(r"\b(?:i|we|i'll|we'll|will|let\s+me|going\s+to|need\s+to|have\s+to|i'm|we're)\s*$"),
     rule(WRONG, W, r"\b(?:is|are)\s+(?:now\s+|all\s+)?(?:handled|managed|processed|paid|dealt\s+with|taken\s+care\s+of)\s+by\s+(?:our|the|my|their|a)\s+(?:\w+\s+){0,2}?(?:parent|head\s+office|corporate|hq|headquarters|accountant|bookkeeper|team|department|company|office|firm)"),
     rule(WRONG, W, r"\b(?:the\s+)?(?:owner|landlord|tenant|my\s+boss|head\s+office|parent\s+company|corporate|hq|headquarters|my\s+accountant|our\s+accountant|my\s+bookkeeper|our\s+bookkeeper)\s+(?:pays|handles|takes\s+care\s+of|deals\s+with|looks\s+after)\s+(?:these|those|this|the\s+(?:bills|invoices|payments|billing))"),
     rule(WRONG, W, r"\b(?:handles|manages|deals\s+with|takes\s+care\s+of|looks\s+after|is\s+in\s+charge\s+of|is\s+responsible\s+for|does|runs)\s+(?:all\s+|our\s+|the\s+)?(?:\w+\s+)?(?:ap|a/p|accounts\s+payable|billing|invoices|payments|vendor\s+payments|payables|bills|accounting|the\s+books|books|finances?)\s+(?:now|these\s+days|going\s+forward|from\s+now\s+on|instead)\b|\b(?:i'm|i\s+am|he's|she's|he\s+is|she\s+is|[a-z]+\s+is)\s+(?:now\s+)?the\s+(?:new\s+)?(?:ap|a/p|billing|accounts|finance|main|primary|right)\s+(?:\w+\s+)?(?:contact|person|manager)\s+now\b"),
@@ -791,6 +795,34 @@ fn implicit_promise(mentions: &[dates::Mention], text: &[u8]) -> Option<(Hit, Da
     mentions.iter().find(|m| about_paying(text, m)).map(|m| (Hit { start: m.start, end: m.end }, m.date))
 }
 
+/// A reply that is only a date ("Friday.", "Hi, Monday at the latest"): when it pays.
+fn bare_date(mentions: &[dates::Mention], text: &[u8]) -> Option<(Hit, Date)> {
+    let [m] = mentions else { return None };
+    let rest: Vec<&[u8]> = words(&text[..m.start])
+        .chain(words(&text[m.end..]))
+        .filter(|w| {
+            !matches!(
+                *w,
+                b"hi"
+                    | b"hello"
+                    | b"hey"
+                    | b"at"
+                    | b"the"
+                    | b"latest"
+                    | b"by"
+                    | b"on"
+                    | b"thanks"
+                    | b"ok"
+                    | b"okay"
+                    | b"yes"
+                    | b"yeah"
+                    | b"sure"
+            )
+        })
+        .collect();
+    (rest.len() <= 2 && !text.contains(&b'?')).then_some((Hit { start: m.start, end: m.end }, m.date))
+}
+
 fn evidence(norm: &Normalized<'_>, hit: Hit) -> String {
     norm.original(hit.start, hit.end)
         .trim_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-' | '\u{2013}' | '\u{2014}'))
@@ -827,6 +859,9 @@ pub(crate) fn classify_text(text: &str, reference: Date) -> Classification {
                     return decided(intent, &norm, hit, promise_date(&mentions, t, hit));
                 }
                 if !in_auto && let Some((hit, date)) = implicit_promise(&mentions, t) {
+                    return decided(intent, &norm, hit, Some(date));
+                }
+                if !in_auto && let Some((hit, date)) = bare_date(&mentions, t) {
                     return decided(intent, &norm, hit, Some(date));
                 }
             }
