@@ -34,7 +34,7 @@ struct Patterns {
 
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     attribution: build(
-        r"^\s*(?:(?:on|le|am|el|il|em|op|in\s+data|den|dnia)\b.{0,300}?\b(?:wrote|a\s+[ée]crit|schrieb|escribi[óo]|ha\s+scritto|escreveu|schreef|skrev|napisa[łl])\b.{0,200}:|.{0,300}\b(?:wrote|a\s+[ée]crit|escribi[óo]|ha\s+scritto|escreveu)\s*:)\s*$",
+        r"^\s*(?:(?:on|le|am|el|il|em|op|in\s+data|den|dnia)\b.{0,300}?\b(?:wrote|a\s+[ée]crit|schrieb|escribi[óo]|ha\s+scritto|escreveu|schreef|skrev|napisa[łl])\b.{0,200}:|.{0,300}\b(?:wrote|a\s+[ée]crit|escribi[óo]|ha\s+scritto|escreveu)\s*:|.{0,200}@.{0,100}\b(?:schrieb|schreef|skrev)\b.{0,120}:)\s*$",
     ),
     attribution_start: build(r"^\s*(?:on|le|am|el|il|em|op|in\s+data)\s+\S"),
     separator: build(
@@ -42,7 +42,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     ),
     header_from: build(r"^\s*\*?(?:from|de|von|da|van|od|fra|från)\s*\*?\s*:\s*\S"),
     header_next: build(
-        r"^\s*\*?(?:sent|date|envoy[ée]|gesendet|datum|enviado|enviada|fecha|inviato|data|verzonden|to|[àa]|an|para|aan|subject|objet|betreff|asunto|oggetto|assunto|onderwerp|cc)\s*\*?\s*:",
+        r"^\s*\*?(?:sent|date|envoy[ée](?:\s+le)?|gesendet|datum|enviado(?:\s+el)?|enviada(?:\s+em)?|fecha|inviato|data|verzonden|to|[àa]|an|para|aan|subject|objet|betreff|asunto|oggetto|assunto|onderwerp|cc)\s*\*?\s*:",
     ),
     device: build(
         r"^\s*(?:sent\s+from\s+(?:my\s+)?\S.{0,40}|sent\s+via\s+\S.{0,40}|get\s+outlook\s+for\s+\S.{0,30}|envoy[ée]\s+(?:de|depuis)\s+(?:mon\s+)?\S.{0,40}|von\s+meinem\s+\S.{0,30}\s+gesendet|gesendet\s+von\s+(?:meinem\s+)?\S.{0,40}|enviado\s+(?:desde|do|de)\s+(?:mi|meu|o\s+meu)?\s*\S.{0,40}|inviato\s+da\s+\S.{0,40}|verzonden\s+(?:vanaf|met|van)\s+(?:mijn\s+)?\S.{0,40})\s*$",
@@ -217,6 +217,14 @@ mod tests {
             let t = format!("Merci.\n\n{header}\n> relance\n> désabonner");
             assert_eq!(client_text(&t), "Merci.", "{header}");
         }
+    }
+
+    #[test]
+    fn more_header_shapes() {
+        let t = "Pagaremos el viernes.\n\nDe: Cobros <c@x.example>\nEnviado el: lunes, 2 de marzo de 2026 9:00\nPara: yo\n\nBAJA";
+        assert_eq!(client_text(t), "Pagaremos el viernes.");
+        let t = "Bezahlt.\n\nBuchhaltung <b@x.example> schrieb am Mo., 2. März 2026, 09:00:\n\nAbmelden";
+        assert_eq!(client_text(t), "Bezahlt.");
     }
 
     #[test]

@@ -779,8 +779,19 @@ fn about_paying(text: &[u8], m: &dates::Mention) -> bool {
     let (Some(payment), Some(past)) = (PAYMENT_WORD.as_ref(), PAST_WORD.as_ref()) else { return false };
     let (s, e) = sentence_bounds(text, m.start);
     let sentence = &text[s..e.max(m.end)];
-    payment.is_match(sentence) && !past.is_match(sentence) && !sentence_end(text, m.start).1
+    payment.is_match(sentence)
+        && !past.is_match(sentence)
+        && !sentence_end(text, m.start).1
+        && !NOT_A_COMMITMENT.as_ref().is_some_and(|re| re.is_match(sentence))
 }
+
+/// Words that make a dated sentence about paying a follow-up, not a commitment ("I'll ask our
+/// payments team on Monday").
+static NOT_A_COMMITMENT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    build(
+        r"\b(?:check|checking|ask|asking|review|reviewing|look|looking|discuss|discussing|talk|speak|chase|chasing|confirm|forward|forwarded|pass|let\s+you\s+know|get\s+back|find\s+out|meeting|call\s+you|if|whether|can't|cannot|unable|won't)\b",
+    )
+});
 
 fn distinct_dates(mentions: &[dates::Mention]) -> usize {
     let mut ds: Vec<Date> = mentions.iter().map(|m| m.date).collect();
