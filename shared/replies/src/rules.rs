@@ -747,6 +747,9 @@ static SPLIT: LazyLock<Option<Regex>> = LazyLock::new(|| {
     )
 });
 
+/// A sum of money ("$500", "1.200 €", "five hundred").
+static AMOUNT: LazyLock<Option<Regex>> = LazyLock::new(|| build("{MONEY}"));
+
 /// Words that make a sentence about payment ("pay", "transfer", "check run", ...).
 static PAYMENT_WORD: LazyLock<Option<Regex>> = LazyLock::new(|| {
     build(
@@ -874,7 +877,8 @@ pub(crate) fn classify_text(text: &str, reference: Date) -> Classification {
             Intent::PromiseToPay => {
                 let mentions = dates::find(t, reference, lang::detect(t));
                 if let Some(hit) = find_intent(engine, &candidates, intent, t, false) {
-                    let split = SPLIT.as_ref().is_some_and(|re| re.is_match(t));
+                    let amounts = AMOUNT.as_ref().map_or(0, |re| re.find_iter(t).count());
+                    let split = amounts >= 2 || SPLIT.as_ref().is_some_and(|re| re.is_match(t));
                     if split && distinct_dates(&mentions) >= 2 {
                         return decided(Intent::PaymentPlan, &norm, hit, None);
                     }
@@ -923,5 +927,7 @@ mod tests {
     fn every_pattern_compiles() {
         assert_eq!(broken_patterns(), Vec::<String>::new());
         assert!(ENGINE.set.is_some() && ENGINE.foreign_set.is_some());
+        assert!(SPLIT.is_some() && PAYMENT_WORD.is_some() && PAST_WORD.is_some() && AMOUNT.is_some());
+        assert!(NEGATING_PHRASE.is_some() && NOT_A_COMMITMENT.is_some());
     }
 }
