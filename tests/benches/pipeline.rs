@@ -12,7 +12,6 @@
 
 use arflow_contracts::events::*;
 use arflow_contracts::{Envelope, msg_id, subjects};
-use arflow_core::{Channel, Currency, SendWindow};
 use arflow_tests::{TestApp, start_time};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
@@ -249,44 +248,19 @@ async fn steady_load(app: &TestApp, firm: &arflow_tests::Firm, webhook: bool) ->
 }
 
 fn eligibility_event(i: usize, due: NaiveDate) -> EligibilityChanged {
-    let invoice_id = Uuid::now_v7();
-    let usd = Currency::parse("USD").unwrap();
     let passed = |rule: &str| Check { rule: rule.into(), passed: true, detail: "ok".into() };
-    EligibilityChanged {
-        invoice_id,
-        version: 1,
-        eligible: true,
-        past_due: false,
-        automation_status: AutomationStatus::Enabled,
-        checks: ["stripe_connected", "invoice_open", "not_excluded", "amount_above_minimum"].map(passed).to_vec(),
-        paused_until: None,
-        pause_reason: None,
-        broken_promise: None,
-        invoice: InvoiceSnapshot {
-            invoice_id,
-            stripe_invoice_id: format!("in_bench_{i}"),
-            number: Some(format!("B-{i}")),
-            currency: usd,
-            amount_due: Decimal::new(120_000, 2),
-            amount_remaining: Decimal::new(120_000, 2),
-            due_date: Some(due),
-            hosted_invoice_url: Some(format!("https://invoice.stripe.com/i/bench_{i}")),
-        },
-        client: ClientSnapshot { client_id: Uuid::now_v7(), name: format!("Client {i}"), tier: Tier::Standard },
-        contacts: vec![ContactSnapshot {
-            contact_id: Uuid::now_v7(),
-            name: "Billing".into(),
-            email: Some(format!("billing{i}@client.test")),
-            phone: None,
-            timezone: Some("UTC".into()),
-            channels: vec![Channel::Email],
-        }],
-        firm: FirmSnapshot {
-            name: "Bench Firm".into(),
-            sender_email: "ar@bench.test".into(),
-            timezone: "UTC".into(),
-            email_window: SendWindow::business_hours(),
-        },
-        evaluated_at: start_time() + Duration::zero(),
-    }
+    let mut d = arflow_contracts::fixtures::decision(Some(due), "UTC", Tier::Standard);
+    d.checks = ["stripe_connected", "invoice_open", "not_excluded", "amount_above_minimum"].map(passed).to_vec();
+    d.invoice.stripe_invoice_id = format!("in_bench_{i}");
+    d.invoice.number = Some(format!("B-{i}"));
+    d.invoice.amount_due = Decimal::new(120_000, 2);
+    d.invoice.amount_remaining = Decimal::new(120_000, 2);
+    d.invoice.hosted_invoice_url = Some(format!("https://invoice.stripe.com/i/bench_{i}"));
+    d.client.name = format!("Client {i}");
+    d.contacts[0].name = "Billing".into();
+    d.contacts[0].email = Some(format!("billing{i}@client.test"));
+    d.firm.name = "Bench Firm".into();
+    d.firm.sender_email = "ar@bench.test".into();
+    d.evaluated_at = start_time() + Duration::zero();
+    d
 }

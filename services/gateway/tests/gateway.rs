@@ -517,39 +517,18 @@ async fn eligibility_is_recorded_only_when_the_failed_rules_change() {
         .unwrap();
     let invoice_id: Uuid = r["invoice_id"].as_str().unwrap().parse().unwrap();
     let decision = |version: i64, disputed: bool| {
-        let d = EligibilityChanged {
-            invoice_id,
-            version,
-            eligible: !disputed,
-            past_due: true,
-            automation_status: if disputed { AutomationStatus::Paused } else { AutomationStatus::Enabled },
-            checks: vec![
-                Check { rule: "invoice_past_due".into(), passed: true, detail: "2 days".into() },
-                Check { rule: "not_disputed".into(), passed: !disputed, detail: "firm marked it disputed".into() },
-            ],
-            paused_until: None,
-            pause_reason: None,
-            broken_promise: None,
-            invoice: InvoiceSnapshot {
-                invoice_id,
-                stripe_invoice_id: "in_e".into(),
-                number: None,
-                currency: arflow_core::Currency::parse("USD").unwrap(),
-                amount_due: 20.into(),
-                amount_remaining: 20.into(),
-                due_date: None,
-                hosted_invoice_url: None,
-            },
-            client: ClientSnapshot { client_id: Uuid::now_v7(), name: "E".into(), tier: Tier::Standard },
-            contacts: vec![],
-            firm: FirmSnapshot {
-                name: "Acme".into(),
-                sender_email: "billing@acme.test".into(),
-                timezone: "UTC".into(),
-                email_window: arflow_core::SendWindow::business_hours(),
-            },
-            evaluated_at: chrono::Utc::now(),
-        };
+        let mut d = arflow_contracts::fixtures::decision(None, "UTC", Tier::Standard);
+        d.invoice_id = invoice_id;
+        d.invoice.invoice_id = invoice_id;
+        d.version = version;
+        d.eligible = !disputed;
+        d.past_due = true;
+        d.automation_status = if disputed { AutomationStatus::Paused } else { AutomationStatus::Enabled };
+        d.checks = vec![
+            Check { rule: "invoice_past_due".into(), passed: true, detail: "2 days".into() },
+            Check { rule: "not_disputed".into(), passed: !disputed, detail: "firm marked it disputed".into() },
+        ];
+        d.contacts = vec![];
         arflow_contracts::Envelope::new("eligibility.changed", "test", chrono::Utc::now(), firm.id, invoice_id, None, d)
     };
     let subject = arflow_contracts::subjects::subject("eligibility.changed", firm.id);

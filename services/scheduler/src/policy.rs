@@ -197,45 +197,9 @@ mod tests {
     }
 
     fn decision(due: NaiveDate, tier: Tier) -> EligibilityChanged {
-        use arflow_contracts::events::{AutomationStatus, ClientSnapshot, FirmSnapshot, InvoiceSnapshot};
-        let invoice_id = Uuid::now_v7();
-        EligibilityChanged {
-            invoice_id,
-            version: 1,
-            eligible: true,
-            past_due: true,
-            automation_status: AutomationStatus::Enabled,
-            checks: vec![],
-            paused_until: None,
-            pause_reason: None,
-            broken_promise: None,
-            invoice: InvoiceSnapshot {
-                invoice_id,
-                stripe_invoice_id: "in_1".into(),
-                number: None,
-                currency: arflow_core::Currency::parse("USD").unwrap(),
-                amount_due: 100.into(),
-                amount_remaining: 100.into(),
-                due_date: Some(due),
-                hosted_invoice_url: None,
-            },
-            client: ClientSnapshot { client_id: Uuid::now_v7(), name: "Acme".into(), tier },
-            contacts: vec![ContactSnapshot {
-                contact_id: Uuid::now_v7(),
-                name: "Jane".into(),
-                email: Some("jane@example.com".into()),
-                phone: None,
-                timezone: Some("America/New_York".into()),
-                channels: vec![Channel::Email],
-            }],
-            firm: FirmSnapshot {
-                name: "Firm".into(),
-                sender_email: "a@b.c".into(),
-                timezone: "UTC".into(),
-                email_window: SendWindow::business_hours(),
-            },
-            evaluated_at: DateTime::<Utc>::UNIX_EPOCH,
-        }
+        let mut d = arflow_contracts::fixtures::decision(Some(due), "America/New_York", tier);
+        d.past_due = true;
+        d
     }
 
     fn policy() -> Policy {

@@ -343,8 +343,7 @@ fn step_due_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arflow_contracts::events::{AutomationStatus, Check, ClientSnapshot, FirmSnapshot, InvoiceSnapshot, Tier};
-    use arflow_core::{Currency, SendWindow};
+    use arflow_contracts::events::{Check, Tier};
     use chrono::{NaiveDate, TimeZone};
 
     fn at(d: u32, h: u32) -> DateTime<Utc> {
@@ -370,43 +369,13 @@ mod tests {
     }
 
     fn decision(plan: &PlanRow) -> EligibilityChanged {
-        EligibilityChanged {
-            invoice_id: plan.invoice_id,
-            version: 3,
-            eligible: true,
-            past_due: false,
-            automation_status: AutomationStatus::Enabled,
-            checks: vec![Check { rule: "invoice_open".into(), passed: true, detail: String::new() }],
-            paused_until: None,
-            pause_reason: None,
-            broken_promise: None,
-            invoice: InvoiceSnapshot {
-                invoice_id: plan.invoice_id,
-                stripe_invoice_id: "in_1".into(),
-                number: None,
-                currency: Currency::parse("USD").unwrap(),
-                amount_due: 100.into(),
-                amount_remaining: 100.into(),
-                due_date: NaiveDate::from_ymd_opt(2026, 3, 9),
-                hosted_invoice_url: None,
-            },
-            client: ClientSnapshot { client_id: Uuid::now_v7(), name: "Acme".into(), tier: Tier::Standard },
-            contacts: vec![ContactSnapshot {
-                contact_id: Uuid::now_v7(),
-                name: "Jane".into(),
-                email: Some("jane@example.com".into()),
-                phone: None,
-                timezone: Some("UTC".into()),
-                channels: vec![Channel::Email],
-            }],
-            firm: FirmSnapshot {
-                name: "Firm".into(),
-                sender_email: "a@b.c".into(),
-                timezone: "UTC".into(),
-                email_window: SendWindow::business_hours(),
-            },
-            evaluated_at: at(1, 0),
-        }
+        let mut d = arflow_contracts::fixtures::decision(NaiveDate::from_ymd_opt(2026, 3, 9), "UTC", Tier::Standard);
+        d.invoice_id = plan.invoice_id;
+        d.invoice.invoice_id = plan.invoice_id;
+        d.version = 3;
+        d.checks = vec![Check { rule: "invoice_open".into(), passed: true, detail: String::new() }];
+        d.evaluated_at = at(1, 0);
+        d
     }
 
     fn step(plan: &PlanRow, name: &str, offset: i32, when: DateTime<Utc>) -> StepRow {

@@ -5,11 +5,11 @@
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
-    AutomationStatus, Check, ClientSnapshot, ConsentChanged, ContactSnapshot, EligibilityChanged, FirmSnapshot,
-    HaltReason, InvoiceHalted, InvoiceSnapshot, PlanUpdated, PromiseBroken, StepDue, StepSkipped, Tier, Tone,
+    AutomationStatus, Check, ConsentChanged, EligibilityChanged, HaltReason, InvoiceHalted, PlanUpdated, PromiseBroken,
+    StepDue, StepSkipped, Tier, Tone,
 };
 use arflow_contracts::{Envelope, msg_id, subjects};
-use arflow_core::{Channel, Currency, SendWindow, window::parse_tz};
+use arflow_core::{Channel, SendWindow, window::parse_tz};
 use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockMode, Metrics, NatsSettings};
 use arflow_scheduler::{Application, Config};
@@ -293,48 +293,9 @@ fn of_kind<T: serde::de::DeserializeOwned>(msgs: &[(String, RawEnvelope)], prefi
 }
 
 fn decision(due: NaiveDate, zone: &str, tier: Tier) -> EligibilityChanged {
-    let invoice_id = Uuid::now_v7();
-    EligibilityChanged {
-        invoice_id,
-        version: 1,
-        eligible: true,
-        past_due: false,
-        automation_status: AutomationStatus::Enabled,
-        checks: vec![Check {
-            rule: "amount_above_minimum".into(),
-            passed: true,
-            detail: "3200.00 USD > 50 USD".into(),
-        }],
-        paused_until: None,
-        pause_reason: None,
-        broken_promise: None,
-        invoice: InvoiceSnapshot {
-            invoice_id,
-            stripe_invoice_id: "in_123".into(),
-            number: Some("INV-0001".into()),
-            currency: Currency::parse("USD").unwrap(),
-            amount_due: Decimal::new(320000, 2),
-            amount_remaining: Decimal::new(320000, 2),
-            due_date: Some(due),
-            hosted_invoice_url: Some("https://invoice.stripe.com/i/test".into()),
-        },
-        client: ClientSnapshot { client_id: Uuid::now_v7(), name: "Acme Ltd".into(), tier },
-        contacts: vec![ContactSnapshot {
-            contact_id: Uuid::now_v7(),
-            name: "Jane Doe".into(),
-            email: Some("jane@example.com".into()),
-            phone: None,
-            timezone: Some(zone.into()),
-            channels: vec![Channel::Email],
-        }],
-        firm: FirmSnapshot {
-            name: "Ledger & Co".into(),
-            sender_email: "billing@ledger.example".into(),
-            timezone: "America/New_York".into(),
-            email_window: SendWindow::business_hours(),
-        },
-        evaluated_at: start_time(),
-    }
+    let mut d = arflow_contracts::fixtures::decision(Some(due), zone, tier);
+    d.checks = vec![Check { rule: "amount_above_minimum".into(), passed: true, detail: "3200.00 USD > 50 USD".into() }];
+    d
 }
 
 const CADENCE: [&str; 6] = ["pre_due", "due_today", "overdue_3", "overdue_7", "overdue_14", "overdue_30"];

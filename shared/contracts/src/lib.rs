@@ -1,6 +1,8 @@
 //! The wire contract between arflow services. Services share nothing else.
 pub mod envelope;
 pub mod events;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod msg_id;
 pub mod streams;
 pub mod subjects;

@@ -17,6 +17,8 @@ pub enum MoneyError {
 pub struct Currency([u8; 3]);
 
 impl Currency {
+    pub const USD: Currency = Currency(*b"USD");
+
     pub fn parse(code: &str) -> Result<Self, MoneyError> {
         let bytes = code.trim().as_bytes();
         if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_alphabetic) {
