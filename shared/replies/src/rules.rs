@@ -875,8 +875,9 @@ pub(crate) fn classify_text(text: &str, reference: Date) -> Classification {
         }
         match intent {
             Intent::PromiseToPay => {
-                let mentions = dates::find(t, reference, lang::detect(t));
+                let mentions = || dates::find(t, reference, lang::detect(t));
                 if let Some(hit) = find_intent(engine, &candidates, intent, t, false) {
+                    let mentions = mentions();
                     let amounts = AMOUNT.as_ref().map_or(0, |re| re.find_iter(t).count());
                     let split = amounts >= 2 || SPLIT.as_ref().is_some_and(|re| re.is_match(t));
                     if split && distinct_dates(&mentions) >= 2 {
@@ -884,11 +885,13 @@ pub(crate) fn classify_text(text: &str, reference: Date) -> Classification {
                     }
                     return decided(intent, &norm, hit, promise_date(&mentions, t, hit));
                 }
-                if !in_auto && let Some((hit, date)) = implicit_promise(&mentions, t) {
-                    return decided(intent, &norm, hit, Some(date));
-                }
-                if !in_auto && let Some((hit, date)) = bare_date(&mentions, t) {
-                    return decided(intent, &norm, hit, Some(date));
+                // Without a promise phrase, only a dated sentence about paying or a bare date can promise.
+                let short = words(t).nth(8).is_none();
+                if !in_auto && (short || PAYMENT_WORD.as_ref().is_some_and(|re| re.is_match(t))) {
+                    let mentions = mentions();
+                    if let Some((hit, date)) = implicit_promise(&mentions, t).or_else(|| bare_date(&mentions, t)) {
+                        return decided(intent, &norm, hit, Some(date));
+                    }
                 }
             }
             Intent::AutoReply => {
