@@ -500,7 +500,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
     let set = RegexSetBuilder::new(patterns.iter().map(|p| p.re.as_str()))
         .unicode(false)
         .size_limit(1 << 26)
-        .dfa_size_limit(1 << 26)
+        .dfa_size_limit(1 << 24)
         .build()
         .ok();
     Patterns { list: patterns, set }

@@ -458,7 +458,7 @@ fn build(pattern: &str) -> Option<Regex> {
     if pattern.is_empty() {
         return None;
     }
-    RegexBuilder::new(&expand(pattern)).unicode(false).size_limit(1 << 24).dfa_size_limit(1 << 24).build().ok()
+    RegexBuilder::new(&expand(pattern)).unicode(false).size_limit(1 << 24).build().ok()
 }
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
@@ -483,8 +483,9 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
             },
         ));
     }
+    // The lazy DFA's cache per thread: room for the states of varied text, bounded for long-running services.
     let set_of =
-        |p: &[String]| RegexSetBuilder::new(p).unicode(false).size_limit(1 << 27).dfa_size_limit(1 << 28).build().ok();
+        |p: &[String]| RegexSetBuilder::new(p).unicode(false).size_limit(1 << 27).dfa_size_limit(1 << 25).build().ok();
     Engine { by_intent, set: set_of(&patterns), foreign_set: set_of(&foreign_patterns), place }
 });
 
