@@ -454,6 +454,43 @@ fn expand(pattern: &str) -> String {
     p
 }
 
+/// The pattern with every counted repetition made open-ended (`{0,4}` -> `*`, `{1,3}` -> `+`): it
+/// matches wherever the original does, and without counters the one-pass automaton over all rules
+/// does not track positions, which keeps it small and fast. Each candidate is then checked with its
+/// exact pattern.
+fn unbounded(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let (head, tail) = rest.split_at(open);
+        out.push_str(head);
+        let counter = tail[1..].find('}').map(|close| &tail[1..=close]);
+        let replacement = counter.and_then(|c| {
+            let (min, max) = c.split_once(',')?;
+            let max_ok = max.is_empty() || max.parse::<u32>().is_ok();
+            match min.parse::<u32>() {
+                Ok(0) if max_ok => Some("*"),
+                Ok(_) if max_ok => Some("+"),
+                _ => None,
+            }
+        });
+        // An escaped brace is a literal, not a counter.
+        let escaped = head.ends_with('\\');
+        match (replacement, counter) {
+            (Some(r), Some(c)) if !escaped => {
+                out.push_str(r);
+                rest = &tail[c.len() + 2..];
+            }
+            _ => {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn build(pattern: &str) -> Option<Regex> {
     if pattern.is_empty() {
         return None;
@@ -470,7 +507,7 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
         let id = place.len();
         let list = if spec.foreign { &mut foreign_patterns } else { &mut patterns };
         place.push((spec.foreign, list.len()));
-        list.push(expand(spec.pattern));
+        list.push(unbounded(&expand(spec.pattern)));
         by_intent[spec.intent.index()].push((
             id,
             Compiled {
@@ -932,6 +969,11 @@ pub(crate) fn classify_text(text: &str, reference: Date) -> Classification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_ended_counters() {
+        assert_eq!(unbounded(r"a(?:\S+\s+){0,4}?b\d{1,3}c{2}d\{0,1\}"), r"a(?:\S+\s+)*?b\d+c{2}d\{0,1\}");
+    }
 
     #[test]
     fn every_pattern_compiles() {
