@@ -12,3 +12,16 @@ fn dev_set_floors() {
     assert_eq!(report.opt_out_recall, 1.0, "opt_out recall must be 100%\n{report}");
     assert!(report.date_accuracy >= 0.95, "promised-date exact match {:.3} < 0.95\n{report}", report.date_accuracy);
 }
+
+/// 104 replies written by another engineer without looking at the rules (English, French, German,
+/// Spanish, Italian, Portuguese, Dutch; email and voice). 98/100 of the first 100 passed on first
+/// sight; the two misses (a French "ne suis plus dans l'entreprise", a Portuguese "não reconhecemos
+/// esta cobrança") were fixed as general rules, so now all must.
+#[test]
+fn team_checks_all_pass() {
+    let lines = parse_jsonl(include_str!("data/team_checks.jsonl")).expect("team checks parse");
+    assert_eq!(lines.len(), 104);
+    let report = evaluate(&lines);
+    assert_eq!(report.accuracy, 1.0, "{report}");
+    assert_eq!(report.date_accuracy, 1.0, "{report}");
+}
