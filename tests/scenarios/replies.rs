@@ -223,6 +223,11 @@ async fn a_promise_pauses_reminders_and_a_broken_one_resumes_them_firmer() {
         .await
         .unwrap();
     assert_ne!(tone.0, "friendly", "a broken promise is followed by a firmer reminder");
+    assert!(
+        resumed.subject().unwrap_or_default().starts_with("Payment promised for March 20, 2026 not received"),
+        "the reminder recalls the promise: {:?}",
+        resumed.subject()
+    );
     let activity = app.activity(&firm, invoice).await;
     let kinds: Vec<&str> = activity["history"].as_array().unwrap().iter().filter_map(|h| h["kind"].as_str()).collect();
     assert!(kinds.contains(&"reply_received") && kinds.contains(&"promise_broken"), "{kinds:?}");

@@ -37,6 +37,23 @@ pub const FINAL: Template = Template {
     html: include_str!("../templates/final.html"),
 };
 
+/// After a broken payment promise: recalls the promise, firm in tone (final steps keep `final`).
+pub const PROMISE: Template = Template {
+    name: "promise",
+    version: 1,
+    subject: include_str!("../templates/promise.subject.txt"),
+    text: include_str!("../templates/promise.txt"),
+    html: include_str!("../templates/promise.html"),
+};
+
+/// The template of a step: the broken-promise follow-up has its own unless it is the final notice.
+pub fn template_for_step(step: &StepDue) -> &'static Template {
+    if step.after_broken_promise && step.tone != Tone::Final {
+        return &PROMISE;
+    }
+    template_for(step.tone)
+}
+
 pub fn template_for(tone: Tone) -> &'static Template {
     match tone {
         Tone::Friendly => &FRIENDLY,
@@ -87,6 +104,8 @@ pub struct Context {
     /// The Stripe hosted invoice page, when the step includes it (always for firm/final).
     pub pay_url: Option<String>,
     pub unsubscribe_url: String,
+    /// The date a broken promise named (`March 20, 2026`).
+    pub promised_date: Option<String>,
 }
 
 impl Context {
@@ -115,6 +134,7 @@ impl Context {
             status_line,
             pay_url: if include_link { step.invoice.hosted_invoice_url.clone() } else { None },
             unsubscribe_url,
+            promised_date: step.promised_date.map(|d| d.format("%B %-d, %Y").to_string()),
         }
     }
 }
@@ -203,6 +223,8 @@ mod tests {
                 eligibility_version: 3,
                 checks: vec![],
             },
+            promised_date: None,
+            after_broken_promise: false,
         }
     }
 
@@ -244,6 +266,26 @@ mod tests {
         assert!(r.text.contains("Dear Jane <Doe>,"));
         assert!(r.text.contains("https://invoice.stripe.com/i/acct_1/test_abc"));
         assert!(r.text.contains("14 days overdue"));
+    }
+
+    #[test]
+    fn the_step_after_a_broken_promise_recalls_it() {
+        let mut s = step(Tone::Firm, 19, true);
+        s.after_broken_promise = true;
+        s.promised_date = chrono::NaiveDate::from_ymd_opt(2026, 3, 20);
+        let t = template_for_step(&s);
+        assert_eq!(t.name, "promise");
+        let r = render(t, &Context::from_step(&s, "https://u.example/x".into())).unwrap();
+        assert_eq!(r.subject, "Payment promised for March 20, 2026 not received: invoice INV-0042 (3,200.00 USD)");
+        assert!(r.text.contains("would be paid by\nMarch 20, 2026."), "{}", r.text);
+        assert!(r.html.contains("<strong>March 20, 2026</strong>"), "{}", r.html);
+        assert!(r.text.contains("https://invoice.stripe.com/i/acct_1/test_abc"), "the pay link: {}", r.text);
+        // Without a date, and a final notice keeps its own template.
+        s.promised_date = None;
+        let r = render(template_for_step(&s), &Context::from_step(&s, "https://u.example/x".into())).unwrap();
+        assert!(r.subject.starts_with("Payment promised not received"), "{}", r.subject);
+        s.tone = Tone::Final;
+        assert_eq!(template_for_step(&s).name, "final");
     }
 
     #[test]

@@ -322,6 +322,13 @@ fn step_due(
             eligibility_version: d.version,
             checks: d.checks.clone(),
         },
+        // The follow-up of a broken promise recalls it (its own template in the email service).
+        after_broken_promise: policy::is_broken_promise_step(&s.name),
+        promised_date: d
+            .broken_promise
+            .as_ref()
+            .filter(|_| policy::is_broken_promise_step(&s.name))
+            .and_then(|b| b.promised_date),
     }
 }
 

@@ -320,6 +320,13 @@ pub struct StepDue {
     pub firm: FirmSnapshot,
     pub days_overdue: i64,
     pub explanation: Explanation,
+    /// Set on the step that follows a broken payment promise: the date the client promised
+    /// (`None` on every other step, and when the promise named no date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised_date: Option<NaiveDate>,
+    /// True on that follow-up step (its template recalls the promise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_broken_promise: bool,
 }
 
 /// `outreach.step_skipped`

@@ -53,7 +53,7 @@ impl StepsHandler {
         }
         let firm_id = m.envelope.firm_id;
         let unsubscribe_url = self.unsubscribe_url(firm_id, step.contact.contact_id);
-        let template = render::template_for(step.tone);
+        let template = render::template_for_step(&step);
         let to_address = step.contact.email.clone().unwrap_or_default();
         let mut email = NewEmail {
             id: arflow_core::new_id(),

@@ -229,6 +229,8 @@ pub fn step(tone: Tone, days_overdue: i64, pay_link: bool) -> StepDue {
                 detail: "3,200.00 USD > 50.00 USD".into(),
             }],
         },
+        promised_date: None,
+        after_broken_promise: false,
     }
 }
 
