@@ -62,6 +62,17 @@ impl Application {
             }),
             config: Arc::new(config.gateway),
         };
+        // Reconciliation needs the same handles as the API (it applies what Stripe says).
+        let reconcile = crate::handlers::reconcile::ReconcileHandler { state: state.clone() };
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: crate::handlers::reconcile::CONSUMER.to_string(),
+                stream: "REPLY".to_string(),
+                filter_subjects: vec!["reply.classified.>".to_string()],
+            },
+            config.consumer.clone(),
+            Arc::new(reconcile),
+        );
         Ok(Application { base, state })
     }
 

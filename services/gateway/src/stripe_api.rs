@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 use stripe_billing::InvoiceStatus;
-use stripe_billing::invoice::ListInvoice;
+use stripe_billing::invoice::{ListInvoice, RetrieveInvoice};
 use stripe_core::customer::ListCustomer;
 
 /// Stripe's largest page.
@@ -68,6 +68,14 @@ impl StripeApi {
     pub async fn customers(&self) -> Result<Vec<Value>, StripeApiError> {
         let stream = ListCustomer::new().limit(PAGE).paginate().stream(&self.client);
         collect_json("/v1/customers", stream).await
+    }
+
+    /// One invoice as Stripe has it now (`GET /v1/invoices/{id}`), as Stripe's JSON.
+    pub async fn invoice(&self, id: &str) -> Result<Value, StripeApiError> {
+        let path = format!("/v1/invoices/{id}");
+        let invoice =
+            RetrieveInvoice::new(id).send(&self.client).await.map_err(|e| StripeApiError::from_stripe(&path, e))?;
+        serde_json::to_value(&invoice).map_err(|e| StripeApiError::Http { path, reason: format!("re-encoding: {e}") })
     }
 
     /// Every open invoice (`GET /v1/invoices?status=open`, all pages), as Stripe's JSON.

@@ -616,3 +616,77 @@ async fn inbound_email_is_authenticated_stored_once_and_published() {
     assert!(object.starts_with(&format!("{}/", firm.id)));
     assert_eq!(app.bus.get_inbound(&object).await.unwrap(), raw.to_vec(), "the raw bytes are kept as received");
 }
+
+/// What the email service publishes when a client writes "we already paid this".
+async fn client_says_paid(app: &support::TestApp, firm: Uuid, invoice_id: Uuid) -> Uuid {
+    use arflow_contracts::events::{ReplyClassified, ReplyIntent, ReplyKind};
+    let reply_id = Uuid::now_v7();
+    let data = ReplyClassified {
+        reply_id,
+        channel: arflow_core::Channel::Email,
+        kind: ReplyKind::Reply,
+        intent: Some(ReplyIntent::AlreadyPaid),
+        promised_date: None,
+        evidence: "paid this by ACH last Tuesday".into(),
+        sure: true,
+        client_text: "We paid this by ACH last Tuesday.".into(),
+        invoice_id: Some(invoice_id),
+        contact_id: None,
+        client_id: None,
+        matched_by: Some("reply_token".into()),
+        answered_message_id: None,
+        step: Some("overdue_7".into()),
+        from: Some("ap@client.test".into()),
+        subject: Some("Re: reminder".into()),
+        received_at: chrono::Utc::now(),
+        reference_date: chrono::Utc::now().date_naive(),
+        bounce: None,
+        action: "client says it is paid: outreach paused pending reconciliation with Stripe".into(),
+    };
+    let kind = arflow_contracts::subjects::reply::CLASSIFIED;
+    let env = arflow_contracts::Envelope::new(kind, "email", chrono::Utc::now(), firm, invoice_id, None, data);
+    let subject = arflow_contracts::subjects::subject(kind, firm);
+    app.bus.publish_event(&subject, &format!("reply:{reply_id}:classified"), &env).await.unwrap();
+    reply_id
+}
+
+#[tokio::test]
+async fn a_client_saying_paid_is_checked_with_stripe_at_once() {
+    let sim = StripeSim::start().await;
+    let base = sim.base_url();
+    let app = spawn_app_with(|c| c.gateway.stripe_api_base = base).await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let mut ids = vec![];
+    for (id, number) in [("in_paid", "INV-P"), ("in_open", "INV-O")] {
+        let object = invoice(id, "cus_r", number, 50_000, "usd", DUE, "open");
+        let r = app.deliver(firm.id, SECRET, &event(&format!("evt_{id}"), "invoice.finalized", 1, object)).await;
+        let ack: Value = r.json().await.unwrap();
+        ids.push(ack["invoice_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    // Stripe has the first paid (the webhook is late or lost), the second still open.
+    let mut paid = invoice("in_paid", "cus_r", "INV-P", 50_000, "usd", DUE, "paid");
+    paid["amount_paid"] = json!(50_000);
+    paid["amount_remaining"] = json!(0);
+    sim.add_invoice(paid);
+    sim.add_invoice(open_invoice("in_open", "cus_r", 50_000));
+
+    client_says_paid(&app, firm.id, ids[0]).await;
+    client_says_paid(&app, firm.id, ids[1]).await;
+    let hold = eventually("the paid invoice is held", || async {
+        app.bus.holds().get(&invoice_hold_key(ids[0])).await.unwrap().map(|(v, _)| v)
+    })
+    .await;
+    assert!(matches!(hold, HoldValue::Held { ref reason, .. } if reason == "paid"), "{hold:?}");
+    let status = eventually("the paid invoice is paid", || async {
+        let v: Value = app.get(&firm.key, &format!("/v1/invoices/{}", ids[0])).await.json().await.unwrap();
+        (v["status"] == "paid").then_some(v)
+    })
+    .await;
+    assert_eq!(status["status"], "paid");
+    assert!(sim.requests().iter().any(|r| r == "GET /v1/invoices/in_open"), "{:?}", sim.requests());
+    app.outbox_drained().await;
+    let halts = app.billing_record_subjects().await;
+    assert_eq!(halts.iter().filter(|s| s.starts_with("billing.invoice_paid.")).count(), 1, "{halts:?}");
+    // Stripe says the other is open: nothing halts it, the pause eligibility applied stands.
+    assert!(app.bus.holds().get(&invoice_hold_key(ids[1])).await.unwrap().is_none());
+}

@@ -1,2 +1,3 @@
 //! Consumers, one module per subject family.
 pub mod activity;
+pub mod reconcile;

@@ -79,11 +79,17 @@ async fn handle(
     }
     let raw: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedPayload(format!("the body is not JSON: {e}")))?;
+    ingest_event(&state, firm.id, raw).await.map(Json)
+}
+
+/// Applies one authenticated Stripe event (from a webhook, or built from what Stripe's API says
+/// now): stored once by id, the hold first for a payment, then the records and events.
+pub async fn ingest_event(state: &AppState, firm_id: Uuid, raw: serde_json::Value) -> Result<WebhookAck, ApiError> {
     let event = StripeEvent::parse(&raw).map_err(ApiError::MalformedPayload)?;
     tracing::Span::current().record("event_id", event.id.as_str());
-    if store::webhook_event_seen(&state.base.pool, firm.id, &event.id).await? {
+    if store::webhook_event_seen(&state.base.pool, firm_id, &event.id).await? {
         tracing::info!(kind = %event.kind, "duplicate delivery; nothing re-done");
-        return Ok(Json(WebhookAck { received: true, duplicate: true, ..Default::default() }));
+        return Ok(WebhookAck { received: true, duplicate: true, ..Default::default() });
     }
     let action = ingest::classify(&event);
     let now = state.base.clock.now();
@@ -97,7 +103,7 @@ async fn handle(
             .and_then(|v| v.as_str())
             .ok_or_else(|| ApiError::MalformedPayload("the invoice has no `id`".into()))?;
         let mut conn = state.base.pool.acquire().await?;
-        let invoice_id = store::invoice_id_for(&mut conn, firm.id, stripe_invoice_id).await?;
+        let invoice_id = store::invoice_id_for(&mut conn, firm_id, stripe_invoice_id).await?;
         drop(conn);
         tracing::Span::current().record("invoice_id", tracing::field::display(invoice_id));
         let reason_text = store::to_text(&reason);
@@ -109,12 +115,12 @@ async fn handle(
 
     let mut tx = state.base.pool.begin().await?;
     let outcome = if action == Action::Ignore { "ignored" } else { "processed" };
-    if !store::record_webhook_event(&mut tx, firm.id, &event.id, &event.kind, event.created, outcome, &raw, now).await?
+    if !store::record_webhook_event(&mut tx, firm_id, &event.id, &event.kind, event.created, outcome, &raw, now).await?
     {
         // A concurrent delivery of the same event won the race.
-        return Ok(Json(WebhookAck { received: true, duplicate: true, ..Default::default() }));
+        return Ok(WebhookAck { received: true, duplicate: true, ..Default::default() });
     }
-    let applied = ingest::apply_event(&mut tx, firm.id, &event, hold_revision, now).await?;
+    let applied = ingest::apply_event(&mut tx, firm_id, &event, hold_revision, now).await?;
     arflow_store::outbox::enqueue(&mut tx, &applied.messages).await?;
     tx.commit().await?;
     state.base.outbox.notify();
@@ -127,10 +133,10 @@ async fn handle(
         state.base.metrics.count("invoice_halts", 1);
     }
     tracing::info!(kind = %event.kind, outcome, events = applied.messages.len(), "stripe event applied");
-    Ok(Json(WebhookAck {
+    Ok(WebhookAck {
         received: true,
         ignored: action == Action::Ignore,
         invoice_id: applied.invoice_id,
         ..Default::default()
-    }))
+    })
 }
