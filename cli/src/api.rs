@@ -56,41 +56,34 @@ impl Api {
     pub async fn stripe_webhook(&self, firm_id: &str, secret: &str, event: &Value) -> anyhow::Result<Value> {
         let body = serde_json::to_vec(event)?;
         let header = arflow_runtime::signature::stripe_signature_header(secret, &body, chrono::Utc::now().timestamp());
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/webhooks/stripe/{firm_id}", self.base))
             .header("Stripe-Signature", header)
             .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .context("Stripe webhook: gateway unreachable")?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("Stripe webhook {}: {status}: {v}", event["type"]);
-        }
-        Ok(v)
+            .body(body);
+        webhook(req, &format!("Stripe webhook {}", event["type"])).await
     }
-}
 
-impl Api {
     /// The firm's mail provider posts a raw inbound message (`token`: the firm's inbound token).
     pub async fn inbound_email(&self, firm_id: &str, token: &str, raw: Vec<u8>) -> anyhow::Result<Value> {
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/webhooks/email/inbound/{firm_id}", self.base))
             .bearer_auth(token)
             .header("Content-Type", "message/rfc822")
-            .body(raw)
-            .send()
-            .await
-            .context("inbound email: gateway unreachable")?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("inbound email: {status}: {v}");
-        }
-        Ok(v)
+            .body(raw);
+        webhook(req, "inbound email").await
     }
+}
+
+/// A webhook post authenticated by its own means (signature, inbound token), not the API key.
+async fn webhook(req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
+    let resp = req.send().await.with_context(|| format!("{what}: gateway unreachable"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{what}: {status}: {v}");
+    }
+    Ok(v)
 }
