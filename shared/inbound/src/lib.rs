@@ -170,7 +170,7 @@ pub fn parse(raw: &[u8], fallback_reference: Date) -> Result<Inbound, InboundErr
             let mine = mail.client_text(from_name.as_deref(), subject.as_deref());
             // The classifier's own stripping knows more signature shapes; keep ours when it leaves nothing.
             let theirs = arflow_replies::client_text(&mine);
-            let own = if theirs.is_empty() { mine } else { theirs };
+            let own = if theirs.is_empty() || text::only_signoff_name_added(&theirs, &mine) { mine } else { theirs };
             let language = detect_language(&own).or_else(|| mail.content_language());
             let header = |name: &str| mail.header(name);
             let auto_reason = if kind == Kind::AutoReply {

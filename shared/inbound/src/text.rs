@@ -72,6 +72,16 @@ static DISCLAIMER: LazyLock<Option<Regex>> = LazyLock::new(|| {
     )")
 });
 
+/// A line naming a team rather than a person: its last word is a team word ("Billing Support", "Équipe ...").
+static TEAM_SIGNOFF: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(r"(?ix)(?:
+        \b(?:team|support|help\s?desk|service\s?desk|department|services|staff)\s*$
+      | ^\s*(?:l'|l’)?équipe\b
+      | ^\s*(?:das\s+)?\S*(?:team|kundenservice|buchhaltung)\s*$
+      | ^\s*(?:el\s+)?equipo\b
+    )")
+});
+
 /// Closing phrases that end a message ("Regards," "Mit freundlichen Grüßen").
 const CLOSINGS: &[&str] = &[
     "thanks",
@@ -275,15 +285,16 @@ fn drop_signature<'a>(lines: &[&'a str], sender_name: Option<&str>) -> Vec<&'a s
         }
     }
     // "Regards," + name, then more lines (title, company, phone...): the rest is the signature block.
+    // Outlook often leaves an empty paragraph between the closing and the name.
     for i in 0..end {
         if !content_before(i) || !is_closing(lines[i]) {
             continue;
         }
-        if let Some(name_line) = lines.get(i + 1).filter(|l| is_name_like(l))
-            && !name_line.trim().is_empty()
-            && continues_after(i + 1, end)
-        {
-            end = i + 2;
+        let Some(name_at) = (i + 1..end.min(i + 3)).find(|&j| !lines[j].trim().is_empty()) else {
+            continue;
+        };
+        if is_name_like(lines[name_at]) && continues_after(name_at, end) {
+            end = name_at + 1;
             break;
         }
     }
@@ -298,7 +309,28 @@ fn drop_signature<'a>(lines: &[&'a str], sender_name: Option<&str>) -> Vec<&'a s
             }
         }
     }
+    // A team's sign-off as the last paragraph ("Acme Billing Support", "The Accounts Team").
+    if let Some(last) = (0..end).rev().find(|&i| !lines[i].trim().is_empty())
+        && last > 0
+        && lines[last - 1].trim().is_empty()
+        && content_before(last)
+        && is_name_like(lines[last])
+        && matches(&TEAM_SIGNOFF, lines[last])
+    {
+        end = last;
+    }
     lines[..end].iter().copied().filter(|l| !matches(&MOBILE_FOOTER, l)).collect()
+}
+
+/// True when `longer` is `shorter` plus only a sign-off name line ("Bien cordialement,\n\nSophie Lefèvre"): the
+/// name after a closing is part of the sender's text, not of the signature block.
+pub(crate) fn only_signoff_name_added(shorter: &str, longer: &str) -> bool {
+    let Some(rest) = longer.trim_end().strip_prefix(shorter.trim_end()) else {
+        return false;
+    };
+    let closing = shorter.trim_end().lines().next_back().is_some_and(is_closing);
+    let rest = rest.trim();
+    closing && !rest.is_empty() && !rest.contains('\n') && is_name_like(rest)
 }
 
 /// Joins lines, with at most one empty line between paragraphs and none at the ends.
@@ -374,5 +406,26 @@ mod tests {
             "##- Please type your reply above this line -##\n\nLogged.\n\nThis email is a service from Acme Support.\n";
         assert_eq!(own_text(body, None), "Logged.");
         assert_eq!(own_text("Looking now.\n\nSent from my iPhone\n", None), "Looking now.");
+        assert_eq!(
+            own_text("Received, we will reply.\n\nAcme Hotels Finance Support\n", None),
+            "Received, we will reply."
+        );
+        assert_eq!(own_text("Paid today.\n\nOwen Fitch\n", Some("Owen Fitch")), "Paid today.\n\nOwen Fitch");
+    }
+
+    #[test]
+    fn signoff_name_after_closing() {
+        assert!(only_signoff_name_added("Ok.\n\nBien cordialement,", "Ok.\n\nBien cordialement,\n\nSophie Lefèvre"));
+        assert!(!only_signoff_name_added("Ok.", "Ok.\n\nSophie Lefèvre"));
+        assert!(!only_signoff_name_added("Ok.\n\nThanks,", "Ok.\n\nThanks,\n\nSee the attached file."));
+    }
+
+    #[test]
+    fn closing_then_empty_paragraph_then_signature_block() {
+        let body = "Le virement part demain.\n\nBien cordialement,\n\nSophie Lefèvre\nComptabilité\nAtelier SARL\n";
+        assert_eq!(
+            own_text(body, Some("Sophie Lefèvre")),
+            "Le virement part demain.\n\nBien cordialement,\n\nSophie Lefèvre"
+        );
     }
 }
