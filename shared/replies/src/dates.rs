@@ -457,7 +457,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         (
             Kind::InPeriod,
             format!(
-                r"\b(?:in|within|inside\s+of|in\s+the\s+next|within\s+the\s+next|over\s+the\s+next|in\s+about|dans|sous|d'ici|en|innerhalb\s+(?:von\s+)?|binnen|dentro\s+de|en\s+un\s+plazo\s+de|en\s+los\s+proximos|tra|fra|entro|nei\s+prossimi|em|nos\s+proximos|daqui\s+a|over)\s+({number})\s+(?:more\s+)?(?:(business|working|ouvres|ouvrables|werk|arbeits|habiles|lavorativi|uteis)\s+)?(days?|weeks?|months?|fortnight|jours?|semaines?|mois|tage?n?|wochen?|monate?n?|werktage?n?|arbeitstage?n?|dias?|semanas?|mes|meses|giorni|giorno|settimane|settimana|mesi|mese|dagen|dag|weken|week|maanden|maand|werkdagen)\b"
+                r"\b(?:in|within|inside\s+of|in\s+the\s+next|within\s+the\s+next|over\s+the\s+next|in\s+(?:about|like|around|roughly|approximately)|dans|sous|d'ici|en|innerhalb\s+(?:von\s+)?|binnen|dentro\s+de|en\s+un\s+plazo\s+de|en\s+los\s+proximos|tra|fra|entro|nei\s+prossimi|em|nos\s+proximos|daqui\s+a|over)\s+({number})\s+(?:more\s+)?(?:(business|working|ouvres|ouvrables|werk|arbeits|habiles|lavorativi|uteis)\s+)?(days?|weeks?|months?|fortnight|jours?|semaines?|mois|tage?n?|wochen?|monate?n?|werktage?n?|arbeitstage?n?|dias?|semanas?|mes|meses|giorni|giorno|settimane|settimana|mesi|mese|dagen|dag|weken|week|maanden|maand|werkdagen)\b"
             ),
         ),
         (Kind::InPeriod, format!(r"\b({number})\s+(?:(business|working)\s+)?(days?|weeks?|months?)\s+from\s+(?:now|today)\b")),
