@@ -159,7 +159,13 @@ pub fn parse(raw: &[u8], fallback_reference: Date) -> Result<Inbound, InboundErr
             references.push(id.clone());
         }
     }
-    let in_reply_to = references.first().cloned();
+    // In a thread (a colleague's forward answered), In-Reply-To may name the client's own message: prefer an id
+    // from the domain the reply address belongs to, i.e. the firm's reminder.
+    let firm_domain = reply_token.as_ref().and(mail.reply_address_domain());
+    let in_reply_to = firm_domain
+        .and_then(|domain| references.iter().find(|id| same_organisation(id, &domain)))
+        .or_else(|| references.first())
+        .cloned();
 
     let (client_text, language, classification, kind) = match kind {
         Kind::Bounce | Kind::Complaint => {
@@ -171,7 +177,9 @@ pub fn parse(raw: &[u8], fallback_reference: Date) -> Result<Inbound, InboundErr
             // The classifier's own stripping knows more signature shapes; keep ours when it leaves nothing.
             let theirs = arflow_replies::client_text(&mine);
             let own = if theirs.is_empty() || text::only_signoff_name_added(&theirs, &mine) { mine } else { theirs };
-            let language = detect_language(&own).or_else(|| mail.content_language());
+            // Too little own text to tell ("STOP"): the message as a whole, quote included, says it.
+            let language =
+                detect_language(&own).or_else(|| mail.content_language()).or_else(|| detect_language(&mail.all_text()));
             let header = |name: &str| mail.header(name);
             let auto_reason = if kind == Kind::AutoReply {
                 Some("delivery report without a failure".to_string())
@@ -272,6 +280,17 @@ impl<'m, 'x> Mail<'m, 'x> {
             .iter()
             .flat_map(|name| self.headers(name))
             .find_map(|value| token.captures(&value).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()))
+    }
+
+    /// Domain of the first `reply+<token>@` address (lower case).
+    fn reply_address_domain(&self) -> Option<String> {
+        static ADDRESS: LazyLock<Option<Regex>> =
+            LazyLock::new(|| re(r"(?i)\breply\+[a-z0-9][a-z0-9_.=-]{0,127}@([a-z0-9.-]+)"));
+        let address = ADDRESS.as_ref()?;
+        ["Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc", "Received"]
+            .iter()
+            .flat_map(|name| self.headers(name))
+            .find_map(|value| address.captures(&value).and_then(|c| c.get(1)).map(|m| m.as_str().to_lowercase()))
     }
 
     /// In-Reply-To ids, then References from the most recent back.
@@ -463,6 +482,21 @@ impl<'m, 'x> Mail<'m, 'x> {
     }
 }
 
+/// Whether message id `<local@host>` comes from the organisation of mail `domain` ("harborvale.example" and
+/// "in.harborvale.example"): one ends with the other's last two labels.
+fn same_organisation(id: &str, domain: &str) -> bool {
+    let Some(host) = id.trim_matches(['<', '>']).rsplit_once('@').map(|(_, h)| h.to_lowercase()) else {
+        return false;
+    };
+    // Two labels ("harborvale.example"), three under a country's second level ("harborvale.co.uk").
+    let base = |d: &str| {
+        let labels: Vec<&str> = d.rsplit('.').collect();
+        let country_second_level = labels.len() > 2 && labels[0].len() == 2 && labels[1].len() <= 3;
+        labels.into_iter().take(if country_second_level { 3 } else { 2 }).collect::<Vec<_>>().join(".")
+    };
+    !host.is_empty() && base(&host) == base(domain) && host.contains('.')
+}
+
 /// A subject that is only an opt-out word ("unsubscribe", "STOP"), after reply/forward prefixes.
 fn opt_out_subject(subject: &str) -> Option<String> {
     static PREFIX: LazyLock<Option<Regex>> =
@@ -512,4 +546,18 @@ fn detect_language(text: &str) -> Option<String> {
         return None;
     }
     LANGS.iter().find(|(l, _)| *l == info.lang()).map(|(_, code)| (*code).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_organisation;
+
+    #[test]
+    fn message_ids_of_the_reply_address_organisation() {
+        assert!(same_organisation("<rem-INV-1@harborvale.example>", "in.harborvale.example"));
+        assert!(same_organisation("<rem-1@mail.harborvale.co.uk>", "in.harborvale.co.uk"));
+        assert!(!same_organisation("<x@other.co.uk>", "in.harborvale.co.uk"));
+        assert!(!same_organisation("<CAF=x@mail.gmail.com>", "in.harborvale.example"));
+        assert!(!same_organisation("<no-host>", "in.harborvale.example"));
+    }
 }
