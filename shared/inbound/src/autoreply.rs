@@ -28,7 +28,7 @@ static OOO_SUBJECT: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// A ticket tag in a subject: "[Ticket #123]", "[#48213]", "(Case 00123)", "Request #55".
 static TICKET_TAG: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(
-        r"(?i)(?:[\[(]\s*(?:(?:ticket|case|request|incident|support|req|issue|ref)\s*(?:#|no\.?|number|id)?\s*:?\s*)?#?\s*[a-z]{0,6}-?\d{3,}\s*[\])]|\b(?:ticket|case|request|incident)\s*(?:#|no\.?)\s*\d{3,})",
+        r"(?i)(?:[\[(]\s*(?:(?:ticket|case|request|incident|support|req|issue|ref|incidencia|solicitud|caso|demande|dossier|anfrage|vorgang)\s*(?:#|no\.?|nº|n°|nr\.?|number|id)?\s*:?\s*)?#?\s*[a-z]{0,6}-?\d{3,}\s*[\])]|\b(?:ticket|case|request|incident)\s*(?:#|no\.?)\s*\d{3,})",
     )
 });
 
@@ -41,6 +41,12 @@ static ACK: LazyLock<Option<Regex>> = LazyLock::new(|| {
       | \bthank\s+you\s+for\s+(?:contacting|reaching\s+out\s+to|writing\s+to)\b
       | \bthis\s+is\s+an\s+automat(?:ed|ic)\s+(?:reply|response|message|acknowledg)
       | \bplease\s+(?:type|write)\s+your\s+reply\s+above\s+this\s+line
+      | \beingangsbestätigung\b | \bwir\s+haben\s+ihre\s+(?:anfrage|nachricht|e-?mail)\s+erhalten
+      | \bihr(?:e)?\s+(?:anfrage|nachricht|anliegen|ticket)\b.{0,80}\b(?:erfasst|angelegt|registriert|eingegangen|aufgenommen)\b
+      | \baccusé\s+de\s+réception\b | \bnous\s+avons\s+(?:bien\s+)?reçu\s+votre\s+(?:demande|message|e-?mail|courriel)
+      | \bvotre\s+(?:demande|ticket|requête)\b.{0,60}\ba\s+(?:bien\s+)?été\s+(?:reçue?|enregistrée?|créée?|prise?\s+en\s+compte)
+      | \bacuse\s+de\s+recibo\b | \bhemos\s+recibido\s+su\s+(?:solicitud|mensaje|correo|consulta)
+      | \bsu\s+(?:solicitud|consulta|ticket|incidencia)\b.{0,60}\bha\s+sido\s+(?:recibid[oa]|registrad[oa]|cread[oa])
     )")
 });
 
@@ -128,6 +134,17 @@ mod tests {
         }
         assert!(check(&[], "[Ticket #48213] Re: Invoice", "Your request (48213) has been logged."));
         assert!(!check(&[], "[Ticket #48213] Re: Invoice", "We paid this yesterday."));
+        for (subject, text) in [
+            (
+                "[Ticket#2026040710000087] Re: Rechnung",
+                "Ihr Anliegen wurde unter der Ticketnummer 2026040710000087 erfasst.",
+            ),
+            ("[#5521] Re: Facture", "Nous avons bien reçu votre demande."),
+            ("[Incidencia 88213] Re: Factura", "Su solicitud ha sido registrada con el número 88213."),
+        ] {
+            assert!(check(&[], subject, text), "{subject}");
+        }
+        assert!(!check(&[], "Re: Rechnung", "Ihre Nachricht habe ich erhalten, wir zahlen am Freitag."));
         assert!(!check(&[], "Re: Invoice INV-2026-0131 is overdue", "I'm out of the office, will pay Monday."));
     }
 }
