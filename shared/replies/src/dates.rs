@@ -238,6 +238,21 @@ const PT_SHORT_WEEKDAYS: &[(&str, Weekday)] = &[
     ("sexta", Weekday::Friday),
 ];
 
+/// English short weekday names ("next Wed", "by Fri"); "sun", "sat", "wed" are also words, so they
+/// count only after a preposition, like the Portuguese ones.
+const EN_SHORT_WEEKDAYS: &[(&str, Weekday)] = &[
+    ("mon", Weekday::Monday),
+    ("tue", Weekday::Tuesday),
+    ("tues", Weekday::Tuesday),
+    ("wed", Weekday::Wednesday),
+    ("thu", Weekday::Thursday),
+    ("thur", Weekday::Thursday),
+    ("thurs", Weekday::Thursday),
+    ("fri", Weekday::Friday),
+    ("sat", Weekday::Saturday),
+    ("sun", Weekday::Sunday),
+];
+
 const NUMBER_WORDS: &[(&str, i64)] = &[
     ("a", 1),
     ("an", 1),
@@ -410,6 +425,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
     let month = alternation(MONTHS.iter().map(|(w, _)| w.to_string()));
     let weekday = alternation(WEEKDAYS.iter().map(|(w, _)| w.to_string()));
     let pt_weekday = alternation(PT_SHORT_WEEKDAYS.iter().map(|(w, _)| w.to_string()));
+    let en_short_weekday = alternation(EN_SHORT_WEEKDAYS.iter().map(|(w, _)| w.to_string()));
     let number = format!(r"\d{{1,3}}|{}", alternation(NUMBER_WORDS.iter().map(|(w, _)| w.to_string())));
     let ordinal = r"(?:twenty|thirty)[\s-]?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth";
     let day_suffix = r"(?:st|nd|rd|th|er|e|eme|o|a|\.)?";
@@ -484,6 +500,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
             ),
         ),
         (Kind::Weekday, format!(r"\b(?:na|nesta|ate|ate\s+a|pela|proxima)\s+({pt_weekday})\b")),
+        (Kind::Weekday, format!(r"\b(?:this|next|coming|on|by|before|until|till)\s+({en_short_weekday})\b")),
         (
             Kind::DayOfMonth,
             format!(
@@ -522,7 +539,8 @@ static QUALIFIER_ONLY: LazyLock<Option<Regex>> = LazyLock::new(|| {
 
 /// A mention that is only a weekday (with its preposition).
 static WEEKDAY_ONLY: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    let weekday = alternation(WEEKDAYS.iter().chain(PT_SHORT_WEEKDAYS).map(|(w, _)| w.to_string()));
+    let weekday =
+        alternation(WEEKDAYS.iter().chain(PT_SHORT_WEEKDAYS).chain(EN_SHORT_WEEKDAYS).map(|(w, _)| w.to_string()));
     RegexBuilder::new(&format!(r"(?:{weekday})(?:'s)?\W*$")).unicode(false).build().ok()
 });
 
@@ -534,7 +552,7 @@ fn month_value(word: &[u8]) -> Option<i8> {
 fn weekday_value(word: &[u8]) -> Option<Weekday> {
     let word = std::str::from_utf8(word).ok()?;
     let word: String = word.split_whitespace().collect::<Vec<_>>().join(" ");
-    WEEKDAYS.iter().chain(PT_SHORT_WEEKDAYS).find(|(w, _)| *w == word).map(|&(_, d)| d)
+    WEEKDAYS.iter().chain(PT_SHORT_WEEKDAYS).chain(EN_SHORT_WEEKDAYS).find(|(w, _)| *w == word).map(|&(_, d)| d)
 }
 
 fn parse_num<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
