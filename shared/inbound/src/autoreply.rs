@@ -15,12 +15,13 @@ fn matches(rule: &LazyLock<Option<Regex>>, text: &str) -> bool {
 
 /// Subjects of out-of-office notices (Exchange/Outlook in several languages, Gmail vacation responder).
 static OOO_SUBJECT: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r"(?ix)^\s*(?:
-        automatic\s+reply | auto(?:matic)?[-\s]?(?:reply|response|respond|responder|antwort)
+    re(r"(?ix)^\s*[\[(]?\s*(?:
+        auto\s*:\s*\w+ | automatic\s+reply | auto(?:matic)?[-\s]?(?:reply|response|respond|responder|antwort)
       | out\s+of\s+(?:the\s+)?office | ooo\b | on\s+vacation | vacation\s+(?:reply|notice|response)
       | away\s+from\s+(?:the\s+)?office | abwesenheit(?:snotiz)? | automatische\s+antwort | nicht\s+im\s+büro
       | réponse\s+automatique | absence\s+du\s+bureau | absent\s+du\s+bureau | message\s+d'absence
-      | respuesta\s+autom[aá]tica | fuera\s+de\s+la\s+oficina
+      | abwesend | au(?:ß|ss)er\s+(?:haus|dienst|büro) | absente?s?\s+du\s+bureau | en\s+congés?
+      | respuesta\s+autom[aá]tica | fuera\s+de\s+(?:la\s+)?oficina | ausente | de\s+vacaciones
       | risposta\s+automatica | fuori\s+sede | automatisch\s+antwoord | afwezig | resposta\s+autom[aá]tica
     )\b")
 });
@@ -129,11 +130,21 @@ mod tests {
             "Respuesta automática: Invoice",
             "Out of Office: Invoice",
             "We have received your request",
+            "[Auto-Reply] Invoice",
+            "AUTO: Dana Whitfield is out of the office (returning 04/14/2026)",
+            "Abwesend: Invoice",
+            "Außer Haus: Invoice",
+            "Absente du bureau : Invoice",
+            "Fuera de oficina: Invoice",
+            "Ausente: Invoice",
         ] {
             assert!(check(&[], s, ""), "{s}");
         }
         assert!(check(&[], "[Ticket #48213] Re: Invoice", "Your request (48213) has been logged."));
         assert!(!check(&[], "[Ticket #48213] Re: Invoice", "We paid this yesterday."));
+        for human in ["Re: Abwesenheit im März", "Autumn invoice", "Automation invoice question", "Re: Ausente"] {
+            assert!(!check(&[], human, "We will pay Friday."), "{human}");
+        }
         for (subject, text) in [
             (
                 "[Ticket#2026040710000087] Re: Rechnung",
