@@ -377,7 +377,10 @@ impl<'m, 'x> Mail<'m, 'x> {
                 return Some(angle(id));
             }
             let (ctype, subtype) = Self::content_type_of(part);
-            if subtype == "rfc822-headers" || (ctype == "message" && subtype == "rfc822") {
+            if subtype == "rfc822-headers"
+                || (ctype == "message" && subtype == "rfc822")
+                || subtype.ends_with("delivery-status")
+            {
                 let contents = part.contents();
                 if let Some(id) =
                     MessageParser::default().parse_headers(contents).and_then(|m| m.message_id().map(angle))

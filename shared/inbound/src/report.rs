@@ -173,9 +173,11 @@ fn scan_recipient(text: &str) -> Option<String> {
     PATTERNS.iter().find_map(|p| p.captures(text).and_then(|c| c.get(1)).map(|m| cleaned(m.as_str())))
 }
 
-/// A `Message-ID:` line inside a text part (the returned message's headers pasted into a free-text bounce).
+/// A `Message-ID:` line inside a text part (the returned message's headers pasted into a free-text bounce), or
+/// the `X-Original-Message-ID:` / `Original-Message-ID:` field some servers put in the delivery report.
 pub fn scan_message_id(text: &str) -> Option<String> {
-    static ID: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"(?im)^\s*message-id\s*:\s*(<[^<>\s]+>)"));
+    static ID: LazyLock<Option<Regex>> =
+        LazyLock::new(|| re(r"(?im)^\s*(?:x-)?(?:original-)?message-id\s*:\s*(<[^<>\s]+>)"));
     ID.as_ref()?.captures(text).and_then(|c| c.get(1)).map(|m| m.as_str().to_string())
 }
 
@@ -207,6 +209,13 @@ mod tests {
         assert_eq!(enhanced_status("host [10.4.2.17] said: 550 5.7.1 denied"), Some("5.7.1".into()));
         assert_eq!(enhanced_status("version 4.2.2."), Some("4.2.2".into()));
         assert_eq!(enhanced_status("198.51.100.24"), None);
+    }
+
+    #[test]
+    fn message_id_in_report_fields() {
+        let report = "Reporting-MTA: dns; mx.example\nX-Original-Message-ID: <rem-1@firm.example>\n\nFinal-Recipient: rfc822; a@b";
+        assert_eq!(scan_message_id(report).as_deref(), Some("<rem-1@firm.example>"));
+        assert_eq!(scan_message_id("Message-ID:\n <rem-2@firm.example>").as_deref(), Some("<rem-2@firm.example>"));
     }
 
     #[test]
