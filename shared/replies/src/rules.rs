@@ -213,6 +213,7 @@ static SPECS: &[Spec] = &[
     // ───────────────────────────── already_paid ─────────────────────────────
     rule(PAID, N | I, r"\balready\s+(?:\w+\s+)?(?:been\s+)?(?:paid|settled|sent|mailed|wired|transferred|processed|remitted|cleared|taken\s+care\s+of|made|submitted|went\s+out|gone\s+out|deposited|cashed|issued|completed|done)\b")
         .after_veto(r"^\s*(?:you\s+)?(?:an?\s+|the\s+|our\s+|your\s+|my\s+|this\s+|that\s+)?(?:e-?mail|message|note|request|question|po\b|w-?9|form|document|copy|info|details|statement|letter|query|complaint|dispute|invoice)"),
+    rule(PAID, N, r"\b(?:dropped\s+off|handed\s+(?:over|in)|hand-delivered|delivered)\s+(?:a|the|our|your)\s+(?:check|cheque|payment)\b"),
     rule(PAID, N | F, r"\bpaid\s+(?:it\s+|this\s+|that\s+)?already\b|\bpaid\s+in\s+full\b|\bfully\s+paid|\bpaid\s+up\b|\bpaid\s+off\b"),
     rule(PAID, N, r"\b(?:we|i|they|he|she|my\s+\w+|our\s+(?:\w+\s+){0,2}?(?:team|office|dept|department|ap|accounts|accountant|bookkeeper|controller|cfo|bank|company|finance|firm|manager|boss|owner|payroll))(?:'ve|'d|\s+(?:have|had|just|already|actually|definitely|certainly|did))*\s+(?:paid|payed|settled|remitted|wired|transferred|deposited|cleared)\b")
         .before_veto(r"\b(?:if|unless|once|when|until|before|whether)\s*$").after_veto(r"^\s*(?:us|me)\b"),
@@ -311,6 +312,7 @@ static SPECS: &[Spec] = &[
     rule(PROMISE, N | I, r"\b(?:the|our)\s+(?:\w+\s+)?queue\s+for\s+(?:payment|processing)|\bput\s+(?:it|this|that|the\s+payment)\s+through\b|\b(?:will|'ll|going\s+to)\s+(?:get|have|ask)\s+(?:my|our|the)\s+\w+\s+to\s+(?:pay|settle|process|send|release)\b|\b(?:will|'ll)\s+do\s+(?:it|that|this|the\s+payment|the\s+transfer)\s+(?:online|today|tonight|tomorrow|now|on|by|this|next|first|right)"),
     rule(PROMISE, 0, r"\b(?:but|and)\s+(?:we\s+|i\s+)?will\s+(?:on|by|next|this|tomorrow|today|before|shortly|soon|asap)\b"),
     rule(PROMISE, N | I, r"\b(?:will|'ll)\s+have\s+(?:a|the|your)\s+(?:check|cheque|payment)\s+(?:ready\s+)?(?:for\s+you|ready)\b"),
+    rule(PROMISE, N | I, r"\b(?:will|'ll|going\s+to|gonna)\s+[^.!?\n]*\b(?:drop|bring)\s+(?:off\s+|by\s+|over\s+|in\s+)?(?:a|the|your)\s+(?:check|cheque|payment)\b"),
     rule(PROMISE, N | I, r"\b(?:can|could)\s+(?:\w+\s+)?get\s+(?:it|this|that|the\s+(?:payment|money|funds|check|cheque))\s+(?:\w+\s+)?(?:paid|out|over|to\s+you|sent|processed|settled)").match_veto(r"^(?:can|could)\s+(?:you|we|i)\b"),
     rule(PROMISE, N | I, r"\b(?:will|'ll|shall|is\s+going\s+to|are\s+going\s+to)\s+(?:\w+\s+)?be\s+(?:\w+\s+)?(?:paid|settled|sent|released|processed|remitted|wired|transferred|mailed|issued|cleared|made|in\s+the\s+mail|on\s+(?:its|the)\s+way|taken\s+care\s+of|scheduled|queued|approved\s+(?:and|for))\b")
         .after_veto(r"^\s*(?:to|for\s+approval|over\s+to)\s+(?:our|the|my)\s+(?:ap|accounts|finance|team|boss|manager|accountant|bookkeeper|controller|department|approver)"),
