@@ -459,12 +459,33 @@ impl<'m, 'x> Mail<'m, 'x> {
                 continue;
             }
             match &part.body {
-                PartType::Text(t) if plain.is_none() => plain = Some(t.to_string()),
-                PartType::Html(h) if html.is_none() => html = Some(h.to_string()),
+                PartType::Text(t) if plain.is_none() => plain = Some(self.part_text(part, t)),
+                PartType::Html(h) if html.is_none() => html = Some(self.part_text(part, h)),
                 _ => {}
             }
         }
         (plain, html)
+    }
+
+    /// A body part's text. Bytes that are not what the label says (Windows-1252 labelled UTF-8, "unknown-8bit")
+    /// decode with replacement characters: such a part is read again as Windows-1252, what it nearly always is.
+    fn part_text(&self, part: &MessagePart<'_>, decoded: &str) -> String {
+        use mail_parser::decoders::{
+            base64::base64_decode, charsets::map::charset_decoder, quoted_printable::quoted_printable_decode,
+        };
+        if !decoded.contains('\u{FFFD}') {
+            return decoded.to_string();
+        }
+        let range = part.raw_body_offset() as usize..part.raw_end_offset() as usize;
+        let bytes = self.message.raw_message().get(range).and_then(|raw| match part.encoding {
+            mail_parser::Encoding::QuotedPrintable => quoted_printable_decode(raw),
+            mail_parser::Encoding::Base64 => base64_decode(raw),
+            mail_parser::Encoding::None => Some(raw.to_vec()),
+        });
+        match (bytes, charset_decoder(b"windows-1252")) {
+            (Some(bytes), Some(decode)) if std::str::from_utf8(&bytes).is_err() => decode(&bytes),
+            _ => decoded.to_string(),
+        }
     }
 
     /// The client's own new text: from the plain body, else (or when the plain body holds only the quote) the
