@@ -18,6 +18,8 @@ static ATTRIBUTION: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(r"(?ix)^[-\s]*(?:
         (?:on|le|el|il|op|em|den|dne|w\s+dniu)\b.{4,260}?\b(?:wrote|a\s+écrit|escribió|escribio|ha\s+scritto|schreef|escreveu|skrev|napisał|napsal)\s*(?::|-{2,})
       | am\b.{4,260}?\bschrieb\b.{0,200}:
+      | am\b.{4,260}?\bhat\b.{1,200}?\bgeschrieben\s*:
+      | .{1,200}?<\s?[^<>\s]+@[^<>\s]+>\s*schrieb\s+am\b.{4,120}:
       | .{0,200}<[^>@\s]+@[^>\s]+>\)?\s*(?:wrote|schrieb|a\s+écrit|escribió|ha\s+scritto|schreef|escreveu)\s*:
     )[-\s]*$")
 });
@@ -319,7 +321,18 @@ fn drop_signature<'a>(lines: &[&'a str], sender_name: Option<&str>) -> Vec<&'a s
     {
         end = last;
     }
+    // A rule left at the end (the <hr> before a quote the HTML conversion already removed) is not text.
+    while let Some(last) = (0..end).rev().find(|&i| !lines[i].trim().is_empty())
+        && is_rule(lines[last])
+    {
+        end = last;
+    }
     lines[..end].iter().copied().filter(|l| !matches(&MOBILE_FOOTER, l)).collect()
+}
+
+fn is_rule(line: &str) -> bool {
+    let line = line.trim();
+    line.chars().count() >= 5 && line.chars().all(|c| matches!(c, '_' | '-' | '=' | '*' | '—' | '─'))
 }
 
 /// True when `longer` is `shorter` plus only a sign-off name line ("Bien cordialement,\n\nSophie Lefèvre"): the
@@ -394,6 +407,8 @@ mod tests {
             "Am Di., 10. März 2026 um 09:14 Uhr schrieb Harbor & Vale AR <ar@harborvale.example>:",
             "El lun, 23 feb 2026 a las 9:02, Harbor & Vale AR (<ar@harborvale.example>) escribió:",
             "---- On Tue, 14 Apr 2026 09:14:02 -0500 Harbor & Vale AR <ar@harborvale.example> wrote ---",
+            "Am Do., 5. März 2026, 09:00 hat Harbor & Vale AR <ar@harborvale.example> geschrieben:",
+            "Harbor & Vale AR <ar@harborvale.example> schrieb am Do., 5. März 2026, 09:00:",
         ] {
             let body = format!("Texte.\n\n{attribution}\n\nold text\n");
             assert_eq!(own_text(&body, None), "Texte.", "{attribution}");
@@ -406,6 +421,9 @@ mod tests {
             "##- Please type your reply above this line -##\n\nLogged.\n\nThis email is a service from Acme Support.\n";
         assert_eq!(own_text(body, None), "Logged.");
         assert_eq!(own_text("Looking now.\n\nSent from my iPhone\n", None), "Looking now.");
+        assert_eq!(own_text("Looking now.\n________________________________\n", None), "Looking now.");
+        let own = "Herr Weber schrieb am Montag folgendes:\nBitte Rechnung korrigieren.";
+        assert_eq!(own_text(own, None), own);
         assert_eq!(
             own_text("Received, we will reply.\n\nAcme Hotels Finance Support\n", None),
             "Received, we will reply."
