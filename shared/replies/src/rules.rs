@@ -164,6 +164,9 @@ static SPECS: &[Spec] = &[
     rule(DISPUTE, 0, r"\b(?:please|pls|kindly)\s+(?:\w+\s+)?(?:correct|fix|amend|revise|adjust|void|credit|rectify|remove|waive|reverse|refund)\b")
         .after_veto(r"^\s*(?:me|us|him|her|them|myself|(?:my|this|our)\s+(?:name|e-?mail|number|details|address|phone|line)|\w+\s+from\s+(?:this|the|your)\s+(?:thread|e-?mail|chain|list|cc|loop|conversation|distribution|mailing))"),
     rule(DISPUTE, N, r"\b(?:corrected|revised|amended|adjusted)\s+(?:\w+\s+)?invoice\b|\bcredit\s+(?:note|memo)\b|\brefund\w*|\breimburse\w*").before_veto(r"(?:tax|vat|insurance|grant|waiting\s+(?:on|for)\s+(?:a|the|our|my)?\s*(?:\w+\s+)?)\s*$"),
+    // Paying only once the invoice is put right says it is wrong.
+    rule(DISPUTE, 0, r"\b(?:once|when|after|as\s+soon\s+as)\s+(?:(?:it(?:'s|\s+is|\s+has\s+been)|(?:the|your)\s+(?:invoice|bill|amount|error|mistake)\s+(?:is|has\s+been))\s+)?(?:corrected|fixed|amended|revised)\b|\b(?:once|when|after|as\s+soon\s+as)\s+you(?:'ve|\s+have)?\s+(?:correct|fix|amend|revise)(?:ed)?\s+(?:it|the|this|that)\b")
+        .after_veto(r"^\s*(?:\w+\s+)?(?:link|portal|website|site|page|button|url|address|e-?mail|attachment|pdf)\b"),
     rule(DISPUTE, N | Q, r"\bre-?issue\b|\bre-?bill\b"),
     rule(DISPUTE, 0, r"\bremove\s+(?:the|those|that|this|these|all)\s+(?:\S+\s+){0,3}?(?:hours|charges?|lines?|fees?|items?|costs?|amounts?|entries|entry|expenses?|surcharge|travel)"),
     rule(DISPUTE, N | Q, r"\blate\s+(?:fees?|charges?|penalt\w*|payment\s+fees?)|\b(?:interest|penalty)\s+(?:charge|fee)s?"),
