@@ -12,11 +12,6 @@ const CLASSIFIER_REPORT_ONLY: &[&str] = &[
     // "Our check run is on Friday and this invoice is on it. We will pay it then.": promise_to_pay is found,
     // the date (the Friday named one sentence earlier, 2026-03-13) is not.
     "s07.eml",
-    // "die Rechnung haben wir bereits am 10.04. per Überweisung beglichen": already_paid, read as acknowledged.
-    "s39.eml",
-    // "Esta factura no corresponde a nuestra empresa: nunca contratamos la revisión trimestral ... Les ruego que
-    // la anulen.": dispute, read as acknowledged.
-    "s40.eml",
 ];
 
 fn data_dir() -> PathBuf {
