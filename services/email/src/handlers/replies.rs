@@ -312,14 +312,12 @@ impl RepliesHandler {
         };
         let subject_id = email.map(|e| e.invoice_id).unwrap_or(received.reply_id);
         messages.push(event(reply::CLASSIFIED, m, subject_id, received.reply_id, "classified", now, &classified)?);
-        let kind_name =
-            serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         store::insert_reply(
             conn,
             &ReplyRecord {
                 reply_id: received.reply_id,
                 firm_id,
-                kind: &kind_name,
+                kind: msg.kind.as_str(),
                 intent: intent.map(|i| i.as_str()),
                 promised_date,
                 evidence: &evidence,

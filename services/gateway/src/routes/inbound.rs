@@ -66,6 +66,18 @@ async fn handle(
         return Err(ApiError::Validation("the body is empty: post the raw RFC 5322 message".into()));
     }
     let sha256 = hex::encode(Sha256::digest(&body));
+    let duplicate = |reply_id: Uuid| {
+        tracing::Span::current().record("reply_id", tracing::field::display(reply_id));
+        tracing::info!("inbound message already received; not stored or published again");
+        (StatusCode::ACCEPTED, Json(InboundAccepted { reply_id, duplicate: true }))
+    };
+    // A provider retry: the bytes were stored before the row was written, so nothing to redo.
+    let mut conn = state.base.pool.acquire().await?;
+    let seen = store::inbound_reply_id(&mut conn, firm_id, &sha256).await?;
+    drop(conn);
+    if let Some(reply_id) = seen {
+        return Ok(duplicate(reply_id));
+    }
     let object = format!("{firm_id}/{sha256}");
     // The bytes first: once `reply.received` is out, the email service must find them.
     state.base.bus.put_inbound(&object, &body).await?;
@@ -76,10 +88,9 @@ async fn handle(
         store::record_inbound(&mut tx, firm_id, &sha256, arflow_core::new_id(), Channel::Email.as_str(), size, now)
             .await?
     else {
+        // A concurrent delivery of the same bytes won the race.
         let reply_id = store::inbound_reply_id(&mut tx, firm_id, &sha256).await?.unwrap_or_default();
-        tracing::Span::current().record("reply_id", tracing::field::display(reply_id));
-        tracing::info!("inbound message already received; not published again");
-        return Ok((StatusCode::ACCEPTED, Json(InboundAccepted { reply_id, duplicate: true })));
+        return Ok(duplicate(reply_id));
     };
     tracing::Span::current().record("reply_id", tracing::field::display(reply_id));
     let data = ReplyReceived {
