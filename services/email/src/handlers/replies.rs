@@ -207,7 +207,23 @@ impl RepliesHandler {
         });
         let opt_out =
             matches!(msg.kind, Kind::Complaint) || (msg.kind == Kind::Reply && intent == Some(Intent::OptOut));
+        // A hard-bounced address is dead whether or not the report can be tied to one email.
+        if let Some(b) = bounce.as_ref().filter(|b| b.hard) {
+            store::add_bounced_address(conn, firm_id, &b.recipient, &b.status, received.reply_id, now)
+                .await
+                .map_err(db)?;
+        }
         if let Some(e) = email {
+            let opted_out = |channel: Option<Channel>, source: &str, evidence: String| {
+                let data = ConsentChanged {
+                    contact_id: e.contact_id,
+                    client_id: e.client_id.unwrap_or_default(),
+                    channel,
+                    source: source.to_string(),
+                    evidence,
+                };
+                event(consent::OPTED_OUT, m, e.contact_id, received.reply_id, "opted_out", now, data)
+            };
             if opt_out {
                 // Fence 2: the hold before anything else, so no send can claim the contact from now on.
                 let source = format!("reply:{}", received.reply_id);
@@ -223,36 +239,13 @@ impl RepliesHandler {
                 } else {
                     ("email_reply", format!("replied \"{}\"", truncate(&evidence, 200)))
                 };
-                let data = ConsentChanged {
-                    contact_id: e.contact_id,
-                    client_id: e.client_id.unwrap_or_default(),
-                    channel: None,
-                    source: source.to_string(),
-                    evidence: format!("{said} (reply {}, answering {})", received.reply_id, e.step),
-                };
-                messages.push(event(consent::OPTED_OUT, m, e.contact_id, received.reply_id, "opted_out", now, data)?);
+                let evidence = format!("{said} (reply {}, answering {})", received.reply_id, e.step);
+                messages.push(opted_out(None, source, evidence)?);
             }
             if let Some(b) = &bounce {
                 if b.hard {
-                    store::add_bounced_address(conn, firm_id, &b.recipient, &b.status, received.reply_id, now)
-                        .await
-                        .map_err(db)?;
-                    let data = ConsentChanged {
-                        contact_id: e.contact_id,
-                        client_id: e.client_id.unwrap_or_default(),
-                        channel: Some(Channel::Email),
-                        source: "hard_bounce".into(),
-                        evidence: format!("{} bounced with {}", mask::email(&b.recipient), b.status),
-                    };
-                    messages.push(event(
-                        consent::OPTED_OUT,
-                        m,
-                        e.contact_id,
-                        received.reply_id,
-                        "opted_out",
-                        now,
-                        data,
-                    )?);
+                    let evidence = format!("{} bounced with {}", mask::email(&b.recipient), b.status);
+                    messages.push(opted_out(Some(Channel::Email), "hard_bounce", evidence)?);
                 }
                 let data = EmailBounced {
                     reply_id: received.reply_id,
@@ -271,13 +264,6 @@ impl RepliesHandler {
                     data,
                 )?);
             }
-        } else if let Some(b) = &bounce
-            && b.hard
-        {
-            // Unmatched, but the address is known dead all the same.
-            store::add_bounced_address(conn, firm_id, &b.recipient, &b.status, received.reply_id, now)
-                .await
-                .map_err(db)?;
         }
 
         let kind = match msg.kind {
