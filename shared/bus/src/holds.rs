@@ -45,6 +45,22 @@ impl Holds {
         })
     }
 
+    /// Releases a hold (an opt-in recorded by a firm user): later claims are granted again.
+    /// Returns the deletion's revision; a later hold still wins over every later claim.
+    pub async fn release(&self, key: &str) -> Result<u64, BusError> {
+        self.kv.delete(key).await.map_err(|e| BusError::KeyValue {
+            op: "delete",
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        let entry = self.kv.entry(key).await.map_err(|e| BusError::KeyValue {
+            op: "get",
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(entry.map(|e| e.revision).unwrap_or(0))
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<(HoldValue, u64)>, BusError> {
         let entry = self.kv.entry(key).await.map_err(|e| BusError::KeyValue {
             op: "get",

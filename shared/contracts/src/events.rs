@@ -541,3 +541,206 @@ pub struct DeadLetter {
     pub payload: String,
     pub dead_lettered_at: DateTime<Utc>,
 }
+
+// ---------- command.* (gateway -> owning service) ----------
+
+/// `command.consent.{opt_out,opt_in}`: a consent change asked for outside a reply: the
+/// one-click unsubscribe link (RFC 8058), a firm user through the API, a CSV import.
+/// The opt-out service records it in the ledger, writes or releases the hold and publishes
+/// `consent.opted_out` / `consent.opted_in`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsentCommand {
+    pub contact_id: Uuid,
+    /// `None` means every channel.
+    pub channel: Option<Channel>,
+    /// `unsubscribe_link`, `firm_user`, `csv_import`.
+    pub source: String,
+    /// Who asked: the firm user's name or email, or `client` for the link.
+    pub actor: String,
+    /// Why (required for an opt-in) or what proves it (the link's token hash).
+    pub reason: String,
+    /// When the hold was already written by the publisher (the one-click link), its revision.
+    pub hold_revision: Option<u64>,
+}
+
+// ---------- escalation.* (public contract, docs/events/) ----------
+
+/// Why a case was opened.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    Dispute,
+    PaymentPlan,
+    Question,
+    WrongContact,
+    /// The client asked for a person during a call.
+    PersonRequested,
+    /// Every step of the cadence was sent and the invoice is still open.
+    CadenceExhausted,
+    /// The client broke a payment promise a second time.
+    PromiseBrokenTwice,
+    AllContactsOptedOut,
+    /// Days past due beyond the firm's threshold (default 60).
+    DaysPastDue,
+    /// Opened by a firm user.
+    Manual,
+}
+
+impl EscalationReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationReason::Dispute => "dispute",
+            EscalationReason::PaymentPlan => "payment_plan",
+            EscalationReason::Question => "question",
+            EscalationReason::WrongContact => "wrong_contact",
+            EscalationReason::PersonRequested => "person_requested",
+            EscalationReason::CadenceExhausted => "cadence_exhausted",
+            EscalationReason::PromiseBrokenTwice => "promise_broken_twice",
+            EscalationReason::AllContactsOptedOut => "all_contacts_opted_out",
+            EscalationReason::DaysPastDue => "days_past_due",
+            EscalationReason::Manual => "manual",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Waiting for a person; automation is stopped for the invoice.
+    Open,
+    /// A person paused automation (until a date or indefinitely).
+    Paused,
+    /// Handed to an external collection agency.
+    Referred,
+    /// Closed: automation continues, the invoice was written off, or it was paid.
+    Resolved,
+}
+
+/// What a firm user (or arflow itself) did to a case.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseActionKind {
+    Opened,
+    /// Resume reminders; the case is resolved.
+    ContinueAutomation,
+    Pause,
+    /// Stripe's mark-uncollectible was called; the case is resolved.
+    MarkUncollectible,
+    ReferToAgency,
+    Resolve,
+    /// A note, or new evidence on an open case (another reply, another trigger).
+    Note,
+    /// The invoice was paid while the case was open; the case is resolved.
+    Paid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseFirm {
+    pub firm_id: Uuid,
+    pub name: String,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseClient {
+    pub client_id: Uuid,
+    pub name: String,
+    pub tier: Tier,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseContact {
+    pub contact_id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The invoice as a consumer needs it, without calling back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseInvoice {
+    pub invoice_id: Uuid,
+    pub stripe_invoice_id: String,
+    pub number: Option<String>,
+    pub currency: Currency,
+    pub amount_due: Decimal,
+    pub amount_remaining: Decimal,
+    pub due_date: Option<NaiveDate>,
+    /// At the event's time, in the firm's calendar.
+    pub days_past_due: i64,
+    pub hosted_invoice_url: Option<String>,
+}
+
+/// The last thing that happened on the invoice before the event (a reply, a send...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseActivity {
+    pub at: DateTime<Utc>,
+    /// e.g. `reply.classified`, `outreach.email.sent`, `eligibility.promise_broken`.
+    pub kind: String,
+    pub summary: String,
+}
+
+/// One action on a case, with who and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseAction {
+    pub action: CaseActionKind,
+    /// A firm user's name or email, or `arflow` for automatic actions.
+    pub actor: String,
+    pub note: String,
+    pub at: DateTime<Utc>,
+    /// `pause`: until when (`None`: indefinitely).
+    pub paused_until: Option<DateTime<Utc>>,
+    /// `refer_to_agency`: the agency's name.
+    pub agency: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseLinks {
+    /// The case in the arflow API.
+    pub case: String,
+    /// The invoice's activity history in the arflow API.
+    pub invoice_activity: Option<String>,
+    /// What the client sees (Stripe's hosted invoice page).
+    pub hosted_invoice: Option<String>,
+}
+
+/// `escalation.{opened,updated,resolved}.<firm_id>`: the whole case, every time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EscalationCase {
+    pub case_id: Uuid,
+    /// Monotonic per case: a consumer keeps the highest it has seen.
+    pub version: i64,
+    pub status: CaseStatus,
+    pub reason: EscalationReason,
+    /// The client's own words or the rule that fired.
+    pub evidence: String,
+    pub firm: CaseFirm,
+    pub client: CaseClient,
+    pub contact: Option<CaseContact>,
+    /// `None` for client-wide cases (all contacts opted out across several invoices).
+    pub invoice: Option<CaseInvoice>,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The action this event reports (the opening itself for `opened`).
+    pub action: CaseAction,
+    pub latest_activity: Option<CaseActivity>,
+    pub links: CaseLinks,
+}
+
+// ---------- notification.* ----------
+
+/// `notification.{delivered,failed}`: one notification to one firm destination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NotificationOutcome {
+    pub delivery_id: Uuid,
+    pub subscription_id: Uuid,
+    /// `email`, `slack`, `webhook`.
+    pub channel: String,
+    /// The event kind notified, e.g. `escalation_opened`.
+    pub event_kind: String,
+    /// The event that caused it.
+    pub event_id: Uuid,
+    pub attempts: i32,
+    pub detail: String,
+}

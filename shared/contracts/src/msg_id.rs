@@ -39,3 +39,23 @@ pub fn inbound(firm_id: Uuid, sha256: &str) -> String {
 pub fn reply(reply_id: Uuid, what: &str) -> String {
     format!("reply:{reply_id}:{what}")
 }
+
+/// A consent ledger entry: `consent:<entry_id>`.
+pub fn consent(entry_id: Uuid) -> String {
+    format!("consent:{entry_id}")
+}
+
+/// A case event, by case and version: `case:<id>:v<version>`.
+pub fn case(case_id: Uuid, version: i64) -> String {
+    format!("case:{case_id}:v{version}")
+}
+
+/// A command from the public API, by its request id.
+pub fn command(request_id: Uuid) -> String {
+    format!("command:{request_id}")
+}
+
+/// A notification outcome: `notification:<delivery_id>:<what>`.
+pub fn notification(delivery_id: Uuid, what: &str) -> String {
+    format!("notification:{delivery_id}:{what}")
+}

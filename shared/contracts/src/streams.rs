@@ -27,6 +27,11 @@ pub const STREAMS: &[StreamSpec] = &[
     },
     StreamSpec { name: "NOTIFY", subjects: &["notification.>"], description: "Notifications delivered to firms" },
     StreamSpec {
+        name: "COMMAND",
+        subjects: &["command.>"],
+        description: "Requests from the public API to the service that owns the record",
+    },
+    StreamSpec {
         name: "DLQ",
         subjects: &["dlq.>"],
         description: "Messages a service could never process, with the reason",
@@ -50,4 +55,10 @@ pub fn invoice_hold_key(invoice_id: uuid::Uuid) -> String {
 /// Hold key of a contact (every channel): `contact.<id>`.
 pub fn contact_hold_key(contact_id: uuid::Uuid) -> String {
     format!("contact.{contact_id}")
+}
+
+/// Hold key of one channel of a contact: `contact.<id>.<channel>` (a hard bounce stops
+/// email only; `contact.<id>` stops every channel).
+pub fn contact_channel_hold_key(contact_id: uuid::Uuid, channel: arflow_core::Channel) -> String {
+    format!("contact.{contact_id}.{channel}")
 }

@@ -61,3 +61,21 @@ pub mod consent {
     pub const OPTED_OUT: &str = "consent.opted_out";
     pub const OPTED_IN: &str = "consent.opted_in";
 }
+
+pub mod escalation {
+    /// Public contract (`docs/events/`, `docs/asyncapi.yaml`).
+    pub const OPENED: &str = "escalation.opened";
+    pub const UPDATED: &str = "escalation.updated";
+    pub const RESOLVED: &str = "escalation.resolved";
+}
+
+pub mod notification {
+    pub const DELIVERED: &str = "notification.delivered";
+    pub const FAILED: &str = "notification.failed";
+}
+
+/// Requests from the gateway's public API to the service that owns the record.
+pub mod command {
+    pub const CONSENT_OPT_OUT: &str = "command.consent.opt_out";
+    pub const CONSENT_OPT_IN: &str = "command.consent.opt_in";
+}

@@ -1,5 +1,7 @@
 //! The start-up every arflow service shares, so each service's `startup.rs` only
 //! says what is its own: its migrations, its consumers and its routes.
+pub mod api;
+
 use arflow_bus::{Bus, BusError, ConsumerSettings, Handler, consumer::ConsumerSpec};
 use arflow_core::Clock;
 use arflow_runtime::{

@@ -1,0 +1,146 @@
+//! The internal API contract between the gateway and the services behind it.
+//!
+//! The gateway is the only public edge: it authenticates the firm's API key, then
+//! forwards `/v1/consent/...`, `/v1/escalations/...` and `/v1/notifications/...` to the
+//! service that owns those records, naming the firm and the firm user in headers and
+//! proving itself with the shared internal token. A service trusts those headers only
+//! with the right token (and, in Kubernetes, only from the gateway's pods).
+use arflow_runtime::http::Problem;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+/// The firm the gateway authenticated.
+pub const FIRM_HEADER: &str = "x-arflow-firm-id";
+/// The firm user acting (`X-Arflow-Actor` from the client, else `api-key:<prefix>`).
+pub const ACTOR_HEADER: &str = "x-arflow-actor";
+/// The shared secret between the gateway and the services behind it.
+pub const INTERNAL_TOKEN_HEADER: &str = "x-arflow-internal-token";
+
+/// `[internal]`: the token the gateway sends (the same value in every service).
+#[derive(Debug, Clone, Deserialize)]
+pub struct InternalSettings {
+    #[serde(default = "empty")]
+    pub token: SecretString,
+}
+
+fn empty() -> SecretString {
+    SecretString::from(String::new())
+}
+
+impl Default for InternalSettings {
+    fn default() -> Self {
+        InternalSettings { token: empty() }
+    }
+}
+
+impl InternalSettings {
+    /// At least 16 characters; an empty token would let anyone on the network act as any firm.
+    pub fn validate(&self, key: &str) -> Result<(), String> {
+        if self.token.expose_secret().len() < 16 {
+            return Err(format!("{key}: set the internal token shared with the gateway (at least 16 characters)"));
+        }
+        Ok(())
+    }
+}
+
+/// Added to a service's router as an `Extension` so the `Caller` extractor can check requests.
+#[derive(Clone)]
+pub struct InternalAuth(pub SecretString);
+
+/// The firm (and firm user) a request acts for, as forwarded by the gateway.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub firm_id: Uuid,
+    pub actor: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(InternalAuth(expected)) = parts.extensions.get::<InternalAuth>().cloned() else {
+            return Err(ApiError::Internal("the router has no InternalAuth extension".into()));
+        };
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let token = header(INTERNAL_TOKEN_HEADER).unwrap_or("");
+        let expected = expected.expose_secret();
+        if expected.is_empty() || !bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(ApiError::Unauthorized("call this API through the gateway with a firm API key".into()));
+        }
+        let firm_id = header(FIRM_HEADER)
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .ok_or_else(|| ApiError::Unauthorized(format!("missing or invalid {FIRM_HEADER}")))?;
+        let actor = header(ACTOR_HEADER).filter(|a| !a.is_empty()).unwrap_or("api").chars().take(200).collect();
+        Ok(Caller { firm_id, actor })
+    }
+}
+
+/// What a service's HTTP handler can answer besides success, as RFC 9457 problems.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("upstream {0}")]
+    Upstream(String),
+    /// Logged in full, answered opaquely.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, kind) = match self {
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream"),
+            ApiError::Internal(_) => return Problem::internal(),
+        };
+        Problem::new(status, kind, self.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<arflow_bus::BusError> for ApiError {
+    fn from(e: arflow_bus::BusError) -> Self {
+        ApiError::Internal(format!("bus: {e}"))
+    }
+}
+
+impl From<arflow_store::StoreError> for ApiError {
+    fn from(e: arflow_store::StoreError) -> Self {
+        ApiError::Internal(format!("store: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(reason) => tracing::error!(error = %reason, "request failed"),
+            other => tracing::info!(problem = %other, "request refused"),
+        }
+        self.problem().into_response()
+    }
+}
