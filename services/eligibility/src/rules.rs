@@ -240,11 +240,22 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
     let waiting = inv.handoff_intent.as_deref().map(|intent| {
         format!("waiting for a person: {intent}: {}", quote(inv.handoff_evidence.as_deref().unwrap_or_default()))
     });
-    let escalation = match (inv.cases_open, &waiting) {
-        (0, None) => check(rule::NO_OPEN_ESCALATION, true, "no open escalation"),
-        (0, Some(w)) => check(rule::NO_OPEN_ESCALATION, false, w.clone()),
-        (n, None) => check(rule::NO_OPEN_ESCALATION, false, format!("{n} escalation case(s) open")),
-        (n, Some(w)) => check(rule::NO_OPEN_ESCALATION, false, format!("{n} escalation case(s) open; {w}")),
+    let reasons = inv.case_reasons.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+    // A person paused automation through a case: until its date, or indefinitely.
+    let case_pause = match (inv.case_paused, inv.case_paused_until) {
+        (true, None) => Some("automation paused by a person through an escalation case, indefinitely".to_string()),
+        (true, Some(until)) if until > now => Some(format!(
+            "automation paused by a person through an escalation case until {}",
+            until.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z")
+        )),
+        _ => None,
+    };
+    let escalation = match (inv.cases_open, &waiting, &case_pause) {
+        (0, None, None) => check(rule::NO_OPEN_ESCALATION, true, "no open escalation"),
+        (0, None, Some(p)) => check(rule::NO_OPEN_ESCALATION, false, p.clone()),
+        (0, Some(w), _) => check(rule::NO_OPEN_ESCALATION, false, w.clone()),
+        (n, None, _) => check(rule::NO_OPEN_ESCALATION, false, format!("{n} escalation case(s) open{reasons}")),
+        (n, Some(w), _) => check(rule::NO_OPEN_ESCALATION, false, format!("{n} escalation case(s) open{reasons}; {w}")),
     };
     checks.push(escalation);
 
@@ -306,7 +317,9 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
 
     // The next time-dependent flip, unless the invoice is finished for good.
     let terminal = matches!(inv.status.as_deref(), Some("paid" | "void"));
-    let next_check_at = if terminal { None } else { [flips_at, paused_until].into_iter().flatten().min() };
+    let case_pause_ends = inv.case_paused_until.filter(|t| inv.case_paused && *t > now);
+    let next_check_at =
+        if terminal { None } else { [flips_at, paused_until, case_pause_ends].into_iter().flatten().min() };
 
     let payload = EligibilityChanged {
         invoice_id: inv.invoice_id,
@@ -480,6 +493,9 @@ mod tests {
             disputed: false,
             status: Some("open".into()),
             cases_open: 0,
+            case_reasons: None,
+            case_paused: false,
+            case_paused_until: None,
             paused_until: None,
             pause_reason: None,
             pause_version: None,
@@ -612,7 +628,11 @@ mod tests {
     }
 
     fn decide_one(i: &InvoiceRow, c: &ClientRow, f: &FirmRow, k: &ContactRow) -> Decision {
-        decide(&Inputs { invoice: i, client: Some(c), firm: Some(f), contacts: vec![k] }, now()).unwrap()
+        decide_at(i, c, f, k, now())
+    }
+
+    fn decide_at(i: &InvoiceRow, c: &ClientRow, f: &FirmRow, k: &ContactRow, at: DateTime<Utc>) -> Decision {
+        decide(&Inputs { invoice: i, client: Some(c), firm: Some(f), contacts: vec![k] }, at).unwrap()
     }
 
     #[test]
@@ -655,6 +675,40 @@ mod tests {
             d.payload.checks[7].detail,
             "2 escalation case(s) open; waiting for a person: question: \"can you send a W-9?\""
         );
+    }
+
+    #[test]
+    fn an_escalation_case_stops_or_pauses_automation() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        i.cases_open = 1;
+        i.case_reasons = Some("days_past_due".into());
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(failed(&d), vec![rule::NO_OPEN_ESCALATION]);
+        assert_eq!(d.payload.checks[7].detail, "1 escalation case(s) open (days_past_due)");
+        assert_eq!(d.payload.automation_status, AutomationStatus::Escalated);
+        // Paused by a person until a date: paused (not escalated), re-checked when it ends.
+        i.cases_open = 0;
+        i.case_reasons = None;
+        i.case_paused = true;
+        i.case_paused_until = Some(now() + days(10));
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(failed(&d), vec![rule::NO_OPEN_ESCALATION]);
+        assert!(
+            d.payload.checks[7].detail.starts_with("automation paused by a person"),
+            "{}",
+            d.payload.checks[7].detail
+        );
+        assert_eq!(d.payload.automation_status, AutomationStatus::Paused);
+        assert_eq!(d.next_check_at, Some(now() + days(10)));
+        // The date passed: automation resumes; indefinitely: it does not.
+        let d = decide_at(&i, &c, &f, &k, now() + days(11));
+        assert!(failed(&d).is_empty(), "{:?}", failed(&d));
+        i.case_paused_until = None;
+        let d = decide_at(&i, &c, &f, &k, now() + days(400));
+        assert_eq!(failed(&d), vec![rule::NO_OPEN_ESCALATION]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Wires the service: shared start-up, the three consumers, the time sweep, the routes.
-use crate::handlers::{Context, billing, consent, replies};
+//! Wires the service: shared start-up, the four consumers, the time sweep, the routes.
+use crate::handlers::{Context, billing, consent, escalation, replies};
 use crate::{Config, SERVICE, routes, sweep};
 use arflow_bus::consumer::ConsumerSpec;
 use arflow_contracts::subjects::reply;
@@ -52,6 +52,15 @@ impl Application {
             },
             config.consumer.clone(),
             Arc::new(replies::RepliesHandler::new(ctx.clone())),
+        );
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: escalation::CONSUMER.into(),
+                stream: "ESCALATION".into(),
+                filter_subjects: vec!["escalation.>".into()],
+            },
+            config.consumer.clone(),
+            Arc::new(escalation::EscalationHandler::new(ctx.clone())),
         );
         base.spawn_task("time-sweep", sweep::run(ctx, config.eligibility.clone(), shutdown));
         Ok(Application { base })

@@ -71,6 +71,12 @@ pub struct InvoiceRow {
     pub disputed: bool,
     pub status: Option<String>,
     pub cases_open: i32,
+    /// The reasons of the open or referred escalation cases.
+    pub case_reasons: Option<String>,
+    /// A person paused automation through an escalation case (until `case_paused_until`, or
+    /// indefinitely when that is `None`).
+    pub case_paused: bool,
+    pub case_paused_until: Option<DateTime<Utc>>,
     pub paused_until: Option<DateTime<Utc>>,
     pub pause_reason: Option<String>,
     pub pause_version: Option<i64>,
@@ -361,7 +367,8 @@ pub async fn invoices_of_clients(
 pub async fn lock_invoices(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<InvoiceRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT invoice_id, firm_id, client_id, version, stripe_invoice_id, number, currency, amount_due, \
-           amount_remaining, due_date, hosted_invoice_url, excluded, disputed, status, cases_open, paused_until, \
+           amount_remaining, due_date, hosted_invoice_url, excluded, disputed, status, cases_open, case_reasons, \
+           case_paused, case_paused_until, paused_until, \
            pause_reason, pause_version, pause_evidence, pause_reply_id, promised_date, client_dispute_evidence, \
            handoff_intent, handoff_evidence, broken_promise, broken_pause_version, decision_version, decision_hash \
          FROM invoices WHERE invoice_id = ANY($1) ORDER BY invoice_id FOR UPDATE",
@@ -703,6 +710,108 @@ pub async fn save_broken_promises(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// One `escalation.*` event about an invoice's case.
+#[derive(Debug, Clone)]
+pub struct CaseRecord<'a> {
+    pub case_id: Uuid,
+    pub firm_id: Uuid,
+    pub invoice_id: Uuid,
+    pub client_id: Uuid,
+    pub version: i64,
+    pub status: &'a str,
+    pub reason: &'a str,
+    pub agency: Option<&'a str>,
+    pub paused_until: Option<DateTime<Utc>>,
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub note: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Records a case at its version; false when a newer (or the same) version is already recorded,
+/// or the case or its invoice belongs to another firm. An invoice not seen yet gets a placeholder.
+pub async fn record_case(conn: &mut PgConnection, c: &CaseRecord<'_>) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoices (invoice_id, firm_id, client_id) VALUES ($1, $2, $3) ON CONFLICT (invoice_id) DO NOTHING",
+    )
+    .bind(c.invoice_id)
+    .bind(c.firm_id)
+    .bind(c.client_id)
+    .execute(&mut *conn)
+    .await?;
+    let done = sqlx::query(
+        "INSERT INTO escalation_cases (case_id, firm_id, invoice_id, version, status, reason, agency, paused_until, \
+           action, actor, note, at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         WHERE EXISTS (SELECT 1 FROM invoices WHERE invoice_id = $3 AND firm_id = $2) \
+         ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, status = EXCLUDED.status, \
+           agency = EXCLUDED.agency, paused_until = EXCLUDED.paused_until, action = EXCLUDED.action, \
+           actor = EXCLUDED.actor, note = EXCLUDED.note, at = EXCLUDED.at \
+         WHERE escalation_cases.version < EXCLUDED.version AND escalation_cases.firm_id = EXCLUDED.firm_id",
+    )
+    .bind(c.case_id)
+    .bind(c.firm_id)
+    .bind(c.invoice_id)
+    .bind(c.version)
+    .bind(c.status)
+    .bind(c.reason)
+    .bind(c.agency)
+    .bind(c.paused_until)
+    .bind(c.action)
+    .bind(c.actor)
+    .bind(c.note)
+    .bind(c.at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A person took over: what the client's replies set (dispute, hand-off) no longer stops
+/// automation. Only what was recorded up to `at`: a later reply stands.
+pub async fn clear_reply_holds(
+    conn: &mut PgConnection,
+    invoice_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE invoices SET \
+           client_dispute_evidence = CASE WHEN client_dispute_at <= $2 THEN NULL ELSE client_dispute_evidence END, \
+           client_dispute_reply_id = CASE WHEN client_dispute_at <= $2 THEN NULL ELSE client_dispute_reply_id END, \
+           client_dispute_at = CASE WHEN client_dispute_at <= $2 THEN NULL ELSE client_dispute_at END, \
+           handoff_intent = CASE WHEN handoff_at <= $2 THEN NULL ELSE handoff_intent END, \
+           handoff_evidence = CASE WHEN handoff_at <= $2 THEN NULL ELSE handoff_evidence END, \
+           handoff_reply_id = CASE WHEN handoff_at <= $2 THEN NULL ELSE handoff_reply_id END, \
+           handoff_at = CASE WHEN handoff_at <= $2 THEN NULL ELSE handoff_at END, \
+           updated_at = now() \
+         WHERE invoice_id = $1",
+    )
+    .bind(invoice_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Recomputes the invoice's case columns from its cases.
+pub async fn refresh_cases(conn: &mut PgConnection, invoice_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE invoices i SET cases_open = a.open, case_reasons = a.reasons, case_paused = a.paused, \
+           case_paused_until = a.until, updated_at = now() \
+         FROM (SELECT count(*) FILTER (WHERE status IN ('open', 'referred'))::int AS open, \
+                 string_agg(CASE WHEN status = 'referred' THEN reason || ' (referred to ' || coalesce(agency, 'an agency') || ')' \
+                                 ELSE reason END, ', ' ORDER BY case_id) FILTER (WHERE status IN ('open', 'referred')) AS reasons, \
+                 bool_or(status = 'paused') IS TRUE AS paused, \
+                 CASE WHEN bool_or(status = 'paused' AND paused_until IS NULL) THEN NULL \
+                      ELSE max(paused_until) FILTER (WHERE status = 'paused') END AS until \
+               FROM escalation_cases WHERE invoice_id = $1) a \
+         WHERE i.invoice_id = $1",
+    )
+    .bind(invoice_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -5,8 +5,9 @@
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
-    AllContactsOptedOut, AutomationStatus, ClientUpserted, Consent, ConsentChanged, ContactUpserted,
-    EligibilityChanged, FirmUpdated, HaltReason, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted,
+    AllContactsOptedOut, AutomationStatus, CaseAction, CaseActionKind, CaseClient, CaseFirm, CaseInvoice, CaseLinks,
+    CaseStatus, ClientUpserted, Consent, ConsentChanged, ContactUpserted, EligibilityChanged, EscalationCase,
+    EscalationReason, FirmUpdated, HaltReason, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted,
     PromiseBroken, ReplyClassified, ReplyIntent, ReplyKind, Tier,
 };
 use arflow_contracts::{Envelope, subjects};
@@ -247,6 +248,7 @@ impl TestApp {
                 ("BILLING", "eligibility-billing"),
                 ("CONSENT", "eligibility-consent"),
                 ("REPLY", "eligibility-replies"),
+                ("ESCALATION", "eligibility-escalation"),
             ] {
                 let s = self.bus.js.get_stream(stream).await.unwrap();
                 let info = s.consumer_info(consumer).await.unwrap();
@@ -915,5 +917,96 @@ async fn throughput_20k_invoices() {
     assert_eq!(eligible, 20_000);
     assert!(app.stored_decisions(last_invoice).await >= 1);
     eprintln!("published {} events in {published:?}; all decided after {:?}", envelopes.len(), started.elapsed());
+    app.stop().await;
+}
+
+/// A case as the escalation service publishes it (only what eligibility reads matters here).
+fn case_event(
+    s: &Setup,
+    firm: Uuid,
+    case_id: Uuid,
+    version: i64,
+    status: CaseStatus,
+    action: CaseActionKind,
+) -> EscalationCase {
+    EscalationCase {
+        case_id,
+        version,
+        status,
+        reason: EscalationReason::Dispute,
+        evidence: "the extra hours were never approved".into(),
+        firm: CaseFirm { firm_id: firm, name: "Acme CPA".into(), timezone: "America/New_York".into() },
+        client: CaseClient { client_id: s.client.client_id, name: "Globex".into(), tier: Tier::Standard },
+        contact: None,
+        invoice: Some(CaseInvoice {
+            invoice_id: s.invoice.invoice_id,
+            stripe_invoice_id: "in_123".into(),
+            number: Some("INV-0001".into()),
+            currency: usd(),
+            amount_due: Decimal::new(320000, 2),
+            amount_remaining: Decimal::new(320000, 2),
+            due_date: s.invoice.due_date,
+            days_past_due: 9,
+            hosted_invoice_url: None,
+        }),
+        opened_at: t0(),
+        updated_at: t0() + chrono::Duration::minutes(version),
+        resolved_at: None,
+        action: CaseAction {
+            action,
+            actor: "pat@acme.test".into(),
+            note: "checked the timesheets with the client".into(),
+            at: t0() + chrono::Duration::minutes(version),
+            paused_until: None,
+            agency: None,
+        },
+        latest_activity: None,
+        links: CaseLinks { case: String::new(), invoice_activity: None, hosted_invoice: None },
+    }
+}
+
+#[tokio::test]
+async fn escalation_cases_stop_pause_and_resume_automation() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    let invoice = s.invoice.invoice_id;
+    app.wait_decision(invoice, |d| d.eligible).await;
+    app.reply(&s, ReplyIntent::Dispute, None, "the extra hours were never approved", t0()).await;
+    app.wait_decision(invoice, |d| failing(d, "not_disputed")).await;
+
+    // The escalation service opened a case: automation is escalated by the case too.
+    let case_id = Uuid::now_v7();
+    let opened = case_event(&s, app.firm, case_id, 1, CaseStatus::Open, CaseActionKind::Opened);
+    app.publish(subjects::escalation::OPENED, case_id, opened).await;
+    let d =
+        app.wait_decision(invoice, |d| detail(d, "no_open_escalation") == "1 escalation case(s) open (dispute)").await;
+    assert_eq!(d.automation_status, AutomationStatus::Escalated);
+
+    // Paused by a person until a date: the dispute is taken over, automation paused.
+    let until = t0() + chrono::Duration::days(5);
+    let mut paused = case_event(&s, app.firm, case_id, 2, CaseStatus::Paused, CaseActionKind::Pause);
+    paused.action.paused_until = Some(until);
+    app.publish(subjects::escalation::UPDATED, case_id, paused).await;
+    let d = app.wait_decision(invoice, |d| failing(d, "no_open_escalation") && !d.eligible).await;
+    assert_eq!(d.automation_status, AutomationStatus::Paused);
+    assert!(detail(&d, "no_open_escalation").starts_with("automation paused by a person"));
+
+    // An older version arriving late changes nothing.
+    let stale = case_event(&s, app.firm, case_id, 1, CaseStatus::Open, CaseActionKind::Opened);
+    app.publish(subjects::escalation::OPENED, case_id, stale).await;
+    // Resolved with continue_automation: the case and the client's dispute are cleared.
+    let resolved = case_event(&s, app.firm, case_id, 3, CaseStatus::Resolved, CaseActionKind::ContinueAutomation);
+    app.publish(subjects::escalation::RESOLVED, case_id, resolved).await;
+    let d = app.wait_decision(invoice, |d| d.eligible).await;
+    assert_eq!(d.automation_status, AutomationStatus::Enabled);
+    app.process_until_idle().await;
+    assert!(app.decisions(invoice).await.last().unwrap().eligible, "the stale version re-escalated the invoice");
+    let (open, disputed): (i32, Option<String>) =
+        sqlx::query_as("SELECT cases_open, client_dispute_evidence FROM eligibility.invoices WHERE invoice_id = $1")
+            .bind(invoice)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((open, disputed), (0, None));
     app.stop().await;
 }

@@ -1,7 +1,7 @@
 //! The events the scheduler publishes, built as outbox rows (written in the caller's transaction).
 use crate::SERVICE;
 use crate::store::{self, PlanRow, StepRow};
-use arflow_contracts::events::{NextAction, PlanUpdated, StepSkipped};
+use arflow_contracts::events::{CadenceExhausted, NextAction, PlanUpdated, StepSkipped};
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_core::Channel;
 use arflow_store::OutboxMessage;
@@ -77,6 +77,32 @@ pub fn step_skipped(
         subjects::subject(kind, step.firm_id),
         msg_id::step(step.step_id, "skipped"),
         envelope(kind, step.firm_id, step.invoice_id, now, cause, data),
+    )
+}
+
+/// `outreach.cadence_exhausted.<firm>` after `step`, the last step of the plan, fired
+/// (`Nats-Msg-Id` `step:<id>:cadence_exhausted`: once per last step).
+pub fn cadence_exhausted(
+    plan: &PlanRow,
+    step: &StepRow,
+    steps_fired: i64,
+    now: DateTime<Utc>,
+    cause: Cause,
+) -> Result<OutboxMessage, serde_json::Error> {
+    let data = CadenceExhausted {
+        invoice_id: plan.invoice_id,
+        last_step: step.name.clone(),
+        last_step_id: step.step_id,
+        fired_at: now,
+        steps_fired,
+        policy_id: plan.policy_id.unwrap_or_default(),
+        policy_version: plan.policy_version.unwrap_or_default(),
+    };
+    let kind = subjects::outreach::CADENCE_EXHAUSTED;
+    OutboxMessage::new(
+        subjects::subject(kind, plan.firm_id),
+        msg_id::step(step.step_id, "cadence_exhausted"),
+        envelope(kind, plan.firm_id, plan.invoice_id, now, cause, data),
     )
 }
 

@@ -262,6 +262,17 @@ pub async fn next_pending(
     Ok(rows.into_iter().map(|(id, name, at)| (id, (name, at))).collect())
 }
 
+/// How many steps of each invoice have fired (been handed to a channel).
+pub async fn fired_counts(conn: &mut PgConnection, invoice_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT invoice_id, count(*) FROM steps WHERE invoice_id = ANY($1) AND state = 'fired' GROUP BY invoice_id",
+    )
+    .bind(invoice_ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Bumps the plan version of each invoice; returns the plans as they now stand.
 pub async fn bump_plans(conn: &mut PgConnection, invoice_ids: &[Uuid]) -> Result<Vec<PlanRow>, sqlx::Error> {
     sqlx::query_as(sql!(

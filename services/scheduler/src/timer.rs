@@ -116,6 +116,8 @@ impl Timer {
         let mut changes = Vec::new();
         let mut messages = Vec::new();
         let mut touched = Vec::new();
+        // The last step fired per invoice this pass: if nothing is pending after it, the cadence is done.
+        let mut fired_last: HashMap<Uuid, (&PlanRow, StepRow)> = HashMap::new();
         for plan in &plans {
             let steps = by_invoice.remove(&plan.invoice_id).unwrap_or_default();
             let span = tracing::info_span!("timer", firm_id = %plan.firm_id, invoice_id = %plan.invoice_id,
@@ -140,6 +142,7 @@ impl Timer {
                         tracing::debug!(step = %step.name, step_id = %step.step_id, "step due");
                         reason = format!("step_fired: {}", step.name);
                         messages.push(step_due_message(plan, *due, now, cause)?);
+                        fired_last.insert(plan.invoice_id, (plan, step.clone()));
                         pass.fired += 1;
                     }
                     Verdict::Skip { state, reason: why, detail } => {
@@ -167,6 +170,7 @@ impl Timer {
             touched.push((plan.invoice_id, reason, cause));
         }
         store::apply_changes(&mut tx, &changes).await?;
+        messages.extend(cadence_exhausted(&mut tx, &fired_last, now).await?);
         messages.extend(outreach::plan_updates(&mut tx, &touched, now).await?);
         outbox::enqueue(&mut tx, &messages).await?;
         tx.commit().await?;
@@ -176,6 +180,34 @@ impl Timer {
         self.metrics.count("steps_moved", pass.moved as u64);
         Ok(pass)
     }
+}
+
+/// `outreach.cadence_exhausted` for every invoice whose step fired this pass with nothing left
+/// pending: the cadence ran its course and the invoice is still open (a fired step means it was
+/// eligible), so the escalation service opens a case for a person.
+async fn cadence_exhausted(
+    conn: &mut sqlx::PgConnection,
+    fired_last: &HashMap<Uuid, (&PlanRow, StepRow)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<OutboxMessage>, OutreachError> {
+    if fired_last.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = fired_last.keys().copied().collect();
+    let pending = store::next_pending(conn, &ids).await?;
+    let done: Vec<Uuid> = ids.into_iter().filter(|id| !pending.contains_key(id)).collect();
+    if done.is_empty() {
+        return Ok(Vec::new());
+    }
+    let counts = store::fired_counts(conn, &done).await?;
+    let mut out = Vec::with_capacity(done.len());
+    for id in done {
+        let Some((plan, step)) = fired_last.get(&id) else { continue };
+        let steps_fired = counts.get(&id).copied().unwrap_or(1);
+        tracing::info!(invoice_id = %id, last_step = %step.name, steps_fired, "cadence exhausted");
+        out.push(outreach::cadence_exhausted(plan, step, steps_fired, now, Cause::of_plan(plan))?);
+    }
+    Ok(out)
 }
 
 async fn clock_moved(changes: &mut Option<tokio::sync::watch::Receiver<DateTime<Utc>>>) {

@@ -5,8 +5,8 @@
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
-    AutomationStatus, Check, ConsentChanged, EligibilityChanged, HaltReason, InvoiceHalted, PlanUpdated, PromiseBroken,
-    StepDue, StepSkipped, Tier, Tone,
+    AutomationStatus, CadenceExhausted, Check, ConsentChanged, EligibilityChanged, HaltReason, InvoiceHalted,
+    PlanUpdated, PromiseBroken, StepDue, StepSkipped, Tier, Tone,
 };
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_core::{Channel, SendWindow, window::parse_tz};
@@ -324,6 +324,7 @@ async fn default_cadence_fires_each_step_once_on_its_day_inside_the_local_window
     assert_eq!(plan[0].next.as_ref().unwrap().step, "pre_due");
 
     let mut fired: Vec<StepDue> = Vec::new();
+    let mut exhausted: Vec<(CadenceExhausted, usize)> = Vec::new();
     for _ in 0..45 {
         t.advance(Duration::days(1)).await;
         let msgs = t.outreach().await;
@@ -332,7 +333,15 @@ async fn default_cadence_fires_each_step_once_on_its_day_inside_the_local_window
             assert_in_window(&s, zone, sent_at);
             fired.push(s);
         }
+        for e in of_kind::<CadenceExhausted>(&msgs, subjects::outreach::CADENCE_EXHAUSTED) {
+            exhausted.push((e, fired.len()));
+        }
     }
+    // The cadence is exhausted once, when its last step fires, not before.
+    assert_eq!(exhausted.len(), 1, "{exhausted:?}");
+    let (e, after) = &exhausted[0];
+    assert_eq!((e.invoice_id, e.last_step.as_str(), e.steps_fired, *after), (d.invoice_id, "overdue_30", 6, 6));
+    assert_eq!(e.policy_version, 1);
     let names: Vec<&str> = fired.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(names, CADENCE);
     let tones: Vec<Tone> = fired.iter().map(|s| s.tone).collect();

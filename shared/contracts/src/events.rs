@@ -162,6 +162,23 @@ pub struct InvoicePaused {
     pub version: i64,
 }
 
+/// `billing.stripe_command_failed`: Stripe refused a command the gateway ran on behalf of
+/// another service (e.g. `mark_uncollectible` for an escalation case).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StripeCommandFailed {
+    /// `mark_uncollectible`.
+    pub command: String,
+    /// The `Nats-Msg-Id` request id of the command.
+    pub request_id: Uuid,
+    pub case_id: Option<Uuid>,
+    pub invoice_id: Uuid,
+    pub stripe_invoice_id: String,
+    /// Stripe's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// Stripe's message (or why the command could not be sent).
+    pub message: String,
+}
+
 // ---------- eligibility.* ----------
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -356,6 +373,21 @@ pub struct PlanUpdated {
     pub next: Option<NextAction>,
     pub reason: String,
     pub version: i64,
+}
+
+/// `outreach.cadence_exhausted`: every step of the invoice's cadence is done (the last one
+/// fired) and nothing is pending, while the invoice is still open: a person should look.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CadenceExhausted {
+    pub invoice_id: Uuid,
+    /// The step that fired last, e.g. `overdue_30`.
+    pub last_step: String,
+    pub last_step_id: Uuid,
+    pub fired_at: DateTime<Utc>,
+    /// Steps of the plan that fired (were handed to a channel).
+    pub steps_fired: i64,
+    pub policy_id: Uuid,
+    pub policy_version: i32,
 }
 
 /// `outreach.email.sent`: what went out, and why (fence 6).
@@ -561,6 +593,22 @@ pub struct ConsentCommand {
     pub reason: String,
     /// When the hold was already written by the publisher (the one-click link), its revision.
     pub hold_revision: Option<u64>,
+}
+
+/// `command.stripe.mark_uncollectible.<firm>`: the escalation service asks the gateway (the
+/// only holder of the firm's Stripe key) to mark an invoice uncollectible. The gateway calls
+/// Stripe and ingests the returned invoice (`billing.invoice_uncollectible` follows), or
+/// publishes `billing.stripe_command_failed`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MarkUncollectible {
+    /// Unique per request (the `Nats-Msg-Id` is `command:<request_id>`).
+    pub request_id: Uuid,
+    pub case_id: Uuid,
+    pub invoice_id: Uuid,
+    pub stripe_invoice_id: String,
+    /// The firm user who asked.
+    pub actor: String,
+    pub note: String,
 }
 
 // ---------- escalation.* (public contract, docs/events/) ----------

@@ -4,6 +4,7 @@ pub mod events;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod msg_id;
+pub mod schema;
 pub mod streams;
 pub mod subjects;
 

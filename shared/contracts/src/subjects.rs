@@ -29,6 +29,8 @@ pub mod billing {
     pub const INVOICE_UNCOLLECTIBLE: &str = "billing.invoice_uncollectible";
     /// A payment promise or plan pauses outreach until a date (`InvoicePaused`).
     pub const INVOICE_PAUSED: &str = "billing.invoice_paused";
+    /// Stripe refused a command the gateway ran for another service (`StripeCommandFailed`).
+    pub const STRIPE_COMMAND_FAILED: &str = "billing.stripe_command_failed";
 }
 
 pub mod eligibility {
@@ -48,6 +50,8 @@ pub mod outreach {
     pub const EMAIL_SUPPRESSED: &str = "outreach.email.suppressed";
     /// A delivery status notification (DSN) for an email we sent: hard or soft.
     pub const EMAIL_BOUNCED: &str = "outreach.email.bounced";
+    /// The last step of the cadence fired and nothing is pending while the invoice is open.
+    pub const CADENCE_EXHAUSTED: &str = "outreach.cadence_exhausted";
 }
 
 pub mod reply {
@@ -78,4 +82,7 @@ pub mod notification {
 pub mod command {
     pub const CONSENT_OPT_OUT: &str = "command.consent.opt_out";
     pub const CONSENT_OPT_IN: &str = "command.consent.opt_in";
+    /// Mark an invoice uncollectible in Stripe (`MarkUncollectible`): only the gateway holds
+    /// the firm's Stripe key, so the escalation service asks it to.
+    pub const STRIPE_MARK_UNCOLLECTIBLE: &str = "command.stripe.mark_uncollectible";
 }

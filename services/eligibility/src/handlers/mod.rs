@@ -2,6 +2,7 @@
 //! transaction: inbox, read-model upserts, re-evaluation, outbox, commit.
 pub mod billing;
 pub mod consent;
+pub mod escalation;
 pub mod replies;
 
 use crate::config::EligibilitySettings;
