@@ -89,6 +89,7 @@ export ARFLOW__CLOCK__START=2026-03-02T00:00:00Z
 export ARFLOW__SMTP__PORT=$SMTP_PORT
 export ARFLOW__GATEWAY__ADMIN_TOKEN=demo-admin-token
 export ARFLOW__EMAIL__REPLY_DOMAIN=in.harborpine.example
+export ARFLOW__INTERNAL__TOKEN=demo-internal-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export ARFLOW_API_URL=http://127.0.0.1:8080
 export ARFLOW_ADMIN_TOKEN=demo-admin-token
 export ARFLOW_MAILBOX="$MAILBOX"

@@ -18,6 +18,9 @@ pub struct Config {
     #[serde(default)]
     pub consumer: ConsumerSettings,
     pub gateway: GatewaySettings,
+    /// The token the gateway proves itself with to the services behind it.
+    #[serde(default)]
+    pub internal: arflow_service::api::InternalSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +35,8 @@ pub struct GatewaySettings {
     /// Largest raw inbound email accepted (attachments included); larger posts get 413.
     #[serde(default = "inbound_max_bytes")]
     pub inbound_max_bytes: usize,
+    /// Base URLs of the services whose APIs the gateway forwards.
+    pub upstreams: crate::routes::forward::Upstreams,
 }
 
 fn inbound_max_bytes() -> usize {
@@ -43,9 +48,16 @@ impl ServiceConfig for Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.database.validate()?;
+        // Empty: the forwarded APIs answer 503 until it is set (the rest of the gateway works).
+        if !self.internal.token.expose_secret().is_empty() {
+            self.internal.validate("internal.token").map_err(|e| ConfigError::invalid("internal.token", e))?;
+        }
         for (key, url) in [
             ("gateway.public_base_url", &self.gateway.public_base_url),
             ("gateway.stripe_api_base", &self.gateway.stripe_api_base),
+            ("gateway.upstreams.optout", &self.gateway.upstreams.optout),
+            ("gateway.upstreams.escalation", &self.gateway.upstreams.escalation),
+            ("gateway.upstreams.notification", &self.gateway.upstreams.notification),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::invalid(key, format!("{url:?} is not an http(s) URL")));

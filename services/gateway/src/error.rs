@@ -26,6 +26,11 @@ pub enum ApiError {
     BadToken(String),
     #[error("upstream {0}")]
     Upstream(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// A forwarded service's own answer (an error, or a success that cannot be replayed).
+    #[error("relayed answer with status {}", .0.status)]
+    Relayed(crate::routes::forward::Relayed),
     /// Logged in full, answered opaquely.
     #[error("internal: {0}")]
     Internal(String),
@@ -48,6 +53,8 @@ impl ApiError {
             ApiError::MalformedPayload(_) => (StatusCode::BAD_REQUEST, "malformed-payload"),
             ApiError::BadToken(_) => (StatusCode::BAD_REQUEST, "invalid-token"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Relayed(r) => (r.status, "upstream"),
             ApiError::Internal(_) => return Problem::internal(),
         };
         Problem::new(status, kind, self.to_string())
@@ -74,6 +81,9 @@ impl From<arflow_bus::BusError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Relayed(r) = self {
+            return r.into_response();
+        }
         match &self {
             ApiError::Internal(reason) => tracing::error!(error = %reason, "request failed"),
             other => tracing::info!(problem = %other, "request refused"),

@@ -16,6 +16,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub struct AppState {
     pub base: Arc<BaseHandles>,
     pub config: Arc<GatewaySettings>,
+    /// `/v1/consent`, `/v1/escalations`, `/v1/notifications` go to their services.
+    pub forward: Arc<crate::routes::forward::Forwarder>,
 }
 
 /// The parts of [`Base`] handlers use (Base itself is consumed by `run`).
@@ -60,6 +62,10 @@ impl Application {
                 outbox: base.outbox.clone(),
                 metrics: base.metrics.clone(),
             }),
+            forward: Arc::new(
+                crate::routes::forward::Forwarder::new(config.gateway.upstreams.clone(), config.internal.token.clone())
+                    .map_err(|e| StartupError::Config(format!("HTTP client for forwarding: {e}")))?,
+            ),
             config: Arc::new(config.gateway),
         };
         // Reconciliation needs the same handles as the API (it applies what Stripe says).

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod backfill;
 pub mod firms;
+pub mod forward;
 pub mod inbound;
 pub mod openapi;
 pub mod records;
@@ -16,7 +17,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{any, get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::future::Future;
@@ -39,6 +40,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/portfolio", get(activity::portfolio))
         .route("/v1/replies", get(replies::list_replies))
         .route("/v1/unsubscribe/{token}", get(unsubscribe::page).post(unsubscribe::unsubscribe))
+        .route("/v1/consent", any(forward::forward))
+        .route("/v1/consent/{*rest}", any(forward::forward))
+        .route("/v1/escalations", any(forward::forward))
+        .route("/v1/escalations/{*rest}", any(forward::forward))
+        .route("/v1/notifications", any(forward::forward))
+        .route("/v1/notifications/{*rest}", any(forward::forward))
         .route("/webhooks/stripe/{firm_id}", post(webhooks::stripe_webhook))
         .route(
             "/webhooks/email/inbound/{firm_id}",

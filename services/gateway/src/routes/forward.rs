@@ -1,0 +1,155 @@
+//! The public edge for the services behind the gateway: `/v1/consent/...` (opt-out),
+//! `/v1/escalations/...` (escalation), `/v1/notifications/...` (notification).
+//!
+//! The gateway authenticates the firm's API key, then forwards the request with the firm,
+//! the acting firm user (`X-Arflow-Actor`, else the key's prefix) and the internal token
+//! (`arflow_service::api`). POSTs keep the gateway's Idempotency-Key semantics; an upstream
+//! error is relayed as it is (and not stored, so the POST can be retried).
+use super::idempotent;
+use crate::auth::FirmAuth;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use arflow_service::api::{ACTOR_HEADER, FIRM_HEADER, INTERNAL_TOKEN_HEADER};
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use tracing::Instrument;
+
+/// Where each forwarded prefix goes (`[gateway.upstreams]`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Upstreams {
+    pub optout: String,
+    pub escalation: String,
+    pub notification: String,
+}
+
+/// What forwarding needs: the upstreams, the internal token and one HTTP client (pooled).
+pub struct Forwarder {
+    upstreams: Upstreams,
+    token: SecretString,
+    client: reqwest::Client,
+}
+
+impl Forwarder {
+    pub fn new(upstreams: Upstreams, token: SecretString) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Forwarder { upstreams, token, client })
+    }
+
+    /// The owning service and its base URL for a path, or `None` if nothing owns it.
+    fn upstream(&self, path: &str) -> Option<(&'static str, &str)> {
+        let owns = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+        if owns("/v1/consent") {
+            Some(("optout", &self.upstreams.optout))
+        } else if owns("/v1/escalations") {
+            Some(("escalation", &self.upstreams.escalation))
+        } else if owns("/v1/notifications") {
+            Some(("notification", &self.upstreams.notification))
+        } else {
+            None
+        }
+    }
+}
+
+/// `afk_` and the first 8 hex digits of the key: enough to tell keys apart in a case history.
+fn key_prefix(headers: &HeaderMap) -> String {
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    token.rsplit(' ').next().unwrap_or("").chars().take(12).collect()
+}
+
+/// One upstream answer, relayed as it is.
+#[derive(Debug)]
+pub struct Relayed {
+    pub status: StatusCode,
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+impl IntoResponse for Relayed {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body).into_response();
+        if let Some(ct) = self.content_type {
+            response.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        response
+    }
+}
+
+/// Request headers passed on (besides the internal ones the gateway sets itself).
+const PASSED: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::ACCEPT];
+
+pub async fn forward(
+    State(state): State<AppState>,
+    FirmAuth { firm_id }: FirmAuth,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let path = uri.path().to_string();
+    let Some((service, base)) = state.forward.upstream(&path) else {
+        return Err(ApiError::NotFound(format!("no such resource: {path}")));
+    };
+    if state.forward.token.expose_secret().is_empty() {
+        return Err(ApiError::Unavailable(format!(
+            "the {service} API is not configured on this gateway (set internal.token)"
+        )));
+    }
+    let url = format!("{}{}", base.trim_end_matches('/'), uri.path_and_query().map_or(path.as_str(), |p| p.as_str()));
+    let actor = headers
+        .get(ACTOR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map_or_else(|| format!("api-key:{}", key_prefix(&headers)), str::to_string);
+    let span = tracing::info_span!("forward", %firm_id, service, %method, path = %path);
+    let send = || {
+        let mut request = state
+            .forward
+            .client
+            .request(method.clone(), &url)
+            .header(FIRM_HEADER, firm_id.to_string())
+            .header(ACTOR_HEADER, actor.clone())
+            .header(INTERNAL_TOKEN_HEADER, state.forward.token.expose_secret())
+            .body(body.clone());
+        for name in PASSED {
+            if let Some(v) = headers.get(&name) {
+                request = request.header(name, v);
+            }
+        }
+        async move {
+            let response = request.send().await.map_err(|e| {
+                tracing::warn!(error = %e, "upstream unreachable");
+                ApiError::Unavailable(format!("the {service} service is unavailable; retry later"))
+            })?;
+            let status = response.status();
+            let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+            let body = response.bytes().await.map_err(|e| ApiError::Upstream(format!("{service}: {e}")))?;
+            Ok::<_, ApiError>(Relayed { status, content_type, body })
+        }
+    };
+    async {
+        if method != Method::POST || !headers.contains_key("idempotency-key") {
+            return Ok(send().await?.into_response());
+        }
+        // Idempotency-Key: only JSON successes are stored and replayed.
+        idempotent(&state, firm_id, &headers, &path, || async {
+            let r = send().await?;
+            let json = r.status.is_success().then(|| serde_json::from_slice::<serde_json::Value>(&r.body).ok());
+            match json.flatten() {
+                Some(value) => Ok((r.status, value)),
+                None => Err(ApiError::Relayed(r)),
+            }
+        })
+        .await
+    }
+    .instrument(span)
+    .await
+}

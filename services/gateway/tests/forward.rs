@@ -1,0 +1,125 @@
+//! The gateway forwards `/v1/consent`, `/v1/escalations`, `/v1/notifications` to the
+//! services behind it: only with a firm API key, naming the firm and the firm user, with
+//! the internal token; upstream answers relayed as they are; Idempotency-Key kept.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod support;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::routing::any;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::spawn_app_with;
+
+const TOKEN: &str = "internal-token-for-tests";
+
+/// An upstream that echoes what it was sent, counts calls, and refuses `/v1/escalations/bad`.
+async fn echo_upstream(calls: Arc<AtomicUsize>) -> String {
+    let app = axum::Router::new().fallback(any(move |uri: Uri, headers: HeaderMap, body: String| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if uri.path() == "/v1/escalations/bad" {
+                let problem = json!({"type": "https://arflow.dev/problems/validation", "title": "x", "status": 422,
+                    "detail": "note is required"});
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    [("content-type", "application/problem+json")],
+                    problem.to_string(),
+                )
+                    .into_response_parts();
+            }
+            let h = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
+            let answer = json!({
+                "path": uri.to_string(), "firm": h("x-arflow-firm-id"), "actor": h("x-arflow-actor"),
+                "token": h("x-arflow-internal-token"), "body": body, "n": calls.load(Ordering::SeqCst),
+            });
+            (StatusCode::CREATED, [("content-type", "application/json")], answer.to_string()).into_response_parts()
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+trait Parts {
+    fn into_response_parts(self) -> axum::response::Response;
+}
+impl<T: axum::response::IntoResponse> Parts for T {
+    fn into_response_parts(self) -> axum::response::Response {
+        self.into_response()
+    }
+}
+
+#[tokio::test]
+async fn forwarded_apis_need_a_key_and_carry_the_firm_and_the_user() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let upstream = echo_upstream(calls.clone()).await;
+    let up = upstream.clone();
+    let app = spawn_app_with(move |c| {
+        c.internal.token = TOKEN.to_string().into();
+        c.gateway.upstreams.optout = up.clone();
+        c.gateway.upstreams.escalation = up.clone();
+        // Nothing listens here: the notification service is "down".
+        c.gateway.upstreams.notification = "http://127.0.0.1:9".into();
+    })
+    .await;
+    let firm = app.create_firm(&["whsec_x"]).await;
+    let http = reqwest::Client::new();
+
+    // No key: refused at the gateway, nothing forwarded.
+    let r = http.get(app.url("/v1/escalations?status=open")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // With the key: forwarded with the query, the firm, the internal token and the user.
+    let r = http
+        .get(app.url("/v1/escalations?status=open&limit=5"))
+        .bearer_auth(&firm.key)
+        .header("x-arflow-actor", "dana@firm.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["path"], "/v1/escalations?status=open&limit=5");
+    assert_eq!(echo["firm"], firm.id.to_string());
+    assert_eq!(echo["token"], TOKEN);
+    assert_eq!(echo["actor"], "dana@firm.test");
+
+    // Without a named user, the key's prefix acts.
+    let r = http.post(app.url("/v1/consent/opt-outs")).bearer_auth(&firm.key).json(&json!({"a": 1})).send().await;
+    let echo: Value = r.unwrap().json().await.unwrap();
+    assert_eq!(echo["actor"], format!("api-key:{}", &firm.key[..12]));
+    assert_eq!(echo["body"], r#"{"a":1}"#);
+
+    // Idempotency-Key: the second POST is replayed by the gateway, not forwarded again.
+    let post = || {
+        http.post(app.url("/v1/escalations/c1/actions"))
+            .bearer_auth(&firm.key)
+            .header("idempotency-key", "k-1")
+            .json(&json!({"action": "resolve", "note": "paid by cheque"}))
+            .send()
+    };
+    let first: Value = post().await.unwrap().json().await.unwrap();
+    let before = calls.load(Ordering::SeqCst);
+    let again = post().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(calls.load(Ordering::SeqCst), before);
+
+    // An upstream problem is relayed as it is.
+    let r = http.post(app.url("/v1/escalations/bad")).bearer_auth(&firm.key).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(r.json::<Value>().await.unwrap()["detail"], "note is required");
+
+    // A service that is down: 503 problem, not a hang or a 500.
+    let r = http.get(app.url("/v1/notifications/subscriptions")).bearer_auth(&firm.key).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("notification"), "{body}");
+    let _ = Json(());
+}
