@@ -26,7 +26,7 @@ pub struct FirmUpdated {
     pub version: i64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// First invoices with the firm.
@@ -547,7 +547,7 @@ pub struct ReplyClassified {
 // ---------- consent.* ----------
 
 /// `consent.opted_out` / `consent.opted_in`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ConsentChanged {
     pub contact_id: Uuid,
     pub client_id: Uuid,
@@ -614,7 +614,7 @@ pub struct MarkUncollectible {
 // ---------- escalation.* (public contract, docs/events/) ----------
 
 /// Why a case was opened.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
     Dispute,
@@ -651,7 +651,7 @@ impl EscalationReason {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     /// Waiting for a person; automation is stopped for the invoice.
@@ -665,7 +665,7 @@ pub enum CaseStatus {
 }
 
 /// What a firm user (or arflow itself) did to a case.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseActionKind {
     Opened,
@@ -682,21 +682,21 @@ pub enum CaseActionKind {
     Paid,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CaseFirm {
     pub firm_id: Uuid,
     pub name: String,
     pub timezone: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CaseClient {
     pub client_id: Uuid,
     pub name: String,
     pub tier: Tier,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CaseContact {
     pub contact_id: Uuid,
     pub name: String,
@@ -705,7 +705,7 @@ pub struct CaseContact {
 }
 
 /// The invoice as a consumer needs it, without calling back.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CaseInvoice {
     pub invoice_id: Uuid,
     pub stripe_invoice_id: String,
@@ -720,7 +720,7 @@ pub struct CaseInvoice {
 }
 
 /// The last thing that happened on the invoice before the event (a reply, a send...).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CaseActivity {
     pub at: DateTime<Utc>,
     /// e.g. `reply.classified`, `outreach.email.sent`, `eligibility.promise_broken`.
@@ -729,7 +729,7 @@ pub struct CaseActivity {
 }
 
 /// One action on a case, with who and why.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CaseAction {
     pub action: CaseActionKind,
     /// A firm user's name or email, or `arflow` for automatic actions.
@@ -742,7 +742,7 @@ pub struct CaseAction {
     pub agency: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CaseLinks {
     /// The case in the arflow API.
     pub case: String,
@@ -753,7 +753,7 @@ pub struct CaseLinks {
 }
 
 /// `escalation.{opened,updated,resolved}.<firm_id>`: the whole case, every time.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct EscalationCase {
     pub case_id: Uuid,
     /// Monotonic per case: a consumer keeps the highest it has seen.
@@ -779,7 +779,7 @@ pub struct EscalationCase {
 // ---------- notification.* ----------
 
 /// `notification.{delivered,failed}`: one notification to one firm destination.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NotificationOutcome {
     pub delivery_id: Uuid,
     pub subscription_id: Uuid,
