@@ -1,0 +1,263 @@
+//! `POST/GET /v1/notifications/subscriptions`, `GET/DELETE .../{id}`, `POST .../{id}/enable`.
+use super::{Page, json_body, path_id};
+use crate::channels::signing;
+use crate::handlers::Context;
+use crate::kinds::Kind;
+use crate::store::{self, NewSubscription, SubscriptionRow};
+use arflow_service::api::{ApiError, Caller};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Where notifications go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChannelSpec {
+    Email { address: String },
+    Slack { webhook_url: String },
+    Webhook { url: String },
+}
+
+impl ChannelSpec {
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            ChannelSpec::Email { address } => ("email", address),
+            ChannelSpec::Slack { webhook_url } => ("slack", webhook_url),
+            ChannelSpec::Webhook { url } => ("webhook", url),
+        }
+    }
+
+    fn from_row(channel: &str, target: &str) -> ChannelSpec {
+        match channel {
+            "email" => ChannelSpec::Email { address: target.into() },
+            "slack" => ChannelSpec::Slack { webhook_url: target.into() },
+            _ => ChannelSpec::Webhook { url: target.into() },
+        }
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        match self {
+            ChannelSpec::Email { address } => address
+                .trim()
+                .parse::<lettre::Address>()
+                .map(|_| ())
+                .map_err(|_| ApiError::Validation(format!("channel.address: {address:?} is not an email address"))),
+            ChannelSpec::Slack { webhook_url } => http_url("channel.webhook_url", webhook_url),
+            ChannelSpec::Webhook { url } => http_url("channel.url", url),
+        }
+    }
+}
+
+fn http_url(field: &str, raw: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| ApiError::Validation(format!("{field}: {why}"));
+    let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("only http and https URLs are allowed"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("the URL has no host"));
+    }
+    if raw.len() > 2048 {
+        return Err(bad("at most 2048 characters"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscription {
+    pub user: String,
+    pub kinds: Vec<String>,
+    pub channel: ChannelSpec,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub consecutive_failures: i32,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Subscription {
+    pub id: uuid::Uuid,
+    pub user: String,
+    pub kinds: Vec<String>,
+    pub channel: ChannelSpec,
+    /// `active` or `disabled` (after persistent failure; `POST .../enable`).
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub health: Health,
+    /// Webhooks only, and only in the answer to the creation: the signing secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl Subscription {
+    fn from_row(row: SubscriptionRow, with_secret: bool) -> Self {
+        Subscription {
+            id: row.id,
+            user: row.user_name,
+            kinds: row.kinds,
+            channel: ChannelSpec::from_row(&row.channel, &row.target),
+            status: row.status,
+            created_at: row.created_at,
+            health: Health {
+                consecutive_failures: row.consecutive_failures,
+                failing_since: row.failing_since,
+                last_error: row.last_error,
+                last_failure_at: row.last_failure_at,
+                last_success_at: row.last_success_at,
+                disabled_at: row.disabled_at,
+                disabled_reason: row.disabled_reason,
+            },
+            secret: if with_secret { row.secret } else { None },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+fn kinds(raw: &[String]) -> Result<Vec<String>, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::Validation("kinds: name at least one event kind".into()));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for k in raw {
+        let kind = Kind::parse(k.trim()).ok_or_else(|| {
+            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::Validation(format!("kinds: unknown kind {k:?}; known: {}", known.join(", ")))
+        })?;
+        if !out.iter().any(|o| o == kind.as_str()) {
+            out.push(kind.as_str().to_string());
+        }
+    }
+    Ok(out)
+}
+
+pub async fn create(
+    State(ctx): State<Arc<Context>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CreateSubscription = json_body(&body)?;
+    let user = req.user.trim();
+    if user.is_empty() || user.chars().count() > 200 {
+        return Err(ApiError::Validation("user: the firm user's name or email (1 to 200 characters)".into()));
+    }
+    let kinds = kinds(&req.kinds)?;
+    req.channel.validate()?;
+    let (channel, target) = req.channel.parts();
+    let secret = (channel == "webhook").then(signing::new_secret);
+    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim);
+    if idempotency_key.is_some_and(|k| k.is_empty() || k.len() > 255) {
+        return Err(ApiError::Validation("Idempotency-Key: 1 to 255 characters".into()));
+    }
+    let (row, created) = store::create_subscription(
+        &ctx.pool,
+        NewSubscription {
+            firm_id: caller.firm_id,
+            user_name: user,
+            kinds: &kinds,
+            channel,
+            target: target.trim(),
+            secret: secret.as_deref(),
+            idempotency_key,
+            now: ctx.clock.now(),
+        },
+    )
+    .await?;
+    if created {
+        tracing::info!(firm_id = %caller.firm_id, actor = %caller.actor, subscription_id = %row.id, channel,
+            "subscription created");
+    }
+    // A repeated Idempotency-Key replays the first answer (secret included).
+    Ok((StatusCode::CREATED, Json(Subscription::from_row(row, true))).into_response())
+}
+
+pub async fn list(
+    State(ctx): State<Arc<Context>>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<List<Subscription>>, ApiError> {
+    let limit = page.limit()?;
+    let rows = store::list_subscriptions(&ctx.pool, caller.firm_id, page.after()?, limit).await?;
+    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    Ok(Json(List { data: rows.into_iter().map(|r| Subscription::from_row(r, false)).collect(), next_cursor }))
+}
+
+pub async fn get(
+    State(ctx): State<Arc<Context>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Subscription>, ApiError> {
+    let id = path_id(&id, "subscription")?;
+    let row = store::get_subscription(&ctx.pool, caller.firm_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no subscription {id}")))?;
+    Ok(Json(Subscription::from_row(row, false)))
+}
+
+pub async fn delete(
+    State(ctx): State<Arc<Context>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&id, "subscription")?;
+    if !store::delete_subscription(&ctx.pool, caller.firm_id, id).await? {
+        return Err(ApiError::NotFound(format!("no subscription {id}")));
+    }
+    tracing::info!(firm_id = %caller.firm_id, actor = %caller.actor, subscription_id = %id, "subscription deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn enable(
+    State(ctx): State<Arc<Context>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Subscription>, ApiError> {
+    let id = path_id(&id, "subscription")?;
+    let row = store::enable_subscription(&ctx.pool, caller.firm_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no subscription {id}")))?;
+    tracing::info!(firm_id = %caller.firm_id, actor = %caller.actor, subscription_id = %id, "endpoint enabled");
+    Ok(Json(Subscription::from_row(row, false)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_and_real_addresses_pass() {
+        assert!(http_url("u", "https://hooks.example.com/x").is_ok());
+        assert!(http_url("u", "http://127.0.0.1:9000/hook").is_ok());
+        for bad in ["ftp://example.com/x", "file:///etc/passwd", "javascript:alert(1)", "not a url", "https://"] {
+            assert!(http_url("u", bad).is_err(), "{bad}");
+        }
+        assert!(ChannelSpec::Email { address: "ar@acme.test".into() }.validate().is_ok());
+        assert!(ChannelSpec::Email { address: "nope".into() }.validate().is_err());
+    }
+
+    #[test]
+    fn kinds_are_checked_and_deduplicated() {
+        let k = kinds(&["opt_out".into(), "opt_out".into(), "dispute".into()]).unwrap();
+        assert_eq!(k, vec!["opt_out", "dispute"]);
+        assert!(kinds(&[]).is_err());
+        assert!(kinds(&["payment".into()]).is_err());
+    }
+}
