@@ -4,14 +4,16 @@ use anyhow::{Context, bail};
 use arflow_runtime::ServiceConfig;
 use arflow_runtime::{Shutdown, shutdown, telemetry};
 
+pub const SERVICES: [&str; 7] =
+    ["gateway", "eligibility", "scheduler", "email", "optout", "escalation", "notification"];
+
 pub async fn run(which: &str) -> anyhow::Result<()> {
     let names: Vec<&'static str> = match which {
-        "all" => vec!["gateway", "eligibility", "scheduler", "email"],
-        "gateway" => vec!["gateway"],
-        "eligibility" => vec!["eligibility"],
-        "scheduler" => vec!["scheduler"],
-        "email" => vec!["email"],
-        other => bail!("unknown service {other:?}: expected gateway, eligibility, scheduler, email or all"),
+        "all" => SERVICES.to_vec(),
+        one => match SERVICES.iter().find(|s| **s == one) {
+            Some(s) => vec![*s],
+            None => bail!("unknown service {one:?}: expected one of {} or all", SERVICES.join(", ")),
+        },
     };
     let token = shutdown::on_signals();
     let mut runs = Vec::new();
@@ -35,28 +37,26 @@ pub async fn run(which: &str) -> anyhow::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// Loads the service's config, starts logging, builds and runs it (every service crate has
+/// the same `Config::load` / `Application::build` / `run` shape).
+macro_rules! run_service {
+    ($krate:ident, $name:expr, $token:expr) => {{
+        let ctx = || format!("{} service", $name);
+        let c = $krate::Config::load().with_context(ctx)?;
+        telemetry::init(&c.log);
+        $krate::Application::build(c, $token).await.with_context(ctx)?.run().await.with_context(ctx)
+    }};
+}
+
 async fn start(name: &'static str, token: Shutdown) -> anyhow::Result<()> {
-    let ctx = || format!("{name} service");
     match name {
-        "gateway" => {
-            let c = arflow_gateway::Config::load().with_context(ctx)?;
-            telemetry::init(&c.log);
-            arflow_gateway::Application::build(c, token).await.with_context(ctx)?.run().await.with_context(ctx)
-        }
-        "eligibility" => {
-            let c = arflow_eligibility::Config::load().with_context(ctx)?;
-            telemetry::init(&c.log);
-            arflow_eligibility::Application::build(c, token).await.with_context(ctx)?.run().await.with_context(ctx)
-        }
-        "scheduler" => {
-            let c = arflow_scheduler::Config::load().with_context(ctx)?;
-            telemetry::init(&c.log);
-            arflow_scheduler::Application::build(c, token).await.with_context(ctx)?.run().await.with_context(ctx)
-        }
-        _ => {
-            let c = arflow_email::Config::load().with_context(ctx)?;
-            telemetry::init(&c.log);
-            arflow_email::Application::build(c, token).await.with_context(ctx)?.run().await.with_context(ctx)
-        }
+        "gateway" => run_service!(arflow_gateway, name, token),
+        "eligibility" => run_service!(arflow_eligibility, name, token),
+        "scheduler" => run_service!(arflow_scheduler, name, token),
+        "email" => run_service!(arflow_email, name, token),
+        "optout" => run_service!(arflow_optout, name, token),
+        "escalation" => run_service!(arflow_escalation, name, token),
+        "notification" => run_service!(arflow_notification, name, token),
+        other => bail!("unknown service {other:?}"),
     }
 }

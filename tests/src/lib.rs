@@ -22,7 +22,22 @@ pub const ADMIN: &str = "admin-token-for-tests";
 pub const UNSUB_SECRET: &str = "unsubscribe-secret-for-tests";
 /// Where clients' answers go: `Reply-To: reply+<token>@in.harborpine.test`.
 pub const REPLY_DOMAIN: &str = "in.harborpine.test";
-pub const SERVICES: [&str; 4] = ["gateway", "eligibility", "scheduler", "email"];
+/// The services behind the gateway come first so that it can forward to them.
+pub const SERVICES: [&str; 7] =
+    ["optout", "escalation", "notification", "gateway", "eligibility", "scheduler", "email"];
+/// What the gateway proves itself with to the services behind it.
+pub const INTERNAL_TOKEN: &str = "internal-token-for-tests";
+
+/// A service's compiled-in defaults before the test sets what a deployment must (the internal
+/// token), which `Config::defaults` would refuse.
+fn unvalidated_defaults<C: ServiceConfig>() -> C {
+    arflow_runtime::config::load_defaults(C::DEFAULTS).unwrap()
+}
+
+/// A port nothing listens on right now (the OS picks it; we release it at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
 
 /// Monday 2 March 2026, 00:00 UTC: where every scenario's clock starts.
 pub fn start_time() -> DateTime<Utc> {
@@ -51,6 +66,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub http: reqwest::Client,
     pub gateway_port: u16,
+    /// Fixed for the test's life, so a restarted service is where the gateway forwards.
+    pub ports: HashMap<&'static str, u16>,
     running: HashMap<&'static str, (CancellationToken, JoinHandle<()>)>,
 }
 
@@ -80,6 +97,7 @@ impl TestApp {
             pool,
             http: reqwest::Client::new(),
             gateway_port: 0,
+            ports: ["optout", "escalation", "notification"].into_iter().map(|s| (s, free_port())).collect(),
             running: HashMap::new(),
         };
         for s in SERVICES {
@@ -107,6 +125,10 @@ impl TestApp {
                 on_test_stack!(c, nats_url, db_url, clock);
                 c.gateway.admin_token = ADMIN.to_string().into();
                 c.gateway.unsubscribe_secret = UNSUB_SECRET.to_string().into();
+                c.internal.token = INTERNAL_TOKEN.to_string().into();
+                c.gateway.upstreams.optout = self.service_url("optout");
+                c.gateway.upstreams.escalation = self.service_url("escalation");
+                c.gateway.upstreams.notification = self.service_url("notification");
                 let app = arflow_gateway::Application::build(c, token.clone()).await.expect("gateway starts");
                 self.gateway_port = app.port();
                 tokio::spawn(async move { app.run().await.expect("gateway runs") })
@@ -136,6 +158,34 @@ impl TestApp {
                 let app = arflow_email::Application::build(c, token.clone()).await.expect("email starts");
                 tokio::spawn(async move { app.run().await.expect("email runs") })
             }
+            "optout" => {
+                let mut c: arflow_optout::Config = unvalidated_defaults();
+                on_test_stack!(c, nats_url, db_url, clock);
+                c.http.port = self.ports["optout"];
+                c.internal.token = INTERNAL_TOKEN.to_string().into();
+                let app = arflow_optout::Application::build(c, token.clone()).await.expect("optout starts");
+                tokio::spawn(async move { app.run().await.expect("optout runs") })
+            }
+            "escalation" => {
+                let mut c: arflow_escalation::Config = unvalidated_defaults();
+                on_test_stack!(c, nats_url, db_url, clock);
+                c.http.port = self.ports["escalation"];
+                c.internal.token = INTERNAL_TOKEN.to_string().into();
+                c.escalation.poll_interval_secs = 1;
+                let app = arflow_escalation::Application::build(c, token.clone()).await.expect("escalation starts");
+                tokio::spawn(async move { app.run().await.expect("escalation runs") })
+            }
+            "notification" => {
+                let mut c: arflow_notification::Config = unvalidated_defaults();
+                on_test_stack!(c, nats_url, db_url, clock);
+                c.http.port = self.ports["notification"];
+                c.internal.token = INTERNAL_TOKEN.to_string().into();
+                c.smtp.port = self.smtp.port();
+                c.notification.poll_ms = 50;
+                c.notification.retry_backoff_ms = vec![200, 400, 800];
+                let app = arflow_notification::Application::build(c, token.clone()).await.expect("notification starts");
+                tokio::spawn(async move { app.run().await.expect("notification runs") })
+            }
             other => panic!("unknown service {other}"),
         };
         self.running.insert(name, (token, handle));
@@ -160,6 +210,10 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.gateway_port)
+    }
+
+    fn service_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[name])
     }
 
     /// The simulated now.
