@@ -7,9 +7,9 @@
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
-    CaseAction, CaseActionKind, CaseClient, CaseFirm, CaseInvoice, CaseLinks, CaseStatus, ConsentChanged, EmailSent,
-    EscalationCase, EscalationReason, Explanation, FirmUpdated, HaltReason, InvoiceHalted, NotificationOutcome,
-    ReplyClassified, ReplyIntent, ReplyKind, Tier,
+    CaseAction, CaseActionKind, CaseClient, CaseFirm, CaseInvoice, CaseLinks, CaseStatus, ConsentChanged, DeadLetter,
+    EmailSent, EscalationCase, EscalationReason, Explanation, FirmUpdated, HaltReason, InvoiceHalted,
+    NotificationOutcome, ReplyClassified, ReplyIntent, ReplyKind, Tier,
 };
 use arflow_contracts::{Envelope, subjects};
 use arflow_core::{Channel, Currency, SendWindow};
@@ -381,7 +381,7 @@ async fn webhooks_are_signed_filtered_by_kind_and_kept_to_their_firm() {
     let (firm_a, firm_b) = (Uuid::now_v7(), Uuid::now_v7());
     let (ra, rb) = (Receiver::default(), Receiver::default());
     let (url_a, url_b) = (ra.listen(0).await, rb.listen(0).await);
-    let sub_a = app.subscribe_webhook(firm_a, &["opt_out", "dispute"], &ra, &url_a).await;
+    let sub_a = app.subscribe_webhook(firm_a, &["opt_out", "dispute", "dead_letter"], &ra, &url_a).await;
     app.subscribe_webhook(firm_b, &["opt_out"], &rb, &url_b).await;
 
     // A forged signature is refused by the receiver's own check.
@@ -408,16 +408,34 @@ async fn webhooks_are_signed_filtered_by_kind_and_kept_to_their_firm() {
         Envelope::new(subjects::escalation::OPENED, "escalation", t0(), firm_a, case.case_id, Some(&cause), case);
     app.publish_envelope(&opened).await;
     let out_b = app.opt_out(firm_b).await;
+    // Dead letters: one of firm A's, one without a firm (nobody is told).
+    for firm in [firm_a, Uuid::nil()] {
+        let letter = DeadLetter {
+            service: "email".into(),
+            consumer: "email-steps".into(),
+            stream: "OUTREACH".into(),
+            stream_sequence: 7,
+            subject: "outreach.step_due.email.x".into(),
+            deliveries: 8,
+            reason: "template missing".into(),
+            payload: "{}".into(),
+            dead_lettered_at: t0(),
+        };
+        let env = Envelope::new("dlq.message", "email", t0(), firm, firm, None, letter);
+        app.bus.publish_event("dlq.email", &format!("test:{}", env.id), &env).await.unwrap();
+    }
 
-    let got_a = ra.wait_accepted(2).await;
+    let got_a = ra.wait_accepted(3).await;
     let got_b = rb.wait_accepted(1).await;
     // Settle: nothing else arrives (the escalation's dispute is the reply's).
     tokio::time::sleep(Duration::from_millis(800)).await;
     let got_a = if ra.accepted().len() > got_a.len() { ra.accepted() } else { got_a };
     let types: BTreeSet<&str> = got_a.iter().map(|r| r.body["type"].as_str().unwrap()).collect();
-    assert_eq!(types, BTreeSet::from(["opt_out", "dispute"]), "{got_a:#?}");
+    assert_eq!(types, BTreeSet::from(["opt_out", "dispute", "dead_letter"]), "{got_a:#?}");
     let ids: BTreeSet<&str> = got_a.iter().map(|r| r.webhook_id.as_str()).collect();
-    assert_eq!(ids.len(), 2, "one delivery per notification");
+    assert_eq!((got_a.len(), ids.len()), (3, 3), "one delivery per notification");
+    let letter = got_a.iter().find(|r| r.body["type"] == "dead_letter").unwrap();
+    assert!(letter.body["data"]["summary"].as_str().unwrap().contains("template missing"));
     let opt = got_a.iter().find(|r| r.body["type"] == "opt_out").unwrap();
     assert_eq!(opt.body["data"]["event_id"], json!(out_a.id));
     assert_eq!(opt.body["data"]["firm_id"], json!(firm_a));
@@ -435,7 +453,15 @@ async fn webhooks_are_signed_filtered_by_kind_and_kept_to_their_firm() {
     assert_eq!(list_b["data"].as_array().unwrap().len(), 1);
     assert!(list_b["data"][0].get("secret").is_none(), "the secret is shown once");
     let a_deliveries = app.deliveries(firm_a, "status=delivered").await;
-    assert_eq!(a_deliveries.len(), 2);
+    assert_eq!(a_deliveries.len(), 3);
+    // Pages follow the cursor.
+    let (_, page1) = app.api(firm_a, reqwest::Method::GET, "/v1/notifications/deliveries?limit=2", None).await;
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app
+        .api(firm_a, reqwest::Method::GET, &format!("/v1/notifications/deliveries?limit=2&cursor={cursor}"), None)
+        .await;
+    assert_eq!((page1["data"].as_array().unwrap().len(), page2["data"].as_array().unwrap().len()), (2, 1));
+    assert!(page2["next_cursor"].is_null());
     assert_eq!(app.deliveries(firm_b, "").await.len(), 1);
     let a_id = a_deliveries[0]["id"].as_str().unwrap();
     let (status, _) =
@@ -459,7 +485,23 @@ async fn webhooks_are_signed_filtered_by_kind_and_kept_to_their_firm() {
         assert_eq!(status, 422, "{problem}");
     }
 
-    let outcomes = app.wait_outcomes(3).await;
+    // A repeated Idempotency-Key answers the first subscription again.
+    let create = |key: &'static str| {
+        app.http
+            .post(format!("http://127.0.0.1:{}/v1/notifications/subscriptions", app.port))
+            .header("x-arflow-internal-token", TOKEN)
+            .header("x-arflow-firm-id", firm_b.to_string())
+            .header("idempotency-key", key)
+            .json(&json!({"user": "pat", "kinds": ["opt_out"], "channel": {"type": "email", "address": "pat@b.test"}}))
+            .send()
+    };
+    let first: Value = create("k1").await.unwrap().json().await.unwrap();
+    let again: Value = create("k1").await.unwrap().json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    let (_, list_b) = app.api(firm_b, reqwest::Method::GET, "/v1/notifications/subscriptions", None).await;
+    assert_eq!(list_b["data"].as_array().unwrap().len(), 2);
+
+    let outcomes = app.wait_outcomes(4).await;
     assert!(outcomes.iter().all(|(k, o)| k == "notification.delivered" && o.channel == "webhook" && o.attempts == 1));
     app.stop().await;
 }
@@ -468,7 +510,7 @@ async fn webhooks_are_signed_filtered_by_kind_and_kept_to_their_firm() {
 /// arrives, each `webhook-id` accepted once, without the simulated clock moving.
 #[tokio::test]
 async fn a_receiver_that_is_down_for_a_while_gets_every_notification_once_back() {
-    let app = TestApp::spawn(|_| {}).await;
+    let mut app = TestApp::spawn(|_| {}).await;
     let firm = Uuid::now_v7();
     let receiver = Receiver::default();
     let port = arflow_testkit::free_port();
@@ -492,6 +534,8 @@ async fn a_receiver_that_is_down_for_a_while_gets_every_notification_once_back()
     };
     let pending = failed_once.await;
     assert!(pending.iter().all(|d| d["status"] == "pending" && d["last_error"].as_str().is_some()));
+    // The deliveries live in PostgreSQL: a restart while the receiver is down loses none.
+    app.restart().await;
     // Back, but overloaded for its first requests.
     receiver.answer(503);
     receiver.listen(port).await;
@@ -710,6 +754,23 @@ async fn slack_and_email_notify_a_payment_after_outreach_once() {
     let mails = app.smtp.wait_for(2, Duration::from_secs(30)).await;
     assert!(mails[1].subject().unwrap().contains("opted out"));
     assert_eq!(app.smtp.refused(), 2);
+    // A permanent refusal (5xx) fails the delivery at once, and says so on the bus.
+    app.smtp.fail_next(1, true);
+    app.opt_out(firm).await;
+    let outcomes = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let o = app.outcomes().await;
+            if o.iter().any(|(k, _)| k == "notification.failed") {
+                break o;
+            }
+            assert!(Instant::now() < deadline, "{o:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (_, failed) = outcomes.iter().find(|(k, _)| k == "notification.failed").unwrap();
+    assert_eq!((failed.channel.as_str(), failed.event_kind.as_str(), failed.attempts), ("email", "opt_out", 1));
+    assert_eq!(app.deliveries(firm, "status=failed").await.len(), 1);
     app.stop().await;
 }
 
