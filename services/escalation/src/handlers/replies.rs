@@ -1,0 +1,122 @@
+//! `reply.classified.>`: what a client answered. A dispute, a payment-plan request, a question or
+//! a wrong-contact reply opens a case with the client's words; a question asked during a call
+//! (channel `voice`) means the client asked for a person (`person_requested`).
+use super::{Apply, ApplyError, Context, data, opened, process};
+use crate::cases::{self, ARFLOW, Trigger};
+use crate::store;
+use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
+use arflow_contracts::events::{EscalationReason, ReplyClassified, ReplyIntent};
+use arflow_contracts::subjects::reply;
+use arflow_core::Channel;
+use arflow_store::OutboxMessage;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::PgConnection;
+use std::sync::Arc;
+
+/// The durable consumer's name (and its inbox key).
+pub const CONSUMER: &str = "escalation-replies";
+
+/// The client's own text kept in the opening note.
+const NOTE_CHARS: usize = 2_000;
+
+pub struct RepliesHandler {
+    ctx: Arc<Context>,
+}
+
+impl RepliesHandler {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        RepliesHandler { ctx }
+    }
+}
+
+impl Handler for RepliesHandler {
+    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
+        process(&self.ctx, CONSUMER, batch, self).await
+    }
+}
+
+/// The reason a reply opens a case for, if any. The voice service (issue #6) reports a caller
+/// asking for a person as a `question` on channel `voice`.
+pub fn reason(intent: Option<ReplyIntent>, channel: Channel) -> Option<EscalationReason> {
+    match intent? {
+        ReplyIntent::Dispute => Some(EscalationReason::Dispute),
+        ReplyIntent::PaymentPlan => Some(EscalationReason::PaymentPlan),
+        ReplyIntent::Question if channel == Channel::Voice => Some(EscalationReason::PersonRequested),
+        ReplyIntent::Question => Some(EscalationReason::Question),
+        ReplyIntent::WrongContact => Some(EscalationReason::WrongContact),
+        _ => None,
+    }
+}
+
+impl Apply for RepliesHandler {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        ctx: &Context,
+        m: &Incoming,
+        now: DateTime<Utc>,
+        out: &mut Vec<OutboxMessage>,
+    ) -> Result<(), ApplyError> {
+        let env = &m.envelope;
+        if env.kind != reply::CLASSIFIED {
+            return Ok(());
+        }
+        let r: ReplyClassified = data(env)?;
+        let Some(invoice_id) = r.invoice_id else {
+            tracing::debug!(reply_id = %r.reply_id, "reply not matched to an invoice; nothing to escalate");
+            return Ok(());
+        };
+        m.span().record("invoice_id", tracing::field::display(invoice_id));
+        let intent = r.intent.map_or("none", |i| i.as_str());
+        let summary = format!("{} reply ({intent}): \"{}\"", r.channel.as_str(), r.evidence);
+        store::record_activity(
+            conn,
+            env.firm_id,
+            invoice_id,
+            &cases::activity(reply::CLASSIFIED, r.received_at, summary),
+        )
+        .await?;
+        let Some(reason) = reason(r.intent, r.channel) else { return Ok(()) };
+        let client_id = match (r.client_id, store::invoice(conn, env.firm_id, invoice_id).await?) {
+            (_, Some(i)) => i.client_id,
+            (Some(c), None) => c,
+            (None, None) => return Err(ApplyError::Retry(format!("invoice {invoice_id} not known yet"))),
+        };
+        let evidence = if r.evidence.trim().is_empty() { r.client_text.clone() } else { r.evidence.clone() };
+        let t = Trigger {
+            firm_id: env.firm_id,
+            client_id,
+            invoice_id: Some(invoice_id),
+            contact_id: r.contact_id,
+            reason,
+            evidence,
+            actor: ARFLOW.into(),
+            note: r.client_text.chars().take(NOTE_CHARS).collect(),
+            details: json!({
+                "reply_id": r.reply_id, "channel": r.channel, "intent": r.intent, "from": r.from,
+                "subject": r.subject, "received_at": r.received_at,
+            }),
+        };
+        let (outcome, messages) = cases::open_or_note(conn, &ctx.links, t, now, Some(env)).await?;
+        opened(ctx, &outcome);
+        out.extend(messages);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_map_to_reasons() {
+        assert_eq!(reason(Some(ReplyIntent::Dispute), Channel::Email), Some(EscalationReason::Dispute));
+        assert_eq!(reason(Some(ReplyIntent::Question), Channel::Email), Some(EscalationReason::Question));
+        assert_eq!(reason(Some(ReplyIntent::Question), Channel::Voice), Some(EscalationReason::PersonRequested));
+        assert_eq!(reason(Some(ReplyIntent::WrongContact), Channel::Email), Some(EscalationReason::WrongContact));
+        assert_eq!(reason(Some(ReplyIntent::PaymentPlan), Channel::Voice), Some(EscalationReason::PaymentPlan));
+        assert_eq!(reason(Some(ReplyIntent::PromiseToPay), Channel::Email), None);
+        assert_eq!(reason(None, Channel::Email), None);
+    }
+}
