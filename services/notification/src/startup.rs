@@ -34,12 +34,12 @@ impl Application {
             settings: config.notification.clone(),
             wake: Arc::new(Notify::new()),
         });
-        for (durable, stream, filter) in CONSUMERS {
+        for (durable, stream, filters) in CONSUMERS {
             base.spawn_consumer(
                 ConsumerSpec {
                     durable: (*durable).into(),
                     stream: (*stream).into(),
-                    filter_subjects: vec![(*filter).into()],
+                    filter_subjects: filters.iter().map(|f| (*f).to_string()).collect(),
                 },
                 config.consumer.clone(),
                 Arc::new(EventHandler::new(ctx.clone(), durable)),

@@ -261,21 +261,41 @@ pub async fn delete_subscription(pool: &PgPool, firm_id: Uuid, id: Uuid) -> Resu
 }
 
 /// Re-enables a disabled endpoint with a clean failure record. Its `endpoint_disabled`
-/// deliveries stay as they are until replayed.
+/// deliveries stay parked unless `replay_parked` (then they are due now, same ids); returns
+/// how many were queued again.
 pub async fn enable_subscription(
     pool: &PgPool,
     firm_id: Uuid,
     id: Uuid,
-) -> Result<Option<SubscriptionRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    replay_parked: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<(SubscriptionRow, u64)>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<SubscriptionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE subscriptions SET status = 'active', consecutive_failures = 0, failing_since = NULL, \
          disabled_at = NULL, disabled_reason = NULL \
          WHERE firm_id = $1 AND id = $2 AND status <> 'deleted' RETURNING {SUB_COLUMNS}"
     )))
     .bind(firm_id)
     .bind(id)
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut replayed = 0;
+    if replay_parked {
+        replayed = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, retry_wall_at = $3, lease_until = NULL \
+             WHERE subscription_id = $1 AND status = 'endpoint_disabled'",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(Some((row, replayed)))
 }
 
 // ---------- deliveries ----------

@@ -116,6 +116,7 @@ async fn record_in_span(ctx: &Context, d: &Claimed, outcome: &Outcome, took: Dur
             store::mark_delivered(&mut tx, d.id, attempt, now).await?;
             store::endpoint_succeeded(&mut tx, d.subscription_id, now).await?;
             tracing::info!("notification delivered");
+            ctx.metrics.count("notification_delivered", 1);
             event = Some((notification::DELIVERED, format!("delivered:{attempt}"), "delivered".to_string()));
         }
         Outcome::Failed { error, failure, .. } => {
@@ -134,7 +135,9 @@ async fn record_in_span(ctx: &Context, d: &Claimed, outcome: &Outcome, took: Dur
                 }
                 _ => None,
             };
+            ctx.metrics.count("notification_attempts_failed", 1);
             if give_up {
+                ctx.metrics.count("notification_failed", 1);
                 tracing::warn!(%error, "notification failed for good");
                 event = Some((notification::FAILED, format!("failed:{attempt}"), error.clone()));
             } else {
@@ -142,6 +145,7 @@ async fn record_in_span(ctx: &Context, d: &Claimed, outcome: &Outcome, took: Dur
             }
             if let Some(reason) = disable {
                 let parked = store::disable_endpoint(&mut tx, d.subscription_id, &reason, now).await?;
+                ctx.metrics.count("notification_endpoints_disabled", 1);
                 tracing::warn!(%reason, parked = parked.len(), subscription_id = %d.subscription_id,
                     "endpoint disabled; its deliveries wait for a replay");
                 if !give_up {

@@ -661,6 +661,21 @@ async fn an_endpoint_failing_persistently_is_disabled_then_enabled_and_replayed(
     assert_eq!(again.iter().filter(|r| r.webhook_id == first).count(), 2);
     let outcomes = app.wait_outcomes(2).await;
     assert!(outcomes.iter().any(|(k, o)| k == "notification.failed" && o.detail.contains("endpoint disabled")));
+
+    // The gone endpoint comes back: enabling with `replay_parked` queues all it missed.
+    gone.answer(200);
+    let gone_id = sub_gone["id"].as_str().unwrap();
+    let (status, enabled) = app
+        .api(
+            firm,
+            reqwest::Method::POST,
+            &format!("/v1/notifications/subscriptions/{gone_id}/enable"),
+            Some(json!({"replay_parked": true})),
+        )
+        .await;
+    assert_eq!((status, enabled["replayed"].as_i64()), (200, Some(3)), "{enabled}");
+    let got = gone.wait_accepted(3).await;
+    assert_eq!(got.iter().map(|r| r.webhook_id.clone()).collect::<BTreeSet<_>>().len(), 3);
     app.stop().await;
 }
 

@@ -22,13 +22,18 @@ pub struct Context {
     pub wake: Arc<Notify>,
 }
 
-/// `(durable name, stream, filter)` of every consumer.
-pub const CONSUMERS: &[(&str, &str, &str)] = &[
-    ("notification-billing", "BILLING", "billing.>"),
-    ("notification-outreach", "OUTREACH", "outreach.email.sent.>"),
-    ("notification-consent", "CONSENT", "consent.opted_out.>"),
-    ("notification-escalation", "ESCALATION", "escalation.opened.>"),
-    ("notification-replies", "REPLY", "reply.classified.>"),
-    ("notification-eligibility", "ELIGIBILITY", "eligibility.>"),
-    ("notification-dlq", "DLQ", "dlq.>"),
+/// `(durable name, stream, filters)` of every consumer: only the subjects acted on, so the
+/// busy ones (`eligibility.changed`, `billing.invoice_upserted`) never reach this service.
+pub const CONSUMERS: &[(&str, &str, &[&str])] = &[
+    ("notification-billing", "BILLING", &["billing.firm_updated.*", "billing.invoice_paid.*"]),
+    ("notification-outreach", "OUTREACH", &["outreach.email.sent.*"]),
+    ("notification-consent", "CONSENT", &["consent.opted_out.*"]),
+    ("notification-escalation", "ESCALATION", &["escalation.opened.*"]),
+    ("notification-replies", "REPLY", &["reply.classified.*"]),
+    (
+        "notification-eligibility",
+        "ELIGIBILITY",
+        &["eligibility.promise_broken.*", "eligibility.all_contacts_opted_out.*"],
+    ),
+    ("notification-dlq", "DLQ", &["dlq.>"]),
 ];

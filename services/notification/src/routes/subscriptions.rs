@@ -100,6 +100,9 @@ pub struct Subscription {
     /// Webhooks only, and only in the answer to the creation: the signing secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// `POST .../enable` with `replay_parked`: how many parked deliveries were queued again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<u64>,
 }
 
 impl Subscription {
@@ -121,6 +124,7 @@ impl Subscription {
                 disabled_reason: row.disabled_reason,
             },
             secret: if with_secret { row.secret } else { None },
+            replayed: None,
         }
     }
 }
@@ -225,17 +229,33 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST .../enable`, optional body `{"replay_parked": true}` to queue again everything that
+/// was parked while the endpoint was disabled (same ids).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enable {
+    #[serde(default)]
+    pub replay_parked: bool,
+}
+
 pub async fn enable(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
     let id = path_id(&id, "subscription")?;
-    let row = store::enable_subscription(&ctx.pool, caller.firm_id, id)
+    let req: Enable = if body.iter().all(u8::is_ascii_whitespace) { Enable::default() } else { json_body(&body)? };
+    let (row, replayed) = store::enable_subscription(&ctx.pool, caller.firm_id, id, req.replay_parked, ctx.clock.now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no subscription {id}")))?;
-    tracing::info!(firm_id = %caller.firm_id, actor = %caller.actor, subscription_id = %id, "endpoint enabled");
-    Ok(Json(Subscription::from_row(row, false)))
+    tracing::info!(firm_id = %caller.firm_id, actor = %caller.actor, subscription_id = %id, replayed, "endpoint enabled");
+    if replayed > 0 {
+        ctx.wake.notify_one();
+    }
+    let mut s = Subscription::from_row(row, false);
+    s.replayed = req.replay_parked.then_some(replayed);
+    Ok(Json(s))
 }
 
 #[cfg(test)]
