@@ -3,6 +3,7 @@
 
 mod eligibility;
 mod fences;
+mod optout;
 mod replies;
 mod story;
 mod timezones;
