@@ -64,6 +64,10 @@ pub struct NotificationSettings {
     pub batch_size: i64,
     pub concurrency: usize,
     pub digest_hour: u32,
+    /// Let webhooks and Slack URLs reach loopback and private addresses (local development
+    /// only; production leaves it false so a firm's URL cannot reach internal services).
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 impl NotificationSettings {

@@ -1,4 +1,5 @@
 //! The destinations: signed webhooks (Standard Webhooks), Slack incoming webhooks, email.
+pub mod egress;
 pub mod email;
 pub mod signing;
 pub mod slack;
@@ -29,6 +30,7 @@ pub enum Failure {
 pub struct Channels {
     http: reqwest::Client,
     mailer: email::Mailer,
+    allow_private: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,11 @@ pub enum ChannelError {
 impl Channels {
     pub fn new(config: &Config) -> Result<Self, ChannelError> {
         let timeout = Duration::from_secs(config.notification.timeout_secs);
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if !config.notification.allow_private_targets {
+            http = http.dns_resolver(std::sync::Arc::new(egress::PublicOnly));
+        }
+        let http = http
             .timeout(timeout)
             .connect_timeout(timeout)
             // A redirect is the receiver's misconfiguration, not a place to send signed data.
@@ -50,10 +56,17 @@ impl Channels {
             .user_agent(concat!("arflow-notification/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let mailer = email::Mailer::new(&config.smtp, &config.notification)?;
-        Ok(Channels { http, mailer })
+        Ok(Channels { http, mailer, allow_private: config.notification.allow_private_targets })
     }
 
     pub async fn send(&self, d: &Claimed) -> Outcome {
+        if d.channel != "email"
+            && !self.allow_private
+            && let Some(why) =
+                reqwest::Url::parse(&d.target).ok().and_then(|u| u.host_str().and_then(egress::refuse_host))
+        {
+            return failed_permanently(&why);
+        }
         match d.channel.as_str() {
             "webhook" => match &d.secret {
                 Some(secret) => webhook::send(&self.http, &d.target, secret, &d.id.to_string(), &d.message).await,

@@ -1,6 +1,6 @@
 //! `POST/GET /v1/notifications/subscriptions`, `GET/DELETE .../{id}`, `POST .../{id}/enable`.
 use super::{Page, json_body, path_id};
-use crate::channels::signing;
+use crate::channels::{egress, signing};
 use crate::handlers::Context;
 use crate::kinds::Kind;
 use crate::store::{self, NewSubscription, SubscriptionRow};
@@ -40,20 +40,20 @@ impl ChannelSpec {
         }
     }
 
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self, allow_private: bool) -> Result<(), ApiError> {
         match self {
             ChannelSpec::Email { address } => address
                 .trim()
                 .parse::<lettre::Address>()
                 .map(|_| ())
                 .map_err(|_| ApiError::Validation(format!("channel.address: {address:?} is not an email address"))),
-            ChannelSpec::Slack { webhook_url } => http_url("channel.webhook_url", webhook_url),
-            ChannelSpec::Webhook { url } => http_url("channel.url", url),
+            ChannelSpec::Slack { webhook_url } => http_url("channel.webhook_url", webhook_url, allow_private),
+            ChannelSpec::Webhook { url } => http_url("channel.url", url, allow_private),
         }
     }
 }
 
-fn http_url(field: &str, raw: &str) -> Result<(), ApiError> {
+fn http_url(field: &str, raw: &str, allow_private: bool) -> Result<(), ApiError> {
     let bad = |why: &str| ApiError::Validation(format!("{field}: {why}"));
     let url = reqwest::Url::parse(raw.trim()).map_err(|e| bad(&format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -61,6 +61,9 @@ fn http_url(field: &str, raw: &str) -> Result<(), ApiError> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("the URL has no host"));
+    }
+    if !allow_private && let Some(why) = url.host_str().and_then(egress::refuse_host) {
+        return Err(bad(&why));
     }
     if raw.len() > 2048 {
         return Err(bad("at most 2048 characters"));
@@ -164,7 +167,7 @@ pub async fn create(
         return Err(ApiError::Validation("user: the firm user's name or email (1 to 200 characters)".into()));
     }
     let kinds = kinds(&req.kinds)?;
-    req.channel.validate()?;
+    req.channel.validate(ctx.settings.allow_private_targets)?;
     let (channel, target) = req.channel.parts();
     let secret = (channel == "webhook").then(signing::new_secret);
     let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim);
@@ -264,13 +267,15 @@ mod tests {
 
     #[test]
     fn only_http_urls_and_real_addresses_pass() {
-        assert!(http_url("u", "https://hooks.example.com/x").is_ok());
-        assert!(http_url("u", "http://127.0.0.1:9000/hook").is_ok());
+        assert!(http_url("u", "https://hooks.example.com/x", false).is_ok());
+        assert!(http_url("u", "http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(http_url("u", "http://127.0.0.1:9000/hook", false).is_err());
+        assert!(http_url("u", "http://169.254.169.254/latest/meta-data", false).is_err());
         for bad in ["ftp://example.com/x", "file:///etc/passwd", "javascript:alert(1)", "not a url", "https://"] {
-            assert!(http_url("u", bad).is_err(), "{bad}");
+            assert!(http_url("u", bad, true).is_err(), "{bad}");
         }
-        assert!(ChannelSpec::Email { address: "ar@acme.test".into() }.validate().is_ok());
-        assert!(ChannelSpec::Email { address: "nope".into() }.validate().is_err());
+        assert!(ChannelSpec::Email { address: "ar@acme.test".into() }.validate(false).is_ok());
+        assert!(ChannelSpec::Email { address: "nope".into() }.validate(false).is_err());
     }
 
     #[test]
