@@ -119,6 +119,9 @@ fn published_event(data: EscalationCase) -> Value {
     serde_json::from_slice(&event.to_json().unwrap()).unwrap()
 }
 
+/// Breaks one thing in a published event.
+type Mutation = fn(&mut Value);
+
 #[test]
 fn the_schema_accepts_what_we_publish_and_rejects_what_we_do_not() {
     let v = validator("escalation.v1.schema.json");
@@ -135,7 +138,7 @@ fn the_schema_accepts_what_we_publish_and_rejects_what_we_do_not() {
     wide.latest_activity = None;
     assert_eq!(errors(&v, &published_event(wide)), Vec::<String>::new());
 
-    let mutations: Vec<(&str, fn(&mut Value))> = vec![
+    let mutations: Vec<(&str, Mutation)> = vec![
         ("amount as a number", |e| e["data"]["invoice"]["amount_due"] = json!(12500.0)),
         ("amount with a comma", |e| e["data"]["invoice"]["amount_due"] = json!("12,500.00")),
         ("lower-case currency", |e| e["data"]["invoice"]["currency"] = json!("eur")),
