@@ -79,6 +79,17 @@ impl Application {
             config.consumer.clone(),
             Arc::new(reconcile),
         );
+        // Stripe calls other services ask for (only the gateway holds the firm's Stripe key).
+        let commands = crate::handlers::stripe_commands::StripeCommandHandler { state: state.clone() };
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: crate::handlers::stripe_commands::CONSUMER.to_string(),
+                stream: "COMMAND".to_string(),
+                filter_subjects: vec![format!("{}.>", arflow_contracts::subjects::command::STRIPE_MARK_UNCOLLECTIBLE)],
+            },
+            config.consumer.clone(),
+            Arc::new(commands),
+        );
         Ok(Application { base, state })
     }
 

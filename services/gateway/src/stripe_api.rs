@@ -1,4 +1,5 @@
-//! Stripe's REST API for backfill, through async-stripe: list customers and open invoices.
+//! Stripe's REST API through async-stripe: list customers and open invoices (backfill), read an
+//! invoice (reconciliation), mark one uncollectible (for an escalation case).
 //!
 //! async-stripe parses Stripe's objects into its typed `Customer` / `Invoice`; we serialize
 //! them back to Stripe's JSON shape (async-stripe's `serialize` feature emits every field
@@ -9,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 use stripe_billing::InvoiceStatus;
-use stripe_billing::invoice::{ListInvoice, RetrieveInvoice};
+use stripe_billing::invoice::{ListInvoice, MarkUncollectibleInvoice, RetrieveInvoice};
 use stripe_core::customer::ListCustomer;
 
 /// Stripe's largest page.
@@ -75,6 +76,17 @@ impl StripeApi {
         let path = format!("/v1/invoices/{id}");
         let invoice =
             RetrieveInvoice::new(id).send(&self.client).await.map_err(|e| StripeApiError::from_stripe(&path, e))?;
+        serde_json::to_value(&invoice).map_err(|e| StripeApiError::Http { path, reason: format!("re-encoding: {e}") })
+    }
+
+    /// Marks an open invoice uncollectible (`POST /v1/invoices/{id}/mark_uncollectible`); returns
+    /// the invoice as Stripe now has it, as Stripe's JSON.
+    pub async fn mark_uncollectible(&self, id: &str) -> Result<Value, StripeApiError> {
+        let path = format!("/v1/invoices/{id}/mark_uncollectible");
+        let invoice = MarkUncollectibleInvoice::new(id)
+            .send(&self.client)
+            .await
+            .map_err(|e| StripeApiError::from_stripe(&path, e))?;
         serde_json::to_value(&invoice).map_err(|e| StripeApiError::Http { path, reason: format!("re-encoding: {e}") })
     }
 
