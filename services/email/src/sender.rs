@@ -9,8 +9,8 @@ use crate::events;
 use crate::mail::{Mailer, SendError};
 use crate::store::{self, EmailRow, state};
 use arflow_bus::{Bus, Claim};
-use arflow_contracts::streams::{contact_hold_key, invoice_hold_key};
-use arflow_core::{Clock, mask};
+use arflow_contracts::streams::{contact_channel_hold_key, contact_hold_key, invoice_hold_key};
+use arflow_core::{Channel, Clock, mask};
 use arflow_runtime::{Metrics, Shutdown};
 use arflow_store::{Outbox, OutboxMessage};
 use chrono::{DateTime, Utc};
@@ -171,9 +171,13 @@ impl Sender {
         let now = self.clock.now();
         let by = format!("email:{}", row.step_id);
         let holds = self.bus.holds();
-        for (key, held_reason) in
-            [(invoice_hold_key(row.invoice_id), "invoice_held"), (contact_hold_key(row.contact_id), "contact_held")]
-        {
+        // The invoice, the contact on every channel, the contact's email (a hard bounce, an
+        // email-only opt-out): each claimed by compare-and-swap, so a hold written first wins.
+        for (key, held_reason) in [
+            (invoice_hold_key(row.invoice_id), "invoice_held"),
+            (contact_hold_key(row.contact_id), "contact_held"),
+            (contact_channel_hold_key(row.contact_id, Channel::Email), "contact_held"),
+        ] {
             match holds.claim(&key, &by, now).await {
                 Ok(Claim::Granted { .. }) => {}
                 Ok(Claim::Held { value, revision }) => {

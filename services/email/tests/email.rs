@@ -3,8 +3,9 @@
 mod common;
 
 use arflow_contracts::events::{EmailFailed, EmailSent, EmailSuppressed, Tone};
-use arflow_contracts::streams::{contact_hold_key, invoice_hold_key};
+use arflow_contracts::streams::{contact_channel_hold_key, contact_hold_key, invoice_hold_key};
 use arflow_contracts::subjects::outreach;
+use arflow_core::Channel;
 use common::{TestApp, WAIT, step};
 use std::time::Duration;
 
@@ -181,6 +182,31 @@ async fn a_contact_hold_suppresses_the_email() {
     assert_eq!(data.reason, "contact_held");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.sink.count(), 0);
+}
+
+#[tokio::test]
+async fn an_email_hold_on_the_contact_suppresses_the_email_and_a_voice_hold_does_not() {
+    let app = TestApp::spawn().await;
+    let held = step(Tone::Friendly, 2, true);
+    let voice_only = step(Tone::Friendly, 2, true);
+    let holds = app.bus.holds();
+    let now = chrono::Utc::now();
+    // A hard bounce or an email-only opt-out: the opt-out service holds `contact.<id>.email`.
+    holds
+        .hold(&contact_channel_hold_key(held.contact.contact_id, Channel::Email), "opted_out", "hard_bounce:1", now)
+        .await
+        .unwrap();
+    holds
+        .hold(&contact_channel_hold_key(voice_only.contact.contact_id, Channel::Voice), "opted_out", "firm_user:2", now)
+        .await
+        .unwrap();
+    app.publish_step(&held, 0).await;
+    app.publish_step(&voice_only, 0).await;
+    app.wait_state(held.step_id, "suppressed", WAIT).await;
+    app.wait_state(voice_only.step_id, "sent", WAIT).await;
+    let events = app.wait_events(outreach::EMAIL_SUPPRESSED, 1, WAIT).await;
+    assert_eq!(events[0].data["reason"], "contact_held");
+    assert_eq!(app.sink.count(), 1);
 }
 
 #[tokio::test]

@@ -58,6 +58,10 @@ async fn held(app: &TestApp, contact: Uuid) -> bool {
     matches!(hold, Some((arflow_bus::HoldValue::Held { .. }, _)))
 }
 
+async fn consent_events(app: &TestApp) -> u64 {
+    app.bus.js.get_stream("CONSENT").await.unwrap().get_info().await.unwrap().state.messages
+}
+
 async fn dead_letters(app: &TestApp) -> u64 {
     app.bus.js.get_stream("DLQ").await.unwrap().get_info().await.unwrap().state.messages
 }
@@ -107,6 +111,8 @@ async fn complaints_auto_replies_unmatched_mail_and_garbage_each_get_their_treat
     assert_eq!(r[2].data["kind"], "complaint");
     assert_eq!(r[2].data["matched_by"], "in_reply_to");
     assert!(held(&app, s.contact.contact_id).await, "a complaint holds the contact");
+    assert_eq!(r[2].data["contact_id"], s.contact.contact_id.to_string());
+    assert_eq!(consent_events(&app).await, 0, "consent events are the opt-out service's");
 
     // Bytes that are not a message at all: dead-lettered with the reason, nothing lost silently.
     receive(&app, b"\x00\x01\x02 not an email").await;
@@ -156,13 +162,13 @@ async fn a_soft_bounce_is_reported_and_a_hard_one_stops_mail_to_the_address() {
     receive(&app, dsn("5.1.1", "failed").as_bytes()).await;
     let bounced = app.wait_events(outreach::EMAIL_BOUNCED, 2, WAIT).await;
     assert_eq!(bounced[1].data["bounce"]["hard"], true);
-    let consent = {
-        let stream = app.bus.js.get_stream("CONSENT").await.unwrap();
-        let m = stream.get_raw_message(stream.get_info().await.unwrap().state.last_sequence).await.unwrap();
-        RawEnvelope::parse(&m.payload).unwrap()
-    };
-    assert_eq!(consent.data["source"], "hard_bounce");
-    assert_eq!(consent.data["channel"], "email");
+    // The opt-out service turns this into consent (email channel): it needs the contact and the bounce.
+    let r = classified(&app, 2).await;
+    let hard = r.iter().find(|c| c.data["bounce"]["hard"] == true).unwrap();
+    assert_eq!(hard.data["kind"], "bounce");
+    assert_eq!(hard.data["bounce"]["status"], "5.1.1");
+    assert_eq!(hard.data["contact_id"], s.contact.contact_id.to_string());
+    assert_eq!(consent_events(&app).await, 0, "consent events are the opt-out service's");
     // The email service's own copy stops the next send to that address before SMTP.
     let mut third = step(Tone::Firm, 9, true);
     third.contact = s.contact.clone();

@@ -318,7 +318,7 @@ async fn records_rest_validates_publishes_and_replays_idempotent_posts() {
 }
 
 #[tokio::test]
-async fn one_click_unsubscribe_holds_the_contact_and_publishes_the_opt_out() {
+async fn one_click_unsubscribe_holds_the_contact_and_commands_the_opt_out() {
     let app = spawn_app().await;
     let firm = app.create_firm(&[SECRET]).await;
     app.deliver(
@@ -341,6 +341,7 @@ async fn one_click_unsubscribe_holds_the_contact_and_publishes_the_opt_out() {
     assert!(page.text().await.unwrap().contains("<form method=\"post\""));
     assert!(app.bus.holds().get(&contact_hold_key(contact_id)).await.unwrap().is_none(), "GET changes nothing");
 
+    let mut revisions = vec![];
     for _ in 0..2 {
         let r = app
             .http
@@ -351,15 +352,21 @@ async fn one_click_unsubscribe_holds_the_contact_and_publishes_the_opt_out() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        let (hold, _) = app.bus.holds().get(&contact_hold_key(contact_id)).await.unwrap().expect("contact hold");
+        let (hold, revision) = app.bus.holds().get(&contact_hold_key(contact_id)).await.unwrap().expect("contact hold");
         assert!(matches!(hold, HoldValue::Held { ref reason, .. } if reason == "opted_out"));
+        revisions.push(revision);
     }
-    let opted: Vec<_> = app.stream("CONSENT").await;
-    assert_eq!(opted.len(), 1);
-    assert_eq!(opted[0].0, format!("consent.opted_out.{}", firm.id));
-    assert_eq!(opted[0].1.data["source"], "one_click_unsubscribe");
-    assert!(opted[0].1.data["channel"].is_null());
-    assert_eq!(opted[0].1.data["contact_id"], contact_id.to_string());
+    // The opt-out service owns consent: the gateway asks it (once) and publishes no consent event.
+    let commands: Vec<_> = app.stream("COMMAND").await;
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0].0, format!("command.consent.opt_out.{}", firm.id));
+    let data = &commands[0].1.data;
+    assert_eq!(data["source"], "unsubscribe_link");
+    assert!(data["channel"].is_null());
+    assert_eq!(data["contact_id"], contact_id.to_string());
+    assert_eq!(data["hold_revision"], revisions[0], "the hold written before the command");
+    assert!(data["reason"].as_str().unwrap().starts_with("token sha256 "));
+    assert!(app.stream("CONSENT").await.is_empty());
 
     let bad =
         app.http.post(app.url("/v1/unsubscribe/forged.token")).body("List-Unsubscribe=One-Click").send().await.unwrap();

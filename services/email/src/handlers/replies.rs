@@ -2,20 +2,21 @@
 //! parsed (MIME, bounces, complaints, auto-replies), matched to the email it answers, classified,
 //! and acted on:
 //! - an opt-out (a reply asking to stop, or a spam complaint) writes the contact's hold FIRST
-//!   (fence 2: no send can claim the contact afterwards), then `consent.opted_out` (every channel);
-//! - a hard bounce stops email to that address (our own copy, checked before SMTP) and becomes
-//!   `consent.opted_out` for the email channel; a soft bounce is only reported;
+//!   (fence 2: no send can claim the contact afterwards, before any other service has heard);
+//! - a hard bounce stops email to that address (our own copy, checked before SMTP); a soft bounce
+//!   is only reported;
 //! - every message becomes `reply.classified` (what the other services act on) and a `replies` row.
+//!
+//! Consent is the opt-out service's: it records the ledger entry and publishes `consent.opted_out`
+//! from `reply.classified` (opt-out intent, complaint, hard bounce), so this service publishes none.
 //!
 //! All in one transaction with the inbox id, like every consumer.
 use crate::SERVICE;
 use crate::store::{self, EmailRow, ReplyRecord};
 use arflow_bus::{Bus, Handler, HandlerError, Incoming, Rejection};
-use arflow_contracts::events::{
-    BounceInfo, ConsentChanged, EmailBounced, ReplyClassified, ReplyIntent, ReplyKind, ReplyReceived,
-};
+use arflow_contracts::events::{BounceInfo, EmailBounced, ReplyClassified, ReplyIntent, ReplyKind, ReplyReceived};
 use arflow_contracts::streams::contact_hold_key;
-use arflow_contracts::subjects::{consent, outreach, reply, subject};
+use arflow_contracts::subjects::{outreach, reply, subject};
 use arflow_contracts::{Envelope, msg_id};
 use arflow_core::{Channel, Clock, mask};
 use arflow_inbound::{BounceType, Inbound, Kind};
@@ -214,16 +215,6 @@ impl RepliesHandler {
                 .map_err(db)?;
         }
         if let Some(e) = email {
-            let opted_out = |channel: Option<Channel>, source: &str, evidence: String| {
-                let data = ConsentChanged {
-                    contact_id: e.contact_id,
-                    client_id: e.client_id.unwrap_or_default(),
-                    channel,
-                    source: source.to_string(),
-                    evidence,
-                };
-                event(consent::OPTED_OUT, m, e.contact_id, received.reply_id, "opted_out", now, data)
-            };
             if opt_out {
                 // Fence 2: the hold before anything else, so no send can claim the contact from now on.
                 let source = format!("reply:{}", received.reply_id);
@@ -234,19 +225,8 @@ impl RepliesHandler {
                     .await
                     .map_err(|err| ReplyError::Transient(HandlerError::Retry(format!("contact hold: {err}"))))?;
                 tracing::info!(contact_id = %e.contact_id, revision, "contact hold written");
-                let (source, said) = if msg.kind == Kind::Complaint {
-                    ("spam_complaint", "marked our email as spam".to_string())
-                } else {
-                    ("email_reply", format!("replied \"{}\"", truncate(&evidence, 200)))
-                };
-                let evidence = format!("{said} (reply {}, answering {})", received.reply_id, e.step);
-                messages.push(opted_out(None, source, evidence)?);
             }
             if let Some(b) = &bounce {
-                if b.hard {
-                    let evidence = format!("{} bounced with {}", mask::email(&b.recipient), b.status);
-                    messages.push(opted_out(Some(Channel::Email), "hard_bounce", evidence)?);
-                }
                 let data = EmailBounced {
                     reply_id: received.reply_id,
                     step_id: Some(e.step_id),

@@ -1,14 +1,18 @@
-//! One-click unsubscribe (RFC 8058): the contact hold is written FIRST (fence 2), then
-//! `consent.opted_out` is published and the activity recorded. Idempotent.
+//! One-click unsubscribe (RFC 8058): the contact hold is written FIRST (fence 2, the fastest
+//! path), then `command.consent.opt_out` goes to the opt-out service (which owns consent: it
+//! records the ledger entry and publishes `consent.opted_out`) and the activity is recorded.
+//! Idempotent.
 use super::ApiPath;
+use crate::SERVICE;
 use crate::error::ApiError;
-use crate::publish::message;
 use crate::startup::AppState;
 use crate::store::{self, ActivityDetail, NewActivity};
-use arflow_contracts::events::ConsentChanged;
+use arflow_contracts::events::ConsentCommand;
 use arflow_contracts::streams::contact_hold_key;
-use arflow_contracts::subjects::consent;
+use arflow_contracts::subjects::{command, subject};
+use arflow_contracts::{Envelope, msg_id};
 use arflow_runtime::signature::verify_unsubscribe_token;
+use arflow_store::OutboxMessage;
 use axum::extract::State;
 use axum::response::Html;
 use secrecy::ExposeSecret;
@@ -88,14 +92,17 @@ async fn opt_out(state: AppState, firm_id: Uuid, contact_id: Uuid, token: String
         tracing::info!("repeated unsubscribe; already recorded");
         return Ok(());
     }
-    let data = ConsentChanged {
+    let data = ConsentCommand {
         contact_id,
-        client_id: contact.client_id,
         channel: None,
-        source: "one_click_unsubscribe".into(),
-        evidence: format!("one-click unsubscribe link (token sha256 {token_hash}) used at {}", now.to_rfc3339()),
+        source: "unsubscribe_link".into(),
+        actor: "client".into(),
+        reason: format!("token sha256 {token_hash}, used at {}", now.to_rfc3339()),
+        hold_revision: Some(revision),
     };
-    let msg = message(consent::OPTED_OUT, firm_id, contact_id, now, source.clone(), data)?;
+    let env = Envelope::new(command::CONSENT_OPT_OUT, SERVICE, now, firm_id, contact_id, None, data);
+    let request_id = env.id;
+    let msg = OutboxMessage::new(subject(command::CONSENT_OPT_OUT, firm_id), msg_id::command(request_id), env)?;
     for invoice_id in store::open_invoices_of_client(&mut tx, firm_id, contact.client_id).await? {
         store::add_activity(
             &mut tx,
@@ -118,7 +125,7 @@ async fn opt_out(state: AppState, firm_id: Uuid, contact_id: Uuid, token: String
     arflow_store::outbox::enqueue(&mut tx, std::slice::from_ref(&msg)).await?;
     tx.commit().await?;
     state.base.outbox.notify();
-    // Published now as well (same Nats-Msg-Id), so the opt-out is on the stream when we answer.
+    // Published now as well (same Nats-Msg-Id), so the command is on the stream when we answer.
     let bytes = serde_json::to_vec(&msg.payload)?;
     state.base.bus.publish(&msg.subject, &msg.msg_id, bytes.into()).await?;
     Ok(())
