@@ -87,9 +87,11 @@ fn failed_permanently(error: &str) -> Outcome {
 pub(crate) async fn http_outcome(result: Result<reqwest::Response, reqwest::Error>) -> Outcome {
     match result {
         Ok(resp) if resp.status().is_success() => Outcome::Delivered { status: Some(resp.status().as_u16()) },
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status();
-            let body: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+            // Only the start of the answer is kept, and only that much is read.
+            let first = resp.chunk().await.ok().flatten().unwrap_or_default();
+            let body: String = String::from_utf8_lossy(&first[..first.len().min(200)]).chars().take(200).collect();
             let failure = if status == reqwest::StatusCode::GONE { Failure::Gone } else { Failure::Retry };
             Outcome::Failed { status: Some(status.as_u16()), error: format!("HTTP {status}: {body}"), failure }
         }
