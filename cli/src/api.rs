@@ -36,6 +36,23 @@ impl Api {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body), &format!("POST {path}")).await
     }
 
+    /// A POST by a named firm user (`X-Arflow-Actor`: who is recorded in ledgers and case histories).
+    pub async fn post_as(&self, actor: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let req = self.http.post(format!("{}{path}", self.base)).header("x-arflow-actor", actor).json(body);
+        self.send(req, &format!("POST {path}")).await
+    }
+
+    /// A CSV upload by a named firm user.
+    pub async fn post_csv(&self, actor: &str, path: &str, csv: String) -> anyhow::Result<Value> {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-arflow-actor", actor)
+            .header("content-type", "text/csv")
+            .body(csv);
+        self.send(req, &format!("POST {path}")).await
+    }
+
     pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(self.http.patch(format!("{}{path}", self.base)).json(body), &format!("PATCH {path}")).await
     }

@@ -122,6 +122,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     // 2. Clients and their billing contacts (REST), a few with something that makes them ineligible.
     let mut customers = Vec::new();
+    let mut contacts = Vec::new();
     for i in 0..opts.clients {
         let (tz, currency) = REGIONS[i % REGIONS.len()];
         let name = format!("{} {} {}", FIRST[i % FIRST.len()], SECOND[(i / FIRST.len() + i) % SECOND.len()], i + 1);
@@ -132,18 +133,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .await?;
         let client_id = client["id"].as_str().context("client id")?.to_string();
         let person = PEOPLE[i % PEOPLE.len()];
-        firm.post(
-            &format!("/v1/clients/{client_id}/contacts"),
-            &json!({
-                "name": format!("{person} (billing)"),
-                "email": format!("billing+{i:03}@client{i:03}.example"),
-                "timezone": tz,
-                "primary": true,
-                // One client never agreed to email reminders.
-                "consent": {"email": i != 9, "voice": false, "sms": false},
-            }),
-        )
-        .await?;
+        let contact = firm
+            .post(
+                &format!("/v1/clients/{client_id}/contacts"),
+                &json!({
+                    "name": format!("{person} (billing)"),
+                    "email": format!("billing+{i:03}@client{i:03}.example"),
+                    "timezone": tz,
+                    "primary": true,
+                    // One client never agreed to email reminders.
+                    "consent": {"email": i != 9, "voice": false, "sms": false},
+                }),
+            )
+            .await?;
+        contacts.push((
+            contact["id"].as_str().context("contact id")?.to_string(),
+            format!("billing+{i:03}@client{i:03}.example"),
+        ));
         customers.push((customer, currency, name));
     }
 
@@ -189,7 +195,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     idle(&bus, &pool).await?;
 
-    // 4. Day by day.
+    // 4. The firm's people: notification subscriptions now; opt-outs and the escalation queue day by day.
+    let mut side = crate::demo_firm::FirmSide::start(&firm).await?;
+
+    // 5. Day by day.
     let days = bar(u64::from(opts.days), "simulated days");
     let mut paid = 0;
     let mut replies = 0;
@@ -235,11 +244,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
         since = now;
         idle(&bus, &pool).await?;
+        side.day(day, now, &contacts).await?;
+        idle(&bus, &pool).await?;
         days.inc(1);
     }
     days.finish();
 
-    // 5. Summary.
+    settle_notifications(&pool).await?;
+
+    // 6. Summary.
     println!(
         "\n=== demo summary: {} clients, {} invoices, {} days, {paid} paid through Stripe webhooks ===",
         opts.clients, opts.invoices, opts.days
@@ -249,11 +262,29 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     for (what, n) in crate::demo_replies::summary(&bus).await? {
         println!("  {n:>4}  {what}");
     }
+    crate::demo_firm::summary(&pool, &side).await?;
     if let Ok(mail_api) = std::env::var("ARFLOW_MAIL_API")
         && let Ok(resp) = reqwest::get(format!("{mail_api}/email")).await
         && let Ok(Value::Array(mails)) = resp.json::<Value>().await
     {
         println!("mailbox: {} messages received by the SMTP sink", mails.len());
+    }
+    Ok(())
+}
+
+/// Notifications retried after the firm's endpoint came back are sent on real time too: wait
+/// (bounded) until none is left pending.
+async fn settle_notifications(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    for _ in 0..120 {
+        let (pending,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM notification.deliveries WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await
+                .context("reading the notification deliveries")?;
+        if pending == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 mod api;
 mod classify;
 mod demo;
+mod demo_firm;
 mod demo_replies;
 mod inbound;
 mod serve;

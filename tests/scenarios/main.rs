@@ -1,6 +1,7 @@
 //! Cross-service scenarios on the real stack (NATS JetStream, PostgreSQL, SMTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cases;
 mod eligibility;
 mod fences;
 mod optout;

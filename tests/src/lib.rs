@@ -66,6 +66,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub http: reqwest::Client,
     pub gateway_port: u16,
+    /// Stripe's API as the gateway sees it (firms created with `create_firm_with_stripe_key`).
+    pub stripe_api: stripe::StripeSim,
     /// Fixed for the test's life, so a restarted service is where the gateway forwards.
     pub ports: HashMap<&'static str, u16>,
     running: HashMap<&'static str, (CancellationToken, JoinHandle<()>)>,
@@ -97,6 +99,7 @@ impl TestApp {
             pool,
             http: reqwest::Client::new(),
             gateway_port: 0,
+            stripe_api: stripe::StripeSim::start().await,
             ports: ["optout", "escalation", "notification"].into_iter().map(|s| (s, free_port())).collect(),
             running: HashMap::new(),
         };
@@ -126,6 +129,7 @@ impl TestApp {
                 c.gateway.admin_token = ADMIN.to_string().into();
                 c.gateway.unsubscribe_secret = UNSUB_SECRET.to_string().into();
                 c.internal.token = INTERNAL_TOKEN.to_string().into();
+                c.gateway.stripe_api_base = self.stripe_api.base_url();
                 c.gateway.upstreams.optout = self.service_url("optout");
                 c.gateway.upstreams.escalation = self.service_url("escalation");
                 c.gateway.upstreams.notification = self.service_url("notification");
@@ -246,20 +250,26 @@ impl TestApp {
     }
 
     pub async fn create_firm(&self) -> Firm {
+        self.create_firm_with(json!({})).await
+    }
+
+    /// A firm whose Stripe API key lets arflow act on Stripe (`stripe_api`).
+    pub async fn create_firm_with_stripe_key(&self) -> Firm {
+        self.create_firm_with(json!({"stripe_api_key": "sk_test_arflow"})).await
+    }
+
+    async fn create_firm_with(&self, extra: Value) -> Firm {
         let secret = format!("whsec_{}", Uuid::new_v4().simple());
-        let r = self
-            .http
-            .post(self.url("/v1/firms"))
-            .bearer_auth(ADMIN)
-            .json(&json!({
-                "name": "Harbor & Pine Accounting",
-                "sender_email": "ar@harborpine.test",
-                "timezone": "America/New_York",
-                "stripe_webhook_secrets": [secret],
-            }))
-            .send()
-            .await
-            .unwrap();
+        let mut body = json!({
+            "name": "Harbor & Pine Accounting",
+            "sender_email": "ar@harborpine.test",
+            "timezone": "America/New_York",
+            "stripe_webhook_secrets": [secret],
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let r = self.http.post(self.url("/v1/firms")).bearer_auth(ADMIN).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
         let body: Value = r.json().await.unwrap();
         Firm {

@@ -12,6 +12,9 @@ const BUSY_QUERIES: &[&str] = &[
     "SELECT count(*) FROM eligibility.outbox",
     "SELECT count(*) FROM scheduler.outbox",
     "SELECT count(*) FROM email.outbox",
+    "SELECT count(*) FROM optout.outbox",
+    "SELECT count(*) FROM escalation.outbox",
+    "SELECT count(*) FROM notification.outbox",
     "SELECT count(*) FROM scheduler.steps WHERE state = 'pending' AND scheduled_for <= $1",
     "SELECT count(*) FROM email.emails WHERE state IN ('pending', 'sending')",
 ];
