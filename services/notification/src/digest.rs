@@ -87,6 +87,13 @@ pub async fn sweep(ctx: &Context) -> Result<usize, sqlx::Error> {
         if exists {
             continue;
         }
+        // Locked as the event handlers do, so a concurrent disable parks this one too.
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM subscriptions WHERE id = $1 AND status <> 'deleted' FOR SHARE")
+                .bind(t.subscription_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(status) = status else { continue };
         let counts = match counts_cache.get(&(t.firm_id, day)) {
             Some(c) => c.clone(),
             None => {
@@ -99,7 +106,7 @@ pub async fn sweep(ctx: &Context) -> Result<usize, sqlx::Error> {
         };
         let event_id = arflow_core::new_id();
         let message = message(t.firm_name.as_deref(), tz, day, &counts, t.firm_id, event_id, due_at, ctx);
-        let status = if t.status == "active" { "pending" } else { "endpoint_disabled" };
+        let status = if status == "active" { "pending" } else { "endpoint_disabled" };
         made += store::insert_delivery(
             &mut tx,
             NewDelivery {

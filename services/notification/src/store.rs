@@ -76,7 +76,10 @@ pub async fn create_deliveries(
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     let subs: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, status FROM subscriptions WHERE firm_id = $1 AND status <> 'deleted' AND $2 = ANY(kinds)",
+        // FOR SHARE: a concurrent disable (or delete) waits for this commit and then parks what
+        // it added, or this waits for it and sees the new status; nothing stays `pending` behind it.
+        "SELECT id, status FROM subscriptions WHERE firm_id = $1 AND status <> 'deleted' AND $2 = ANY(kinds) \
+         ORDER BY id FOR SHARE",
     )
     .bind(env.firm_id)
     .bind(notice.kind.as_str())
@@ -598,12 +601,11 @@ pub struct DigestTarget {
     pub firm_name: Option<String>,
     pub timezone: Option<String>,
     pub created_at: DateTime<Utc>,
-    pub status: String,
 }
 
 pub async fn digest_targets(pool: &PgPool) -> Result<Vec<DigestTarget>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT s.id AS subscription_id, s.firm_id, f.name AS firm_name, f.timezone, s.created_at, s.status \
+        "SELECT s.id AS subscription_id, s.firm_id, f.name AS firm_name, f.timezone, s.created_at \
          FROM subscriptions s LEFT JOIN firms f ON f.firm_id = s.firm_id \
          WHERE s.status <> 'deleted' AND 'daily_digest' = ANY(s.kinds) ORDER BY s.firm_id",
     )

@@ -93,6 +93,15 @@ async fn record_in_span(ctx: &Context, d: &Claimed, outcome: &Outcome, took: Dur
     let now = ctx.clock.now();
     let attempt = d.attempts + 1;
     let mut tx = ctx.pool.begin().await?;
+    // The endpoint's row first: handlers hold it `FOR SHARE` while they add deliveries, so
+    // locking it before the delivery row keeps one lock order (no deadlock).
+    let endpoint = match outcome {
+        Outcome::Delivered { .. } => {
+            store::endpoint_succeeded(&mut tx, d.subscription_id, now).await?;
+            None
+        }
+        Outcome::Failed { error, .. } => Some(store::endpoint_failed(&mut tx, d.subscription_id, error, now).await?),
+    };
     let (succeeded, status_code, error) = match outcome {
         Outcome::Delivered { status } => (true, *status, None),
         Outcome::Failed { status, error, .. } => (false, *status, Some(error.as_str())),
@@ -114,7 +123,6 @@ async fn record_in_span(ctx: &Context, d: &Claimed, outcome: &Outcome, took: Dur
     match outcome {
         Outcome::Delivered { .. } => {
             store::mark_delivered(&mut tx, d.id, attempt, now).await?;
-            store::endpoint_succeeded(&mut tx, d.subscription_id, now).await?;
             tracing::info!("notification delivered");
             ctx.metrics.count("notification_delivered", 1);
             event = Some((notification::DELIVERED, format!("delivered:{attempt}"), "delivered".to_string()));
@@ -123,7 +131,7 @@ async fn record_in_span(ctx: &Context, d: &Claimed, outcome: &Outcome, took: Dur
             let give_up = *failure == Failure::Permanent || attempt >= ctx.settings.max_attempts;
             let retry = (!give_up).then(|| next_attempt(ctx, attempt, now));
             store::mark_failed_attempt(&mut tx, d.id, attempt, error, retry).await?;
-            let (failures, since) = store::endpoint_failed(&mut tx, d.subscription_id, error, now).await?;
+            let (failures, since) = endpoint.unwrap_or((1, now));
             let failing_for = now - since;
             let disable = match failure {
                 Failure::Gone => Some("the endpoint answered 410 Gone".to_string()),

@@ -721,7 +721,12 @@ async fn slack_and_email_notify_a_payment_after_outreach_once() {
     let firm = Uuid::now_v7();
     let slack = Receiver::default(); // no secret: Slack webhooks are not signed
     let slack_url = slack.listen(0).await;
-    app.subscribe(firm, &["payment_after_outreach"], json!({"type": "slack", "webhook_url": slack_url})).await;
+    let created =
+        app.subscribe(firm, &["payment_after_outreach"], json!({"type": "slack", "webhook_url": slack_url})).await;
+    assert_eq!(created["channel"]["webhook_url"], json!(slack_url));
+    // The Slack URL is a credential: listed, only its start shows.
+    let (_, listed) = app.api(firm, reqwest::Method::GET, "/v1/notifications/subscriptions", None).await;
+    assert!(listed["data"][0]["channel"]["webhook_url"].as_str().unwrap().ends_with("ho…"), "{listed}");
     app.subscribe(firm, &["payment_after_outreach", "opt_out"], json!({"type": "email", "address": "pat@firm.test"}))
         .await;
     let (reminded, silent) = (Uuid::now_v7(), Uuid::now_v7());

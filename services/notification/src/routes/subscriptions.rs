@@ -32,10 +32,12 @@ impl ChannelSpec {
         }
     }
 
-    fn from_row(channel: &str, target: &str) -> ChannelSpec {
+    /// A Slack incoming-webhook URL is itself the credential: after creation only its start shows.
+    fn from_row(channel: &str, target: &str, reveal: bool) -> ChannelSpec {
         match channel {
             "email" => ChannelSpec::Email { address: target.into() },
-            "slack" => ChannelSpec::Slack { webhook_url: target.into() },
+            "slack" if reveal => ChannelSpec::Slack { webhook_url: target.into() },
+            "slack" => ChannelSpec::Slack { webhook_url: mask_url(target) },
             _ => ChannelSpec::Webhook { url: target.into() },
         }
     }
@@ -50,6 +52,14 @@ impl ChannelSpec {
             ChannelSpec::Slack { webhook_url } => http_url("channel.webhook_url", webhook_url, allow_private),
             ChannelSpec::Webhook { url } => http_url("channel.url", url, allow_private),
         }
+    }
+}
+
+/// `https://hooks.slack.com/services/T0/B0/XXXX` -> `https://hooks.slack.com/services/T0/B0/XX…`.
+fn mask_url(url: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((head, last)) if !last.is_empty() => format!("{head}/{}…", last.chars().take(2).collect::<String>()),
+        _ => url.to_string(),
     }
 }
 
@@ -109,12 +119,12 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    fn from_row(row: SubscriptionRow, with_secret: bool) -> Self {
+    fn from_row(row: SubscriptionRow, at_creation: bool) -> Self {
         Subscription {
             id: row.id,
             user: row.user_name,
             kinds: row.kinds,
-            channel: ChannelSpec::from_row(&row.channel, &row.target),
+            channel: ChannelSpec::from_row(&row.channel, &row.target, at_creation),
             status: row.status,
             created_at: row.created_at,
             health: Health {
@@ -126,7 +136,7 @@ impl Subscription {
                 disabled_at: row.disabled_at,
                 disabled_reason: row.disabled_reason,
             },
-            secret: if with_secret { row.secret } else { None },
+            secret: if at_creation { row.secret } else { None },
             replayed: None,
         }
     }
@@ -274,6 +284,10 @@ mod tests {
         for bad in ["ftp://example.com/x", "file:///etc/passwd", "javascript:alert(1)", "not a url", "https://"] {
             assert!(http_url("u", bad, true).is_err(), "{bad}");
         }
+        assert_eq!(
+            mask_url("https://hooks.slack.com/services/T0/B0/abcdef"),
+            "https://hooks.slack.com/services/T0/B0/ab…"
+        );
         assert!(ChannelSpec::Email { address: "ar@acme.test".into() }.validate(false).is_ok());
         assert!(ChannelSpec::Email { address: "nope".into() }.validate(false).is_err());
     }
