@@ -9,7 +9,7 @@ pub mod smtp;
 pub mod stripe;
 
 pub use db::TestDb;
-pub use nats::TestNats;
+pub use nats::{NatsUser, TestNats};
 
 /// The repository root (for `.tools/`).
 pub fn repo_root() -> std::path::PathBuf {

@@ -1,13 +1,79 @@
-//! A real `nats-server -js` per test, on a free port with its own store directory.
+//! A real `nats-server -js` per test, on a free port with its own store directory; optionally
+//! with users and permissions (`start_with_users`), changed at run time (`add_user`).
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 pub struct TestNats {
     pub port: u16,
     store: tempdir::Dir,
     child: Option<Child>,
     config: Option<PathBuf>,
+    /// Users beyond `services`, when the server was started with authorization.
+    users: Option<Vec<NatsUser>>,
+}
+
+/// The user every arflow service connects as, without credentials (`no_auth_user`): all rights.
+pub const SERVICES_USER: &str = "services";
+
+/// A user of the test server with publish/subscribe allow-lists (everything else is denied).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatsUser {
+    pub name: String,
+    pub password: String,
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+impl NatsUser {
+    /// An external system reading one firm's escalations through its own durable pull consumer
+    /// `consumer` on `ESCALATION`, and nothing else (`deploy/nats/permissions.md`). Replies come
+    /// to its own inbox prefix (`inbox_prefix`) so it cannot read anyone else's replies.
+    pub fn escalation_consumer(firm_id: Uuid, consumer: &str, password: &str) -> Self {
+        let name = format!("escalation-{firm_id}");
+        let inbox = inbox_prefix(&name);
+        NatsUser {
+            publish: vec![
+                // The filtered create (nats-server >= 2.10): the filter is part of the subject.
+                format!("$JS.API.CONSUMER.CREATE.ESCALATION.{consumer}.escalation.*.{firm_id}"),
+                format!("$JS.API.CONSUMER.INFO.ESCALATION.{consumer}"),
+                format!("$JS.API.CONSUMER.MSG.NEXT.ESCALATION.{consumer}"),
+                format!("$JS.ACK.ESCALATION.{consumer}.>"),
+            ],
+            subscribe: vec![format!("{inbox}.>"), format!("escalation.*.{firm_id}")],
+            name,
+            password: password.to_string(),
+        }
+    }
+
+    /// The inbox prefix this user must connect with.
+    pub fn inbox_prefix(&self) -> String {
+        inbox_prefix(&self.name)
+    }
+}
+
+fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
+}
+
+/// The server config: `services` with every right as the no-auth user, then `users`.
+fn auth_config(users: &[NatsUser]) -> String {
+    let quote = |s: &str| serde_json::to_string(s).expect("a string is JSON");
+    let list = |items: &[String]| items.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
+    let mut out = String::from("authorization {\n  users = [\n");
+    out += &format!("    {{ user: {}, password: {} }}\n", quote(SERVICES_USER), quote(&Uuid::new_v4().to_string()));
+    for u in users {
+        out += &format!(
+            "    {{ user: {}, password: {}, permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }} }}\n",
+            quote(&u.name),
+            quote(&u.password),
+            list(&u.publish),
+            list(&u.subscribe),
+        );
+    }
+    out += &format!("  ]\n}}\nno_auth_user: {}\n", quote(SERVICES_USER));
+    out
 }
 
 mod tempdir {
@@ -43,9 +109,68 @@ impl TestNats {
     pub fn start_with_config(config: Option<PathBuf>) -> Self {
         let dir = std::env::temp_dir().join(format!("arflow-nats-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("nats store dir");
-        let mut nats = TestNats { port: crate::free_port(), store: tempdir::Dir(dir), child: None, config };
+        let mut nats =
+            TestNats { port: crate::free_port(), store: tempdir::Dir(dir), child: None, config, users: None };
         nats.spawn();
         nats
+    }
+
+    /// Starts with authorization: services connect without credentials as before (as the
+    /// `services` user, all rights); `users` connect with their password and get only their
+    /// allow-lists.
+    pub fn start_with_users(users: Vec<NatsUser>) -> Self {
+        let dir = std::env::temp_dir().join(format!("arflow-nats-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("nats store dir");
+        let config = dir.join("auth.conf");
+        std::fs::write(&config, auth_config(&users)).expect("write nats config");
+        let mut nats = TestNats {
+            port: crate::free_port(),
+            store: tempdir::Dir(dir),
+            child: None,
+            config: Some(config),
+            users: Some(users),
+        };
+        nats.spawn();
+        nats
+    }
+
+    /// Adds (or replaces, by name) a user and reloads the config without a restart, as
+    /// firms are created at run time; returns once the user can connect.
+    pub async fn add_user(&mut self, user: NatsUser) {
+        let (Some(users), Some(config)) = (self.users.as_mut(), self.config.as_ref()) else {
+            panic!("add_user needs a server started with start_with_users");
+        };
+        users.retain(|u| u.name != user.name);
+        users.push(user.clone());
+        std::fs::write(config, auth_config(users)).expect("write nats config");
+        self.reload();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let connected =
+                async_nats::ConnectOptions::with_user_and_password(user.name.clone(), user.password.clone())
+                    .connect(self.url())
+                    .await;
+            match connected {
+                Ok(client) => {
+                    drop(client);
+                    return;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "user {} cannot connect after reload: {e}", user.name),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `nats-server --signal reload=<pid>`: re-reads the config file, connections stay up.
+    pub fn reload(&self) {
+        let pid = self.child.as_ref().expect("nats-server is running").id();
+        let status = Command::new(server_binary())
+            .arg("--signal")
+            .arg(format!("reload={pid}"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run nats-server --signal");
+        assert!(status.success(), "nats-server --signal reload={pid} failed");
     }
 
     pub fn url(&self) -> String {
