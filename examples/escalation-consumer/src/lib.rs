@@ -225,3 +225,42 @@ pub async fn run(
         acked.map_err(nats("ack"))?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Settings, Error> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn settings_come_from_the_environment() {
+        let firm = "0192f7a4-1c2b-7d3e-9f40-5a6b7c8d9e0f";
+        let s =
+            from(&[("ARFLOW_FIRM_ID", firm), ("ARFLOW_CONSUMER", "crm"), ("NATS_USER", "u"), ("NATS_PASSWORD", "p")])
+                .unwrap();
+        assert_eq!(s.filter_subject(), format!("escalation.*.{firm}"));
+        assert_eq!(s.url, "nats://localhost:4222");
+        assert!(matches!(s.auth, Auth::UserPassword { .. }));
+        let creds = from(&[("ARFLOW_FIRM_ID", firm), ("ARFLOW_CONSUMER", "crm"), ("NATS_CREDS", "/a.creds")]).unwrap();
+        assert!(matches!(creds.auth, Auth::CredentialsFile(_)));
+        // Both kinds of credentials, a missing password, a bad firm id: refused.
+        assert!(
+            from(&[("ARFLOW_FIRM_ID", firm), ("ARFLOW_CONSUMER", "c"), ("NATS_CREDS", "x"), ("NATS_USER", "u")])
+                .is_err()
+        );
+        assert!(from(&[("ARFLOW_FIRM_ID", firm), ("ARFLOW_CONSUMER", "c"), ("NATS_USER", "u")]).is_err());
+        assert!(from(&[("ARFLOW_FIRM_ID", "acme"), ("ARFLOW_CONSUMER", "c")]).is_err());
+    }
+
+    #[test]
+    fn keeps_the_highest_version_and_terminates_junk() {
+        let mut cases = Cases::default();
+        assert!(matches!(cases.handle(b"not json"), Handled::Undecodable(_)));
+        let v2 = br#"{"id":"0192f7a4-1c2b-7d3e-9f40-5a6b7c8d9e0f","type":"escalation.opened","version":2,"source":"escalation","time":"2026-04-01T09:00:00Z","firm_id":"0192f7a4-1c2b-7d3e-9f40-5a6b7c8d9e0f","subject_id":"0192f7a4-1c2b-7d3e-9f40-5a6b7c8d9e0f","correlation_id":"0192f7a4-1c2b-7d3e-9f40-5a6b7c8d9e0f","causation_id":null,"data":{"anything":"new"}}"#;
+        assert!(matches!(cases.handle(v2), Handled::OtherVersion { version: 2, .. }));
+    }
+}

@@ -22,5 +22,7 @@ async fn consume() -> Result<(), escalation_consumer::Error> {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    run(&consumer, &mut cases, |handled| println!("{handled}"), ctrl_c).await
+    run(&consumer, &mut cases, |handled| println!("{handled}"), ctrl_c).await?;
+    // Unsubscribes, so the server stops holding our outstanding pull for this connection.
+    client.drain().await.map_err(|e| escalation_consumer::Error::Nats { what: "drain", source: e.into() })
 }

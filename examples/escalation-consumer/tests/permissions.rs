@@ -103,6 +103,7 @@ async fn start(settings: &Settings) -> Running {
             let _ = stopped.await;
         };
         run(&consumer, &mut cases, |h| drop(tx.send(h.clone())), shutdown).await.unwrap();
+        client.drain().await.unwrap();
         cases
     });
     Running { handled, stop, task }
@@ -113,9 +114,20 @@ impl Running {
         tokio::time::timeout(WAIT, self.handled.recv()).await.expect("an event in time").unwrap()
     }
 
-    async fn stop(self) -> Cases {
+    /// Stops it and waits until the server has dropped its outstanding pull: a message
+    /// published afterwards waits for the next run instead of going to the old connection.
+    async fn stop(self, bus: &Bus, consumer: &str) -> Cases {
         self.stop.send(()).unwrap();
-        self.task.await.unwrap()
+        let cases = self.task.await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let info = consumer_info(bus, consumer).await;
+            if info.num_waiting == 0 {
+                return cases;
+            }
+            assert!(Instant::now() < deadline, "consumer {consumer} still has a pull waiting: {info:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -128,16 +140,17 @@ fn applied(h: Handled) -> (String, EscalationCaseView) {
 
 type EscalationCaseView = (Uuid, i64, Uuid);
 
+async fn consumer_info(bus: &Bus, consumer: &str) -> async_nats::jetstream::consumer::Info {
+    let stream = bus.js.get_stream("ESCALATION").await.unwrap();
+    let mut c = stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer).await.unwrap();
+    c.info().await.unwrap().clone()
+}
+
 /// Waits until the durable consumer has nothing pending and nothing unacknowledged.
 async fn drained(bus: &Bus, consumer: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let mut c = bus
-            .js
-            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(consumer, "ESCALATION")
-            .await
-            .unwrap();
-        let info = c.info().await.unwrap();
+        let info = consumer_info(bus, consumer).await;
         if info.num_pending == 0 && info.num_ack_pending == 0 {
             return;
         }
@@ -173,7 +186,7 @@ async fn a_firm_reads_its_own_escalations_durably_and_nothing_else() {
         other => panic!("expected the replayed v1 to be stale, got {other}"),
     }
     drained(&bus, "platform-a").await;
-    let cases = consumer.stop().await;
+    let cases = consumer.stop(&bus, "platform-a").await;
     assert_eq!((cases.latest(case_1), cases.latest(case_2), cases.latest(case_b)), (Some(2), Some(1), None));
 
     // While it is stopped: more for both firms, and firm B gets its own user (another reload).
@@ -186,14 +199,14 @@ async fn a_firm_reads_its_own_escalations_durably_and_nothing_else() {
     let mut consumer = start(&a).await;
     assert_eq!(applied(consumer.next().await), (escalation::RESOLVED.into(), (case_1, 3, firm_a)));
     drained(&bus, "platform-a").await;
-    consumer.stop().await;
+    consumer.stop(&bus, "platform-a").await;
 
     // B reads B's two events and none of A's.
     let mut consumer_b = start(&settings(&nats, &user_b, firm_b, "platform-b")).await;
     assert_eq!(applied(consumer_b.next().await), (escalation::OPENED.into(), (case_b, 1, firm_b)));
     assert_eq!(applied(consumer_b.next().await), (escalation::UPDATED.into(), (case_b, 2, firm_b)));
     drained(&bus, "platform-b").await;
-    consumer_b.stop().await;
+    consumer_b.stop(&bus, "platform-b").await;
 }
 
 /// A's connection, with every server error (permission violations) reported on a channel.
