@@ -36,4 +36,5 @@ arflow *ARGS:
 # Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99; reply classification throughput
 bench: setup
     cargo bench --locked -p arflow-tests --bench pipeline
+    cargo bench --locked -p arflow-optout --bench hold_latency
     cargo bench --locked -p arflow-replies --bench classify
