@@ -224,6 +224,7 @@ async fn append(
     .await?;
     let event = if changed { Some(event(change, id, now)?) } else { None };
     tracing::info!(
+        firm_id = %change.firm_id, correlation_id = ?change.cause.as_ref().map(|c| c.correlation_id),
         contact_id = %change.contact_id, channel = ?change.channel, action = change.action.as_str(),
         source = change.source.as_str(), changed, entry_id = %id, "consent recorded"
     );
