@@ -90,6 +90,8 @@ export ARFLOW__SMTP__PORT=$SMTP_PORT
 export ARFLOW__GATEWAY__ADMIN_TOKEN=demo-admin-token
 export ARFLOW__EMAIL__REPLY_DOMAIN=in.harborpine.example
 export ARFLOW__INTERNAL__TOKEN=demo-internal-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# The demo's webhook receiver listens on 127.0.0.1 (production keeps private targets refused).
+export ARFLOW__NOTIFICATION__ALLOW_PRIVATE_TARGETS=true
 export ARFLOW_API_URL=http://127.0.0.1:8080
 export ARFLOW_ADMIN_TOKEN=demo-admin-token
 export ARFLOW_MAILBOX="$MAILBOX"

@@ -54,6 +54,8 @@ macro_rules! on_test_stack {
         $c.clock = $clock;
         // Redelivery after a lost ack (NATS restarts) within seconds, not half a minute.
         $c.consumer.ack_wait_secs = 5;
+        // Seven services per test, tests in parallel, one PostgreSQL (max_connections 100).
+        $c.database.max_connections = 3;
     }};
 }
 
@@ -90,7 +92,7 @@ impl TestApp {
             NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 };
         let bus = Bus::connect(&settings, "test", Metrics::new("test")).await.expect("test bus");
         arflow_bus::clock::set(&bus, start_time()).await.expect("clock");
-        let pool = PgPool::connect(&db.url()).await.expect("test pool");
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db.url()).await.expect("test pool");
         let mut app = TestApp {
             nats,
             db,
@@ -186,6 +188,7 @@ impl TestApp {
                 c.internal.token = INTERNAL_TOKEN.to_string().into();
                 c.smtp.port = self.smtp.port();
                 c.notification.poll_ms = 50;
+                c.notification.allow_private_targets = true;
                 c.notification.retry_backoff_ms = vec![200, 400, 800];
                 let app = arflow_notification::Application::build(c, token.clone()).await.expect("notification starts");
                 tokio::spawn(async move { app.run().await.expect("notification runs") })

@@ -167,6 +167,8 @@ impl TestApp {
         config.smtp.port = smtp.port();
         config.notification.retry_backoff_ms = vec![100, 200, 400];
         config.notification.poll_ms = 50;
+        // The test's receivers listen on 127.0.0.1.
+        config.notification.allow_private_targets = true;
         tune(&mut config);
         let shutdown = CancellationToken::new();
         let app = Application::build(config.clone(), shutdown.clone()).await.unwrap();

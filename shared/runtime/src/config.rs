@@ -59,6 +59,7 @@ fn environment() -> config::Environment {
         .list_separator(",")
         .with_list_parse_key("consumer.backoff_ms")
         .with_list_parse_key("email.retry_backoff_ms")
+        .with_list_parse_key("notification.retry_backoff_ms")
 }
 
 fn load_from<T: DeserializeOwned>(defaults: &str, env: config::Environment) -> Result<T, ConfigError> {

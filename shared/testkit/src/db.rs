@@ -67,7 +67,7 @@ fn start_throwaway_cluster() -> String {
     let d = data.to_string_lossy().to_string();
     let sock = dir.to_string_lossy().to_string();
     run(&["initdb", "-D", &d, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]);
-    let opts = format!("-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off");
+    let opts = format!("-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300");
     let log = dir.join("server.log").to_string_lossy().to_string();
     run(&["pg_ctl", "-D", &d, "-l", &log, "-o", &opts, "-w", "start"]);
     format!("postgres://postgres@127.0.0.1:{port}/postgres")
