@@ -228,7 +228,9 @@ async fn an_opt_out_from_any_source_stops_every_send_under_random_interleavings(
             .filter(|(_, v)| matches!(v, Some(HoldValue::Claimed { .. })))
             .count();
         let received = mails_to(&app, &t.email).len();
-        assert!(received >= 1, "{:?}: the contact got at least one reminder first", t.source);
+        if t.source.needs_an_email() {
+            assert!(received >= 1, "{:?}: the contact got at least one reminder first", t.source);
+        }
         assert!(received <= claims_before.max(1) + 1, "{:?}: {received} emails for {claims_before} claims", t.source);
 
         // The ledger says who, how and why.

@@ -5,6 +5,9 @@ use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings,
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+/// Shared with the other service that sends mail.
+pub use arflow_runtime::{SmtpSettings, SmtpTls as TlsMode};
+
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,31 +22,6 @@ pub struct Config {
     pub consumer: ConsumerSettings,
     pub smtp: SmtpSettings,
     pub email: EmailSettings,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsMode {
-    /// Plain SMTP (local sinks only).
-    None,
-    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
-    Starttls,
-    /// Implicit TLS from the first byte (port 465).
-    Tls,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<SecretString>,
-    /// Pooled SMTP connections, and emails handed over at the same time.
-    pub pool_size: u32,
-    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

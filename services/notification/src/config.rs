@@ -3,9 +3,11 @@ use arflow_bus::ConsumerSettings;
 use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
 use arflow_service::api::InternalSettings;
-use secrecy::SecretString;
 use serde::Deserialize;
 use std::time::Duration;
+
+/// Shared with the other service that sends mail.
+pub use arflow_runtime::{SmtpSettings, SmtpTls as TlsMode};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -23,29 +25,6 @@ pub struct Config {
     pub internal: InternalSettings,
     pub smtp: SmtpSettings,
     pub notification: NotificationSettings,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum TlsMode {
-    /// Plain SMTP (local sinks only).
-    None,
-    /// Plain connection upgraded with STARTTLS (required).
-    Starttls,
-    /// Implicit TLS (port 465).
-    Tls,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<SecretString>,
-    pub timeout_secs: u64,
 }
 
 /// `[notification]`: delivery policy and what notifications link to.
@@ -128,7 +107,7 @@ mod tests {
 
     fn defaults() -> Config {
         let mut c: Config = load_defaults(DEFAULTS).unwrap();
-        c.internal.token = SecretString::from("a-token-of-16-chars-or-more".to_string());
+        c.internal.token = secrecy::SecretString::from("a-token-of-16-chars-or-more".to_string());
         c
     }
 

@@ -277,3 +277,34 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("database.schema"));
     }
 }
+
+/// `[smtp]`: the outgoing mail server (reminders from the email service, firm notifications).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// Pooled SMTP connections, and emails handed over at the same time.
+    #[serde(default = "smtp_pool_size")]
+    pub pool_size: u32,
+    pub timeout_secs: u64,
+}
+
+fn smtp_pool_size() -> u32 {
+    4
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain SMTP (local sinks only).
+    None,
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    Starttls,
+    /// Implicit TLS from the first byte (port 465).
+    Tls,
+}

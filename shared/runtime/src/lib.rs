@@ -8,6 +8,7 @@ pub mod telemetry;
 
 pub use config::{
     ClockMode, ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings, ServiceConfig,
+    SmtpSettings, SmtpTls,
 };
 pub use metrics::Metrics;
 pub use shutdown::Shutdown;
