@@ -8,8 +8,9 @@
 //!
 //! Opt-in: only a firm user with a reason. The contact is locked for the whole of it (a
 //! session lock, held past the commit): the entry and the event commit, then holds are written
-//! for the channels still opted out and the released ones are deleted. If the release fails
-//! the contact stays held (the safe side) and the firm user can repeat the opt-in.
+//! for the channels still opted out and the released ones are deleted, except a hold the ledger
+//! does not know (an opt-out waiting for the lock wrote it). If the release fails the contact
+//! stays held (the safe side) and the firm user can repeat the opt-in.
 use crate::SERVICE;
 use crate::store::{self, CHANNELS, Entry, NewEntry, State};
 use arflow_bus::{BusError, HoldValue, Holds};
@@ -329,30 +330,51 @@ async fn opt_in_locked(
         CHANNELS.into_iter().filter(|c| !released.contains(c) && before.opted_out(*c)).collect();
     let recorded = append(&mut tx, change, changed, None, now).await?;
     arflow_store::outbox::enqueue(&mut tx, recorded.event.as_slice()).await?;
+    let recorded_holds = store::recorded_holds(&mut tx, change.contact_id).await?;
     tx.commit().await?;
-    release_holds(holds, change, &still_out, &before, now).await?;
+    release_holds(holds, change, &still_out, &before, &recorded_holds, now).await?;
     Ok(Some(recorded))
 }
 
 /// The channels still opted out get their own key before any key covering them is deleted, so no
-/// send slips through in between; then the released keys go.
+/// send slips through in between; then the released keys go. A key is released only when its
+/// hold is one the ledger knows (an opt-out recorded before this opt-in, or a key held again by
+/// an earlier opt-in): a hold written by an opt-out that is waiting for the contact's lock stays,
+/// since that opt-out is recorded after this opt-in and no send may be claimed after its hold.
 async fn release_holds(
     holds: &Holds,
     change: &Change,
     still_out: &[Channel],
     before: &State,
+    recorded: &store::RecordedHolds,
     now: DateTime<Utc>,
 ) -> Result<(), BusError> {
     let contact = change.contact_id;
     for c in still_out {
-        let origin = before.by_channel.get(c).map(|e| format!("{}:{}", e.source, e.id)).unwrap_or_default();
+        let origin = before.by_channel.get(c).map(|e| reheld_origin(&e.source, e.id)).unwrap_or_default();
         holds.hold(&contact_channel_hold_key(contact, *c), HOLD_REASON, &origin, now).await?;
     }
+    let keep = |value: &HoldValue, revision: u64| match value {
+        HoldValue::Held { source_event, .. } => {
+            !recorded.revisions.contains(&revision) && !recorded.reheld_origins.contains(source_event)
+        }
+        HoldValue::Claimed { .. } => false,
+    };
     let mut keys = vec![contact_hold_key(contact)];
     keys.extend(change.channels().into_iter().map(|c| contact_channel_hold_key(contact, c)));
     for key in keys {
-        let revision = holds.release(&key).await?;
-        tracing::info!(contact_id = %contact, %key, revision, "contact hold released (opt-in)");
+        match holds.release_unless(&key, keep).await? {
+            None => tracing::info!(contact_id = %contact, %key, "contact hold released (opt-in)"),
+            Some(revision) => tracing::info!(
+                contact_id = %contact, %key, revision,
+                "contact hold kept: an opt-out not recorded yet wrote it (recorded after this opt-in)"
+            ),
+        }
     }
     Ok(())
+}
+
+/// The origin of a key held again by an opt-in for a channel that stays opted out.
+pub fn reheld_origin(source: &str, entry_id: Uuid) -> String {
+    format!("{source}:{entry_id}")
 }

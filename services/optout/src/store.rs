@@ -206,6 +206,29 @@ pub async fn insert_entry(conn: &mut PgConnection, e: &NewEntry<'_>) -> Result<E
         .await
 }
 
+/// The holds the ledger knows for a contact: the revisions its opt-outs recorded, and the
+/// origins an opt-in gives the keys it holds again (`ledger::reheld_origin` of each opt-out).
+#[derive(Debug, Default)]
+pub struct RecordedHolds {
+    pub revisions: std::collections::HashSet<u64>,
+    pub reheld_origins: std::collections::HashSet<String>,
+}
+
+pub async fn recorded_holds(conn: &mut PgConnection, contact_id: Uuid) -> Result<RecordedHolds, sqlx::Error> {
+    let rows: Vec<(Uuid, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, source, hold_revision FROM consent_ledger WHERE contact_id = $1 AND action = 'opt_out'",
+    )
+    .bind(contact_id)
+    .fetch_all(conn)
+    .await?;
+    let mut out = RecordedHolds::default();
+    for (id, source, revision) in rows {
+        out.revisions.extend(revision.and_then(|r| u64::try_from(r).ok()));
+        out.reheld_origins.insert(crate::ledger::reheld_origin(&source, id));
+    }
+    Ok(out)
+}
+
 /// A contact's whole history, oldest first.
 pub async fn history(conn: &mut PgConnection, firm_id: Uuid, contact_id: Uuid) -> Result<Vec<Entry>, sqlx::Error> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM consent_ledger WHERE firm_id = $1 AND contact_id = $2 ORDER BY seq");

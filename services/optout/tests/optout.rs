@@ -201,6 +201,82 @@ async fn an_opt_in_needs_a_firm_users_reason_and_releases_only_its_channels() {
     app.stop().await;
 }
 
+/// An opt-out that arrives while a firm user's opt-in holds the contact's lock writes its hold
+/// at once; the opt-in, recorded first, must not delete that hold on its way out (the opt-out is
+/// recorded after it, and no send may be claimed after its hold).
+#[tokio::test]
+async fn an_opt_in_does_not_release_the_hold_of_an_opt_out_waiting_behind_it() {
+    use futures::TryStreamExt;
+    let app = TestApp::spawn().await;
+    let firm = Uuid::now_v7();
+    let p = app.person(firm, "race@client.test").await;
+    let r = app.post_json(firm, "/v1/consent/opt-outs", json!({"contact_id": p.contact, "reason": "asked"})).await;
+    assert_eq!(r.status(), 201);
+    let key = contact_hold_key(p.contact);
+    let first = app.held(&key).await.unwrap();
+
+    // The contact's lock, taken here, so the opt-in and then the opt-out queue behind it in that order.
+    let mut lock = app.pool.acquire().await.unwrap();
+    let lock_key = arflow_optout::store::lock_key(p.contact);
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(lock_key).execute(&mut *lock).await.unwrap();
+    let waiting = |n: i64| {
+        let pool = app.pool.clone();
+        async move {
+            let w: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            (w >= n).then_some(())
+        }
+    };
+    let opt_in = app
+        .as_firm(reqwest::Method::POST, firm, "/v1/consent/opt-ins")
+        .json(&json!({"contact_id": p.contact, "reason": "client called to resubscribe"}))
+        .send();
+    let opt_in = tokio::spawn(opt_in);
+    common::eventually("the opt-in waiting for the lock", || waiting(1)).await;
+    let opt_out = app
+        .as_firm(reqwest::Method::POST, firm, "/v1/consent/opt-outs")
+        .json(&json!({"contact_id": p.contact, "reason": "changed their mind again"}))
+        .send();
+    let opt_out = tokio::spawn(opt_out);
+    let hold =
+        common::eventually("the second opt-out's hold", || async { app.held(&key).await.filter(|r| *r != first) })
+            .await;
+    common::eventually("the opt-out waiting for the lock", || waiting(2)).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(lock_key).execute(&mut *lock).await.unwrap();
+    assert_eq!(opt_in.await.unwrap().unwrap().status(), 201);
+    assert_eq!(opt_out.await.unwrap().unwrap().status(), 201);
+
+    // From the second hold on, the key was never without it: no claim could be granted.
+    let kv = async_nats::jetstream::new(async_nats::connect(app.nats.url()).await.unwrap())
+        .get_key_value(arflow_contracts::streams::HOLDS_BUCKET)
+        .await
+        .unwrap();
+    let history: Vec<_> = kv.history(&key).await.unwrap().try_collect().await.unwrap();
+    for e in history.iter().filter(|e| e.revision >= hold) {
+        let value: Option<arflow_bus::HoldValue> = serde_json::from_slice(&e.value).ok();
+        assert!(
+            e.operation == async_nats::jetstream::kv::Operation::Put
+                && matches!(value, Some(arflow_bus::HoldValue::Held { .. })),
+            "{key} at revision {} after the hold {hold}: {:?} {value:?}",
+            e.revision,
+            e.operation
+        );
+    }
+    let h = app.history(&p, 3).await;
+    let actions: Vec<&str> = h.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["opt_out", "opt_in", "opt_out"]);
+    assert_eq!(h[2]["hold_revision"].as_u64(), Some(hold));
+    let state = app.get_json(firm, &format!("/v1/consent/contacts/{}", p.contact)).await;
+    assert_eq!(state["channels"]["email"]["opted_out"], true);
+    drop(lock);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_ledger_is_append_only_and_firms_are_isolated() {
     let app = TestApp::spawn().await;

@@ -46,19 +46,35 @@ impl Holds {
     }
 
     /// Releases a hold (an opt-in recorded by a firm user): later claims are granted again.
-    /// Returns the deletion's revision; a later hold still wins over every later claim.
-    pub async fn release(&self, key: &str) -> Result<u64, BusError> {
-        self.kv.delete(key).await.map_err(|e| BusError::KeyValue {
-            op: "delete",
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
-        let entry = self.kv.entry(key).await.map_err(|e| BusError::KeyValue {
-            op: "get",
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(entry.map(|e| e.revision).unwrap_or(0))
+    /// The live value is deleted only at the revision it was read at, and not at all when `keep`
+    /// says so (a hold written by an opt-out that is not recorded yet must stay). Returns the
+    /// revision of the value kept, or `None` when nothing is held any more.
+    pub async fn release_unless(
+        &self,
+        key: &str,
+        keep: impl Fn(&HoldValue, u64) -> bool,
+    ) -> Result<Option<u64>, BusError> {
+        let kv_err = |op: &'static str, e: String| BusError::KeyValue { op, key: key.to_string(), reason: e };
+        for _ in 0..32 {
+            let entry = self.kv.entry(key).await.map_err(|e| kv_err("get", e.to_string()))?;
+            let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else { return Ok(None) };
+            let value: Option<HoldValue> = serde_json::from_slice(&entry.value).ok();
+            if value.is_some_and(|v| keep(&v, entry.revision)) {
+                return Ok(Some(entry.revision));
+            }
+            match self.kv.delete_expect_revision(key, Some(entry.revision)).await {
+                Ok(()) => return Ok(None),
+                Err(e) => {
+                    // Written in between (a hold or a claim): look again; otherwise a real failure.
+                    let now = self.kv.entry(key).await.map_err(|e| kv_err("get", e.to_string()))?;
+                    if now.is_some_and(|n| n.revision != entry.revision) {
+                        continue;
+                    }
+                    return Err(kv_err("delete", e.to_string()));
+                }
+            }
+        }
+        Err(kv_err("release", "too much contention on the key".into()))
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<(HoldValue, u64)>, BusError> {
