@@ -123,3 +123,44 @@ async fn forwarded_apis_need_a_key_and_carry_the_firm_and_the_user() {
     assert!(body["detail"].as_str().unwrap().contains("notification"), "{body}");
     let _ = Json(());
 }
+
+/// A path that climbs out of the forwarded prefix (`..`, `%2e%2e`) is refused at the gateway:
+/// the upstream URL would resolve it to the service's other routes.
+#[tokio::test]
+async fn a_path_cannot_climb_out_of_the_forwarded_prefix() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let upstream = echo_upstream(calls.clone()).await;
+    let up = upstream.clone();
+    let app = spawn_app_with(move |c| {
+        c.internal.token = TOKEN.to_string().into();
+        c.gateway.upstreams.optout = up.clone();
+        c.gateway.upstreams.escalation = up.clone();
+        c.gateway.upstreams.notification = up.clone();
+    })
+    .await;
+    let firm = app.create_firm(&["whsec_x"]).await;
+    // Raw HTTP: a client library would resolve the dot segments before sending.
+    let raw_get = |path: &'static str| {
+        let (url, key) = (app.url("/"), firm.key.clone());
+        async move {
+            let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {key}\r\nconnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        }
+    };
+    for path in ["/v1/consent/../../metrics", "/v1/escalations/%2e%2e/%2E%2e/healthz", "/v1/notifications/../consent"] {
+        let answer = raw_get(path).await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing outside the prefixes reached an upstream");
+    // Dot segments that stay under the prefix are still forwarded, resolved.
+    let answer = raw_get("/v1/consent/x/../ledger").await;
+    assert!(answer.starts_with("HTTP/1.1 201") && answer.contains(r#""path":"/v1/consent/ledger""#), "{answer}");
+}

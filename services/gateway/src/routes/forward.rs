@@ -97,6 +97,12 @@ pub async fn forward(
     let Some((service, base)) = state.forward.upstream(&path) else {
         return Err(ApiError::NotFound(format!("no such resource: {path}")));
     };
+    // The URL sent upstream resolves `..` and `%2e%2e`: it must stay under the prefix, or a
+    // firm key would reach the service's other routes (`/metrics`).
+    let resolved = reqwest::Url::parse(&format!("http://gateway{path}")).ok();
+    if resolved.as_ref().and_then(|u| state.forward.upstream(u.path())).map(|(s, _)| s) != Some(service) {
+        return Err(ApiError::NotFound(format!("no such resource: {path}")));
+    }
     if state.forward.token.expose_secret().is_empty() {
         return Err(ApiError::Unavailable(format!(
             "the {service} API is not configured on this gateway (set internal.token)"
