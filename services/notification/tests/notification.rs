@@ -574,6 +574,34 @@ async fn a_receiver_that_is_down_for_a_while_gets_every_notification_once_back()
     app.stop().await;
 }
 
+/// A Slack incoming-webhook URL is the credential: when the endpoint cannot be reached, the error
+/// kept on the delivery and the endpoint (shown by the API, logged) does not carry it.
+#[tokio::test]
+async fn a_failed_slack_attempt_does_not_reveal_the_webhook_url() {
+    let app = TestApp::spawn(|_| {}).await;
+    let firm = Uuid::now_v7();
+    let port = arflow_testkit::free_port();
+    let url = format!("http://127.0.0.1:{port}/services/T0/B0/s3cr3t-slack-token");
+    app.subscribe(firm, &["opt_out"], json!({"type": "slack", "webhook_url": url})).await;
+    app.opt_out(firm).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let d = app.deliveries(firm, "").await;
+        if d.len() == 1 && d[0]["last_error"].is_string() {
+            break d[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no failed attempt: {d:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (_, subs) = app.api(firm, reqwest::Method::GET, "/v1/notifications/subscriptions", None).await;
+    let health = &subs["data"][0]["health"];
+    assert!(health["last_error"].is_string(), "{health}");
+    for shown in [&delivery["last_error"], &health["last_error"]] {
+        assert!(!shown.as_str().unwrap().contains("s3cr3t"), "the webhook URL leaked: {shown}");
+    }
+    app.stop().await;
+}
+
 /// Persistent failure disables the endpoint; new and waiting deliveries park as
 /// `endpoint_disabled`; after enabling, a replay delivers with the same `webhook-id`.
 /// A 410 Gone disables another endpoint at its first answer.

@@ -95,7 +95,9 @@ pub(crate) async fn http_outcome(result: Result<reqwest::Response, reqwest::Erro
             let failure = if status == reqwest::StatusCode::GONE { Failure::Gone } else { Failure::Retry };
             Outcome::Failed { status: Some(status.as_u16()), error: format!("HTTP {status}: {body}"), failure }
         }
-        Err(e) => Outcome::Failed { status: None, error: error_chain(&e), failure: Failure::Retry },
+        // Without the URL: a Slack webhook URL is the credential itself, and this error is logged,
+        // stored, shown by the API and published in `notification.failed`.
+        Err(e) => Outcome::Failed { status: None, error: error_chain(&e.without_url()), failure: Failure::Retry },
     }
 }
 
