@@ -6,15 +6,31 @@
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// False for loopback, private, link-local (metadata), CGNAT, unspecified, multicast and
-/// unique-local addresses.
+/// False for loopback, private, link-local (metadata), CGNAT, unspecified, multicast,
+/// reserved and unique-local addresses, and for IPv6 addresses that carry one of those IPv4
+/// addresses (mapped, compatible, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => public_v4(v4),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => public_v4(v4) && public_v6(v6),
             None => public_v6(v6),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 address reaches, when it carries one.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let last = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some(last(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(last(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(last(hi, lo)),
+        _ => None,
     }
 }
 
@@ -28,7 +44,10 @@ fn public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_multicast()
         || ip.is_documentation()
         || a == 0
-        || (a == 100 && (64..128).contains(&b)))
+        || a >= 240
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 198 && (18..20).contains(&b))
+        || (a == 192 && b == 0 && ip.octets()[2] == 0))
 }
 
 fn public_v6(ip: Ipv6Addr) -> bool {
@@ -89,12 +108,19 @@ mod tests {
             "[fd00::1]",
             "[fe80::1]",
             "[::ffff:127.0.0.1]",
+            "[::127.0.0.1]",
+            "[64:ff9b::a9fe:a9fe]",
+            "[2002:a9fe:a9fe::1]",
+            "[2002:7f00:1::]",
+            "198.18.0.1",
+            "240.0.0.1",
+            "192.0.0.170",
             "localhost",
             "api.localhost",
         ] {
             assert!(refuse_host(host).is_some(), "{host}");
         }
-        for host in ["8.8.8.8", "hooks.slack.com", "[2606:4700::1111]"] {
+        for host in ["8.8.8.8", "hooks.slack.com", "[2606:4700::1111]", "[64:ff9b::808:808]", "[2002:808:808::1]"] {
             assert!(refuse_host(host).is_none(), "{host}");
         }
     }
