@@ -303,18 +303,35 @@ pub async fn record_opt_out(
 }
 
 /// An opt-in lifts the opt-out of that channel (or every opt-out of the contact for `all`).
+/// One channel back in after an opt-out of every channel: the other channels stay opted out.
 pub async fn remove_opt_out(
     conn: &mut PgConnection,
     firm_id: Uuid,
     contact_id: Uuid,
     channel: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM opt_outs WHERE contact_id = $1 AND firm_id = $2 AND ($3 = 'all' OR channel = $3)")
+    if channel != "all" {
+        sqlx::query(
+            "INSERT INTO opt_outs (contact_id, firm_id, channel, since) \
+             SELECT a.contact_id, a.firm_id, ch, a.since FROM opt_outs a \
+               CROSS JOIN unnest(ARRAY['email', 'voice', 'sms']) AS ch \
+             WHERE a.contact_id = $1 AND a.firm_id = $2 AND a.channel = 'all' AND ch <> $3 \
+             ON CONFLICT DO NOTHING",
+        )
         .bind(contact_id)
         .bind(firm_id)
         .bind(channel)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    }
+    sqlx::query(
+        "DELETE FROM opt_outs WHERE contact_id = $1 AND firm_id = $2 AND ($3 = 'all' OR channel = $3 OR channel = 'all')",
+    )
+    .bind(contact_id)
+    .bind(firm_id)
+    .bind(channel)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -512,6 +512,37 @@ async fn an_opted_out_contact_is_dropped_and_the_step_skipped() {
     assert_eq!(skipped[0].reason, "contact_opted_out");
 }
 
+/// The opt-out service lets a firm user opt one channel back in after an opt-out of every
+/// channel: email steps fire again for that contact.
+#[tokio::test]
+async fn email_opted_back_in_after_an_opt_out_of_every_channel_fires_again() {
+    let mut t = TestApp::spawn().await;
+    let d = decision(date(2026, 3, 12), "America/New_York", Tier::Standard);
+    t.publish_decision(&d).await;
+    let contact_id = d.contacts[0].contact_id;
+    for (kind, channel) in [(subjects::consent::OPTED_OUT, None), (subjects::consent::OPTED_IN, Some(Channel::Email))] {
+        let data = ConsentChanged {
+            contact_id,
+            client_id: Uuid::now_v7(),
+            channel,
+            source: "firm_user".into(),
+            evidence: "client called".into(),
+        };
+        let env = Envelope::new(kind, "optout", t.now().await, t.firm, contact_id, None, data);
+        let id = env.id;
+        t.bus.publish_event(&subjects::subject(kind, t.firm), &format!("consent:{id}"), &env).await.unwrap();
+        t.settle().await;
+    }
+    t.outreach().await;
+    for _ in 0..4 {
+        t.advance(Duration::days(1)).await;
+    }
+    let msgs = t.outreach().await;
+    assert_eq!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).len(), 1, "email fires again");
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert!(skipped.iter().all(|s| s.reason != "contact_opted_out"), "{skipped:?}");
+}
+
 #[tokio::test]
 async fn the_same_decision_delivered_twice_creates_the_steps_once() {
     let mut t = TestApp::spawn().await;
