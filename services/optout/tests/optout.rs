@@ -277,6 +277,41 @@ async fn an_opt_in_does_not_release_the_hold_of_an_opt_out_waiting_behind_it() {
     app.stop().await;
 }
 
+/// A suppression list of thousands of contacts (up to `import_max_rows`): more contact locks
+/// than one PostgreSQL transaction can take with the default `max_locks_per_transaction`.
+#[tokio::test]
+async fn a_suppression_list_larger_than_one_transactions_locks_is_imported() {
+    let app = TestApp::spawn().await;
+    let (firm, client) = (Uuid::now_v7(), Uuid::now_v7());
+    let n = 15_000;
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO optout.contacts (contact_id, firm_id, client_id, version, name, email) \
+         SELECT gen_random_uuid(), $1, $2, 1, 'c' || g, 'c' || g || '@client.test' FROM generate_series(1, $3) g \
+         RETURNING contact_id",
+    )
+    .bind(firm)
+    .bind(client)
+    .bind(n)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let csv: String =
+        std::iter::once("contact_id".to_string()).chain(ids.iter().map(Uuid::to_string)).collect::<Vec<_>>().join("\n");
+    let r = app
+        .as_firm(reqwest::Method::POST, firm, "/v1/consent/suppressions.csv")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let report: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["imported"], n);
+    assert!(app.held(&contact_hold_key(ids[n as usize - 1])).await.is_some());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_ledger_is_append_only_and_firms_are_isolated() {
     let app = TestApp::spawn().await;

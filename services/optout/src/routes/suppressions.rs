@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Opt-outs recorded per transaction by an import.
+const RECORD_CHUNK: usize = 1_000;
+
 pub const COLUMNS: [&str; 8] =
     ["email", "phone", "contact_id", "client_id", "channel", "source", "evidence", "opted_out_at"];
 
@@ -210,10 +213,15 @@ pub async fn import(
     let now = ctx.clock.now();
     let concurrency = ctx.settings.import_concurrency;
     ledger::hold_all(&ctx.holds, &refs, now, concurrency, false).await?;
-    let mut tx = ctx.pool.begin().await?;
-    let recorded = ledger::record_opt_outs(&mut tx, &ctx.holds, &refs, now, concurrency).await?;
-    tx.commit().await?;
-    ctx.outbox.notify();
+    // One transaction per chunk: each takes a lock per contact, and one transaction may hold
+    // only so many (`max_locks_per_transaction`); every hold is already written.
+    let mut recorded = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(RECORD_CHUNK) {
+        let mut tx = ctx.pool.begin().await?;
+        recorded.extend(ledger::record_opt_outs(&mut tx, &ctx.holds, chunk, now, concurrency).await?);
+        tx.commit().await?;
+        ctx.outbox.notify();
+    }
     let mut results = recorded.iter();
     for (_, n) in per_row {
         let changed = results.by_ref().take(n).fold(false, |any, r| any | r.event.is_some());
