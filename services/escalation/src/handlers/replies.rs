@@ -68,6 +68,12 @@ impl Apply for RepliesHandler {
             return Ok(());
         };
         m.span().record("invoice_id", tracing::field::display(invoice_id));
+        // The invoice's record first: a reply can only match an invoice the gateway published
+        // before it, so a missing one is still on its way (another consumer), not unknown. Read
+        // before writing the activity, or a record committed in between would be missed.
+        let Some(invoice) = store::invoice(conn, env.firm_id, invoice_id).await? else {
+            return Err(ApplyError::Retry(format!("invoice {invoice_id} not known yet")));
+        };
         let intent = r.intent.map_or("none", |i| i.as_str());
         let summary = format!("{} reply ({intent}): \"{}\"", r.channel.as_str(), r.evidence);
         store::record_activity(
@@ -78,11 +84,7 @@ impl Apply for RepliesHandler {
         )
         .await?;
         let Some(reason) = reason(r.intent, r.channel) else { return Ok(()) };
-        let client_id = match (r.client_id, store::invoice(conn, env.firm_id, invoice_id).await?) {
-            (_, Some(i)) => i.client_id,
-            (Some(c), None) => c,
-            (None, None) => return Err(ApplyError::Retry(format!("invoice {invoice_id} not known yet"))),
-        };
+        let client_id = invoice.client_id;
         let evidence = if r.evidence.trim().is_empty() { r.client_text.clone() } else { r.evidence.clone() };
         let t = Trigger {
             firm_id: env.firm_id,
