@@ -436,6 +436,32 @@ pub fn zone(name: Option<&str>) -> Tz {
     name.and_then(|n| parse_tz(n).ok()).unwrap_or(Tz::UTC)
 }
 
+/// What the read models know of a case's firm, client, contact and invoice, and the firm's zone.
+struct Records {
+    firm: Option<store::FirmRow>,
+    client: Option<store::ClientRow>,
+    contact: Option<store::ContactRow>,
+    invoice: Option<store::InvoiceRow>,
+    tz: Tz,
+}
+
+impl Records {
+    async fn of(conn: &mut PgConnection, case: &CaseRow) -> Result<Records, CaseError> {
+        let firm = store::firm(conn, case.firm_id).await?;
+        let client = store::client(conn, case.firm_id, case.client_id).await?;
+        let contact = match case.contact_id {
+            Some(id) => store::contact(conn, case.firm_id, id).await?,
+            None => None,
+        };
+        let invoice = match case.invoice_id {
+            Some(id) => store::invoice(conn, case.firm_id, id).await?,
+            None => None,
+        };
+        let tz = zone(firm.as_ref().map(|f| f.timezone.as_str()));
+        Ok(Records { firm, client, contact, invoice, tz })
+    }
+}
+
 /// The whole case as published and as the API shows it: everything a consumer needs.
 pub async fn payload(
     conn: &mut PgConnection,
@@ -444,17 +470,7 @@ pub async fn payload(
     action: &ActionRow,
     now: DateTime<Utc>,
 ) -> Result<EscalationCase, CaseError> {
-    let firm = store::firm(conn, case.firm_id).await?;
-    let client = store::client(conn, case.firm_id, case.client_id).await?;
-    let contact = match case.contact_id {
-        Some(id) => store::contact(conn, case.firm_id, id).await?,
-        None => None,
-    };
-    let invoice = match case.invoice_id {
-        Some(id) => store::invoice(conn, case.firm_id, id).await?,
-        None => None,
-    };
-    let tz = zone(firm.as_ref().map(|f| f.timezone.as_str()));
+    let Records { firm, client, contact, invoice, tz } = Records::of(conn, case).await?;
     let case_invoice = invoice.as_ref().map(|i| CaseInvoice {
         invoice_id: i.invoice_id,
         stripe_invoice_id: i.stripe_invoice_id.clone().unwrap_or_default(),
@@ -513,17 +529,7 @@ async fn hand_off_summary(
     input: &ActionInput,
     now: DateTime<Utc>,
 ) -> Result<String, CaseError> {
-    let firm = store::firm(conn, case.firm_id).await?;
-    let client = store::client(conn, case.firm_id, case.client_id).await?;
-    let contact = match case.contact_id {
-        Some(id) => store::contact(conn, case.firm_id, id).await?,
-        None => None,
-    };
-    let invoice = match case.invoice_id {
-        Some(id) => store::invoice(conn, case.firm_id, id).await?,
-        None => None,
-    };
-    let tz = zone(firm.as_ref().map(|f| f.timezone.as_str()));
+    let Records { firm, client, contact, invoice, tz } = Records::of(conn, case).await?;
     let mut s = String::new();
     let firm_name = firm.as_ref().map_or("", |f| f.name.as_str());
     s.push_str(&format!(
