@@ -138,7 +138,6 @@ pub async fn upsert_firm(conn: &mut PgConnection, f: &FirmUpdated) -> Result<boo
 }
 
 pub async fn upsert_client(conn: &mut PgConnection, firm_id: Uuid, c: &ClientUpserted) -> Result<bool, sqlx::Error> {
-    let tier = serde_json::to_value(c.tier).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let done = sqlx::query(
         "INSERT INTO clients (client_id, firm_id, version, name, tier, timezone, excluded) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -150,7 +149,7 @@ pub async fn upsert_client(conn: &mut PgConnection, firm_id: Uuid, c: &ClientUps
     .bind(firm_id)
     .bind(c.version)
     .bind(&c.name)
-    .bind(tier)
+    .bind(c.tier.as_str())
     .bind(&c.timezone)
     .bind(c.excluded)
     .execute(conn)

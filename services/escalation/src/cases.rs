@@ -423,7 +423,7 @@ async fn event(
 }
 
 fn tier(s: &str) -> Tier {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or(Tier::Standard)
+    Tier::parse(s).unwrap_or(Tier::Standard)
 }
 
 /// Days past due on `now`'s date in `zone` (0 before the due date or without one).

@@ -42,10 +42,6 @@ pub async fn fill_firm(conn: &mut PgConnection, firm_id: Uuid, name: &str, timez
     Ok(())
 }
 
-fn snake<T: serde::Serialize>(v: T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
 pub async fn upsert_client(conn: &mut PgConnection, firm_id: Uuid, c: &ClientUpserted) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO clients (client_id, firm_id, version, name, tier) VALUES ($1, $2, $3, $4, $5) \
@@ -57,7 +53,7 @@ pub async fn upsert_client(conn: &mut PgConnection, firm_id: Uuid, c: &ClientUps
     .bind(firm_id)
     .bind(c.version)
     .bind(&c.name)
-    .bind(snake(c.tier))
+    .bind(c.tier.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -75,7 +71,7 @@ pub async fn fill_client(
     .bind(client.client_id)
     .bind(firm_id)
     .bind(&client.name)
-    .bind(snake(client.tier))
+    .bind(client.tier.as_str())
     .execute(conn)
     .await?;
     Ok(())

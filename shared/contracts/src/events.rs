@@ -38,6 +38,25 @@ pub enum Tier {
     Key,
 }
 
+impl Tier {
+    pub const ALL: [Tier; 4] = [Tier::New, Tier::Standard, Tier::LongStanding, Tier::Key];
+
+    /// The wire and storage name (`long_standing`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::New => "new",
+            Tier::Standard => "standard",
+            Tier::LongStanding => "long_standing",
+            Tier::Key => "key",
+        }
+    }
+
+    /// The tier a stored name stands for.
+    pub fn parse(name: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
 /// `billing.client_upserted`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientUpserted {
@@ -791,4 +810,18 @@ pub struct NotificationOutcome {
     pub event_id: Uuid,
     pub attempts: i32,
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_names_are_the_wire_names() {
+        for t in Tier::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), serde_json::Value::String(t.as_str().into()));
+            assert_eq!(Tier::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(Tier::parse("gold"), None);
+    }
 }
