@@ -8,12 +8,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -32,22 +28,11 @@ pub struct Received {
     pub repeats: u64,
     pub by_type: BTreeMap<String, u64>,
     pub slack: u64,
-    /// The webhook secret, once the subscription exists.
-    pub secret: Vec<u8>,
+    /// The webhook secret (`whsec_...`), once the subscription exists.
+    pub secret: String,
 }
 
 type Shared = Arc<Mutex<Received>>;
-
-/// Checks a Standard Webhooks signature (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`).
-fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let (id, ts, sigs) = (h("webhook-id")?, h("webhook-timestamp")?, h("webhook-signature")?);
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
-    mac.update(format!("{id}.{ts}.").as_bytes());
-    mac.update(body);
-    let expected = B64.encode(mac.finalize().into_bytes());
-    sigs.split(' ').any(|s| s.strip_prefix("v1,") == Some(expected.as_str())).then(|| id.to_string())
-}
 
 async fn webhook(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let Ok(mut r) = state.lock() else { return StatusCode::INTERNAL_SERVER_ERROR };
@@ -55,7 +40,7 @@ async fn webhook(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -
         r.refused_while_down += 1;
         return StatusCode::SERVICE_UNAVAILABLE;
     }
-    let Some(id) = verify(&r.secret, &headers, &body) else {
+    let Some(id) = arflow_testkit::standard_webhooks::verify(&r.secret, &headers, &body) else {
         r.bad_signature += 1;
         return StatusCode::UNAUTHORIZED;
     };
@@ -122,9 +107,8 @@ impl<'a> FirmSide<'a> {
             )
             .await?;
         let secret = hook["secret"].as_str().context("the webhook subscription's secret")?;
-        let secret = B64.decode(secret.trim_start_matches("whsec_")).context("a whsec_ secret")?;
         if let Ok(mut r) = received.lock() {
-            r.secret = secret;
+            r.secret = secret.to_string();
         }
         firm.post_as(
             AR_MANAGER,

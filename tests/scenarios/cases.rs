@@ -6,21 +6,17 @@
 use arflow_tests::{REPLY_DOMAIN, TestApp};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use chrono::Duration;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-/// Webhook bodies received with a valid Standard Webhooks signature, checked here with the
-/// spec's algorithm (not the service's code): HMAC-SHA256 over `id.timestamp.body`.
-type Inbox = Arc<Mutex<(Vec<u8>, Vec<Value>, u32)>>;
+/// The webhook secret, the bodies received with a valid Standard Webhooks signature (checked
+/// with testkit's implementation of the spec, not the service's code), and the refused ones.
+type Inbox = Arc<Mutex<(String, Vec<Value>, u32)>>;
 
 async fn receiver() -> (String, Inbox) {
-    let inbox: Inbox = Arc::new(Mutex::new((vec![], vec![], 0)));
+    let inbox: Inbox = Arc::new(Mutex::new((String::new(), vec![], 0)));
     let state = inbox.clone();
     let app = axum::Router::new().route(
         "/hook",
@@ -28,12 +24,7 @@ async fn receiver() -> (String, Inbox) {
             let state = state.clone();
             async move {
                 let mut s = state.lock().unwrap();
-                let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                let mut mac = Hmac::<Sha256>::new_from_slice(&s.0).unwrap();
-                mac.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
-                mac.update(&body);
-                let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
-                if !h("webhook-signature").split(' ').any(|sig| sig == expected) {
+                if arflow_testkit::standard_webhooks::verify(&s.0, &headers, &body).is_none() {
                     s.2 += 1;
                     return StatusCode::UNAUTHORIZED;
                 }
@@ -92,7 +83,7 @@ async fn a_dispute_opens_a_case_the_firm_is_told_and_a_person_decides() {
         )
         .await;
     let secret = sub["secret"].as_str().expect("the signing secret, shown once");
-    inbox.lock().unwrap().0 = B64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    inbox.lock().unwrap().0 = secret.to_string();
 
     let start = app.now().await.date_naive();
     let (_, contact) = app.add_client(&firm, "cus_dsp", "Quarry Lane Studio", "standard", "America/New_York").await;

@@ -6,6 +6,7 @@ pub mod db;
 pub mod idle;
 pub mod nats;
 pub mod smtp;
+pub mod standard_webhooks;
 pub mod stripe;
 
 pub use db::TestDb;
