@@ -39,19 +39,12 @@ async fn receiver() -> (String, Inbox) {
     (url, inbox)
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    arflow_testkit::eventually(what, std::time::Duration::from_secs(30), check).await
 }
 
 async fn act(app: &TestApp, key: &str, case: &str, body: Value) -> Value {

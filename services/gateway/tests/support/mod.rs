@@ -9,8 +9,9 @@ use arflow_runtime::{Metrics, NatsSettings};
 use arflow_testkit::{TestDb, TestNats};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -75,19 +76,12 @@ impl Drop for TestApp {
 }
 
 /// Polls `check` until it returns Some, or fails after 10 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    arflow_testkit::eventually(what, Duration::from_secs(10), check).await
 }
 
 impl TestApp {
