@@ -64,6 +64,20 @@ pub(crate) async fn process<A: Apply>(
     applier: &A,
 ) -> Result<Vec<Rejection>, HandlerError> {
     let mut tx = ctx.pool.begin().await.map_err(retry)?;
+    // The three consumers run side by side: without this, a consent change and a new invoice
+    // of the same client committed at the same time each miss the other (the invoice evaluated
+    // before the opt-out committed, the opt-out finding no invoice to re-evaluate). One lock per
+    // firm, taken in order, makes their transactions for a firm follow each other.
+    let mut firms: Vec<Uuid> = batch.iter().map(|m| m.envelope.firm_id).collect();
+    firms.sort_unstable();
+    firms.dedup();
+    for firm in &firms {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+            .bind(firm.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(retry)?;
+    }
     let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
     let mut fresh = inbox::record_new(&mut tx, consumer, &ids).await.map_err(retry)?;
     let mut touched = Touched::default();
