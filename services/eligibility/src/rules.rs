@@ -311,6 +311,12 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
             .flatten()
             .find(|z| parse_tz(z).is_ok())
             .map(str::to_string),
+            // Calls and texts are read in the zone the person lives in: never the firm's guess.
+            call_timezone: [c.timezone.as_deref(), client.and_then(|cl| cl.timezone.as_deref())]
+                .into_iter()
+                .flatten()
+                .find(|z| parse_tz(z).is_ok())
+                .map(str::to_string),
             channels,
         })
         .collect();
@@ -352,12 +358,14 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
                 sender_email: f.sender_email.clone(),
                 timezone: f.timezone.clone(),
                 email_window: f.email_window.0.clone(),
+                call_window: None,
             },
             None => FirmSnapshot {
                 name: String::new(),
                 sender_email: String::new(),
                 timezone: "UTC".into(),
                 email_window: SendWindow::business_hours(),
+                call_window: None,
             },
         },
         evaluated_at: DateTime::<Utc>::UNIX_EPOCH,

@@ -107,6 +107,7 @@ impl TestApp {
             timezone: "America/New_York".into(),
             min_amounts: BTreeMap::from([(usd(), Decimal::new(5000, 2))]),
             email_window: SendWindow::business_hours(),
+            call_window: None,
             version,
         }
     }

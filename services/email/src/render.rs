@@ -197,6 +197,7 @@ mod tests {
                 phone: None,
                 timezone: Some("Europe/Paris".into()),
                 channels: vec![Channel::Email],
+                call_timezone: None,
             },
             invoice: InvoiceSnapshot {
                 invoice_id: Uuid::now_v7(),
@@ -214,6 +215,7 @@ mod tests {
                 sender_email: "billing@acme.example".into(),
                 timezone: "America/New_York".into(),
                 email_window: arflow_core::SendWindow::business_hours(),
+                call_window: None,
             },
             days_overdue,
             explanation: Explanation {
@@ -225,6 +227,7 @@ mod tests {
             },
             promised_date: None,
             after_broken_promise: false,
+            attempt: 1,
         }
     }
 

@@ -95,6 +95,7 @@ impl TestApp {
             timezone: "America/New_York".into(),
             min_amounts: BTreeMap::new(),
             email_window: SendWindow::business_hours(),
+            call_window: None,
             version: 1,
         };
         self.publish(subjects::billing::FIRM_UPDATED, self.firm, firm).await;

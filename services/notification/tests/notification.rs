@@ -259,6 +259,7 @@ impl TestApp {
             timezone: timezone.into(),
             min_amounts: BTreeMap::new(),
             email_window: SendWindow::business_hours(),
+            call_window: None,
             version: 1,
         };
         self.publish(firm, subjects::billing::FIRM_UPDATED, firm, f).await;

@@ -361,6 +361,7 @@ fn step_due(
             .as_ref()
             .filter(|_| policy::is_broken_promise_step(&s.name))
             .and_then(|b| b.promised_date),
+        attempt: 1,
     }
 }
 

@@ -22,6 +22,9 @@ pub struct FirmUpdated {
     /// Minimum amount remaining, per currency, below which no outreach happens.
     pub min_amounts: BTreeMap<Currency, Decimal>,
     pub email_window: SendWindow,
+    /// The firm's quieter calling/texting window (`None` = the default call window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_window: Option<SendWindow>,
     /// Monotonic per firm; older versions are ignored.
     pub version: i64,
 }
@@ -249,6 +252,10 @@ pub struct ContactSnapshot {
     pub timezone: Option<String>,
     /// Channels with consent and no opt-out.
     pub channels: Vec<Channel>,
+    /// The zone the contact experiences a call or text in: the contact's, else the client's;
+    /// never the firm's. `None` when unknown: no call or text is placed (fence 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -257,6 +264,10 @@ pub struct FirmSnapshot {
     pub sender_email: String,
     pub timezone: String,
     pub email_window: SendWindow,
+    /// The firm's own, quieter calling and texting window (read in the contact's zone), on
+    /// top of the 08:00-21:00 fence; `None` = the default call window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_window: Option<SendWindow>,
 }
 
 /// `eligibility.changed`: the full decision, published whenever it changes.
@@ -363,6 +374,13 @@ pub struct StepDue {
     /// True on that follow-up step (its template recalls the promise).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub after_broken_promise: bool,
+    /// 1 for a step's first try; a call retried after no answer counts up.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// `outreach.step_skipped`
@@ -446,6 +464,149 @@ pub struct EmailSuppressed {
     /// `invoice_held` or `contact_held`.
     pub reason: String,
     pub hold: serde_json::Value,
+}
+
+/// How a call ended; each has its own subject (`outreach.voice.<outcome>`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// A person answered and the conversation ran.
+    Completed,
+    /// Nobody picked up, or the line was busy.
+    NoAnswer,
+    /// An answering machine took a short message (no amounts said).
+    Voicemail,
+    /// The provider could not place the call.
+    Failed,
+}
+
+impl CallOutcome {
+    pub const ALL: [CallOutcome; 4] =
+        [CallOutcome::Completed, CallOutcome::NoAnswer, CallOutcome::Voicemail, CallOutcome::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Completed => "completed",
+            CallOutcome::NoAnswer => "no_answer",
+            CallOutcome::Voicemail => "voicemail",
+            CallOutcome::Failed => "failed",
+        }
+    }
+
+    /// `outreach.voice.<outcome>` (without the firm).
+    pub fn subject(self) -> &'static str {
+        use crate::subjects::outreach;
+        match self {
+            CallOutcome::Completed => outreach::VOICE_COMPLETED,
+            CallOutcome::NoAnswer => outreach::VOICE_NO_ANSWER,
+            CallOutcome::Voicemail => outreach::VOICE_VOICEMAIL,
+            CallOutcome::Failed => outreach::VOICE_FAILED,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    /// arflow's voice agent.
+    Agent,
+    /// The person who answered.
+    Client,
+}
+
+/// One turn of a call's conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TranscriptTurn {
+    pub speaker: Speaker,
+    pub text: String,
+    /// What the client's words meant (client turns only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<ReplyIntent>,
+    pub at: DateTime<Utc>,
+}
+
+/// `outreach.voice.{completed,no_answer,voicemail,failed}`: one call attempt, explained.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CallEnded {
+    pub call_id: Uuid,
+    pub step_id: Uuid,
+    pub invoice_id: Uuid,
+    pub contact_id: Uuid,
+    pub client_id: Uuid,
+    pub step: String,
+    pub attempt: u32,
+    pub outcome: CallOutcome,
+    /// The provider's final call status (`completed`, `busy`, `no-answer`, `failed`, `canceled`).
+    pub provider_status: String,
+    /// Answering-machine detection's verdict (`human`, `machine_end_beep`, ...).
+    pub answered_by: Option<String>,
+    pub provider_call_sid: Option<String>,
+    /// E.164 number called.
+    pub to: String,
+    pub duration_secs: Option<u32>,
+    pub placed_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub transcript: Vec<TranscriptTurn>,
+    /// What the client expressed, in order (client turns' intents).
+    pub intents: Vec<ReplyIntent>,
+    /// For a promise made on the call, the date.
+    pub promised_date: Option<NaiveDate>,
+    pub recording_url: Option<String>,
+    /// The call script and its version, e.g. `call-firm@1`.
+    pub script: String,
+    /// In words, e.g. `busy`, `promise to pay on 2026-03-20 confirmed`.
+    pub detail: String,
+    pub explanation: Explanation,
+}
+
+/// `outreach.voice.skipped` / `outreach.sms.skipped`: the channel service's last check refused
+/// a step; nothing was dialled or sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChannelStepSkipped {
+    pub step_id: Uuid,
+    pub invoice_id: Uuid,
+    pub contact_id: Uuid,
+    pub step: String,
+    pub channel: Channel,
+    pub attempt: u32,
+    /// Stable: `timezone_unknown`, `no_consent`, `no_phone`, `attempt_cap`, `invoice_held`,
+    /// `contact_held`.
+    pub reason: String,
+    pub detail: String,
+}
+
+impl ChannelStepSkipped {
+    /// Reasons after which the scheduler falls back to email (the client can still be
+    /// reached in writing); a hold stops every channel instead.
+    pub fn email_may_follow(&self) -> bool {
+        matches!(self.reason.as_str(), "timezone_unknown" | "no_consent" | "no_phone" | "attempt_cap")
+    }
+}
+
+/// `outreach.sms.sent`: a text handed to the provider, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SmsSent {
+    pub step_id: Uuid,
+    pub invoice_id: Uuid,
+    pub contact_id: Uuid,
+    pub step: String,
+    pub to: String,
+    pub message_sid: String,
+    pub template: String,
+    pub template_version: i32,
+    pub body: String,
+    pub explanation: Explanation,
+}
+
+/// `outreach.sms.failed`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SmsFailed {
+    pub step_id: Uuid,
+    pub invoice_id: Uuid,
+    pub contact_id: Uuid,
+    pub step: String,
+    pub reason: String,
+    pub permanent: bool,
 }
 
 /// `outreach.email.bounced`: a delivery status notification for one of our emails.

@@ -40,12 +40,14 @@ pub fn decision(due: Option<NaiveDate>, zone: &str, tier: Tier) -> EligibilityCh
             phone: None,
             timezone: Some(zone.into()),
             channels: vec![Channel::Email],
+            call_timezone: None,
         }],
         firm: FirmSnapshot {
             name: "Firm".into(),
             sender_email: "ar@firm.example".into(),
             timezone: "UTC".into(),
             email_window: SendWindow::business_hours(),
+            call_window: None,
         },
         evaluated_at: DateTime::<Utc>::UNIX_EPOCH,
     }

@@ -59,3 +59,8 @@ pub fn command(request_id: Uuid) -> String {
 pub fn notification(delivery_id: Uuid, what: &str) -> String {
     format!("notification:{delivery_id}:{what}")
 }
+
+/// An event about one call attempt: `call:<call_id>:<what>` (`ended`, `turn-3`...).
+pub fn call(call_id: Uuid, what: &str) -> String {
+    format!("call:{call_id}:{what}")
+}

@@ -43,6 +43,10 @@ pub mod eligibility {
 
 pub mod outreach {
     pub const STEP_DUE_EMAIL: &str = "outreach.step_due.email";
+    /// One call to place (`StepDue` with channel `voice`), exactly once.
+    pub const STEP_DUE_VOICE: &str = "outreach.step_due.voice";
+    /// One text message to send (`StepDue` with channel `sms`), exactly once.
+    pub const STEP_DUE_SMS: &str = "outreach.step_due.sms";
     pub const STEP_SKIPPED: &str = "outreach.step_skipped";
     pub const PLAN_UPDATED: &str = "outreach.plan_updated";
     pub const EMAIL_SENT: &str = "outreach.email.sent";
@@ -50,6 +54,17 @@ pub mod outreach {
     pub const EMAIL_SUPPRESSED: &str = "outreach.email.suppressed";
     /// A delivery status notification (DSN) for an email we sent: hard or soft.
     pub const EMAIL_BOUNCED: &str = "outreach.email.bounced";
+    /// How a call ended (`CallEnded`): `outreach.voice.<outcome>` (see `CallOutcome::subject`).
+    pub const VOICE_COMPLETED: &str = "outreach.voice.completed";
+    pub const VOICE_NO_ANSWER: &str = "outreach.voice.no_answer";
+    pub const VOICE_VOICEMAIL: &str = "outreach.voice.voicemail";
+    pub const VOICE_FAILED: &str = "outreach.voice.failed";
+    /// The voice service's last check refused a call step (`ChannelStepSkipped`).
+    pub const VOICE_SKIPPED: &str = "outreach.voice.skipped";
+    pub const SMS_SENT: &str = "outreach.sms.sent";
+    pub const SMS_FAILED: &str = "outreach.sms.failed";
+    /// The last check before the provider refused a text step (`ChannelStepSkipped`).
+    pub const SMS_SKIPPED: &str = "outreach.sms.skipped";
     /// The last step of the cadence fired and nothing is pending while the invoice is open.
     pub const CADENCE_EXHAUSTED: &str = "outreach.cadence_exhausted";
 }

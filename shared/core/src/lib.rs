@@ -1,4 +1,5 @@
 //! Domain types every arflow service shares. No I/O lives here.
+pub mod calls;
 pub mod clock;
 pub mod duration;
 pub mod mask;

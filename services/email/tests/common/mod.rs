@@ -199,6 +199,7 @@ pub fn step(tone: Tone, days_overdue: i64, pay_link: bool) -> StepDue {
             phone: None,
             timezone: Some("America/New_York".into()),
             channels: vec![Channel::Email],
+            call_timezone: None,
         },
         invoice: InvoiceSnapshot {
             invoice_id,
@@ -216,6 +217,7 @@ pub fn step(tone: Tone, days_overdue: i64, pay_link: bool) -> StepDue {
             sender_email: "billing@acme.example".into(),
             timezone: "America/New_York".into(),
             email_window: arflow_core::SendWindow::business_hours(),
+            call_window: None,
         },
         days_overdue,
         explanation: Explanation {
@@ -231,6 +233,7 @@ pub fn step(tone: Tone, days_overdue: i64, pay_link: bool) -> StepDue {
         },
         promised_date: None,
         after_broken_promise: false,
+        attempt: 1,
     }
 }
 

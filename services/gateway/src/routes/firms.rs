@@ -135,6 +135,7 @@ fn firm_event(f: &FirmRow) -> FirmUpdated {
         timezone: f.timezone.clone(),
         min_amounts: f.min_amounts.0.clone(),
         email_window: f.email_window.0.clone(),
+        call_window: None,
         version: f.version,
     }
 }
