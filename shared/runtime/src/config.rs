@@ -308,3 +308,57 @@ pub enum SmtpTls {
     /// Implicit TLS from the first byte (port 465).
     Tls,
 }
+
+/// `[telephony]`: the calling and texting provider (Twilio's REST API, or the local simulator
+/// that speaks the same contract). The gateway needs only `auth_token` (to verify callbacks'
+/// `X-Twilio-Signature`); the voice service uses all of it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelephonySettings {
+    /// `https://api.twilio.com`, or the simulator's base URL.
+    pub api_base: String,
+    pub account_sid: String,
+    /// Signs every callback and authenticates REST calls; never logged.
+    pub auth_token: SecretString,
+    /// The E.164 number calls and texts come from.
+    pub from_number: String,
+    /// The public base URL the provider calls back (the gateway's `public_base_url`); every
+    /// callback's signature covers the full URL, so it must be exactly what the provider sees.
+    pub callback_base_url: String,
+    /// Seconds to let a call ring before the provider gives up (Twilio's `Timeout`).
+    #[serde(default = "ring_timeout_secs")]
+    pub ring_timeout_secs: u32,
+    /// REST request timeout.
+    #[serde(default = "telephony_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+}
+
+fn ring_timeout_secs() -> u32 {
+    25
+}
+
+fn telephony_request_timeout_secs() -> u64 {
+    10
+}
+
+impl TelephonySettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in
+            [("telephony.api_base", &self.api_base), ("telephony.callback_base_url", &self.callback_base_url)]
+        {
+            if !(value.starts_with("http://") || value.starts_with("https://")) {
+                return Err(ConfigError::invalid(key, format!("{value:?} is not an http(s) URL")));
+            }
+        }
+        if self.account_sid.trim().is_empty() {
+            return Err(ConfigError::invalid("telephony.account_sid", "must be set"));
+        }
+        if self.auth_token.expose_secret().len() < 8 {
+            return Err(ConfigError::invalid("telephony.auth_token", "must be set (at least 8 characters)"));
+        }
+        let n = self.from_number.trim();
+        if !(n.starts_with('+') && n.len() > 8 && n[1..].chars().all(|c| c.is_ascii_digit())) {
+            return Err(ConfigError::invalid("telephony.from_number", format!("{n:?} is not an E.164 number")));
+        }
+        Ok(())
+    }
+}

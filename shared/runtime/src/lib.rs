@@ -8,7 +8,7 @@ pub mod telemetry;
 
 pub use config::{
     ClockMode, ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings, ServiceConfig,
-    SmtpSettings, SmtpTls,
+    SmtpSettings, SmtpTls, TelephonySettings,
 };
 pub use metrics::Metrics;
 pub use shutdown::Shutdown;
