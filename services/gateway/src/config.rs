@@ -21,6 +21,19 @@ pub struct Config {
     /// The token the gateway proves itself with to the services behind it.
     #[serde(default)]
     pub internal: arflow_service::api::InternalSettings,
+    /// What the gateway needs of `[telephony]`: the auth token that signs the provider's
+    /// callbacks (the voice service reads the same key, `ARFLOW__TELEPHONY__AUTH_TOKEN`).
+    #[serde(default)]
+    pub telephony: TelephonyCallbacks,
+}
+
+/// The gateway's part of `[telephony]`. The voice service's `arflow_runtime::TelephonySettings`
+/// also needs the account and the number to call from, which the gateway has no use for.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TelephonyCallbacks {
+    /// Checks `X-Twilio-Signature` on `/webhooks/telephony/...`; empty: those callbacks get 503.
+    #[serde(default)]
+    pub auth_token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +71,7 @@ impl ServiceConfig for Config {
             ("gateway.upstreams.optout", &self.gateway.upstreams.optout),
             ("gateway.upstreams.escalation", &self.gateway.upstreams.escalation),
             ("gateway.upstreams.notification", &self.gateway.upstreams.notification),
+            ("gateway.upstreams.voice", &self.gateway.upstreams.voice),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::invalid(key, format!("{url:?} is not an http(s) URL")));
@@ -66,6 +80,10 @@ impl ServiceConfig for Config {
         let secret = self.gateway.unsubscribe_secret.expose_secret();
         if !secret.is_empty() && secret.len() < 16 {
             return Err(ConfigError::invalid("gateway.unsubscribe_secret", "use at least 16 characters"));
+        }
+        let auth_token = self.telephony.auth_token.expose_secret();
+        if !auth_token.is_empty() && auth_token.len() < 8 {
+            return Err(ConfigError::invalid("telephony.auth_token", "use at least 8 characters"));
         }
         if !(1024..=256 * 1024 * 1024).contains(&self.gateway.inbound_max_bytes) {
             return Err(ConfigError::invalid("gateway.inbound_max_bytes", "must be between 1 KiB and 256 MiB"));
@@ -89,5 +107,10 @@ mod tests {
         assert_eq!(c.http.port, 8080);
         c.gateway.stripe_api_base = "ftp://x".into();
         assert!(c.validate().unwrap_err().to_string().contains("gateway.stripe_api_base"));
+        let mut c = Config::defaults().unwrap();
+        assert_eq!(c.gateway.upstreams.voice, "http://127.0.0.1:8087");
+        assert!(c.telephony.auth_token.expose_secret().is_empty());
+        c.telephony.auth_token = "short".to_string().into();
+        assert!(c.validate().unwrap_err().to_string().contains("telephony.auth_token"));
     }
 }

@@ -18,6 +18,9 @@ pub enum ApiError {
     UnknownFirm(String),
     #[error("{0}")]
     InvalidSignature(String),
+    /// A telephony callback without a valid `X-Twilio-Signature` (403, as Twilio's docs advise).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     StaleTimestamp(String),
     #[error("{0}")]
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::UnknownFirm(_) => (StatusCode::NOT_FOUND, "unknown-firm"),
             ApiError::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid-signature"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "invalid-signature"),
             ApiError::StaleTimestamp(_) => (StatusCode::BAD_REQUEST, "stale-timestamp"),
             ApiError::MalformedPayload(_) => (StatusCode::BAD_REQUEST, "malformed-payload"),
             ApiError::BadToken(_) => (StatusCode::BAD_REQUEST, "invalid-token"),

@@ -18,6 +18,8 @@ pub struct AppState {
     pub config: Arc<GatewaySettings>,
     /// `/v1/consent`, `/v1/escalations`, `/v1/notifications` go to their services.
     pub forward: Arc<crate::routes::forward::Forwarder>,
+    /// The auth token that signs telephony callbacks.
+    pub telephony: Arc<crate::config::TelephonyCallbacks>,
 }
 
 /// The parts of [`Base`] handlers use (Base itself is consumed by `run`).
@@ -66,6 +68,7 @@ impl Application {
                 crate::routes::forward::Forwarder::new(config.gateway.upstreams.clone(), config.internal.token.clone())
                     .map_err(|e| StartupError::Config(format!("HTTP client for forwarding: {e}")))?,
             ),
+            telephony: Arc::new(config.telephony),
             config: Arc::new(config.gateway),
         };
         // Reconciliation needs the same handles as the API (it applies what Stripe says).

@@ -24,6 +24,13 @@ pub struct Upstreams {
     pub optout: String,
     pub escalation: String,
     pub notification: String,
+    /// The voice service: signed telephony callbacks go to its `/internal/telephony/...`.
+    #[serde(default = "default_voice")]
+    pub voice: String,
+}
+
+fn default_voice() -> String {
+    "http://127.0.0.1:8087".to_string()
 }
 
 /// What forwarding needs: the upstreams, the internal token and one HTTP client (pooled).
@@ -41,6 +48,41 @@ impl Forwarder {
             .tcp_nodelay(true)
             .build()?;
         Ok(Forwarder { upstreams, token, client })
+    }
+
+    /// Whether the internal token is set (without it no upstream would accept a request).
+    pub fn configured(&self) -> bool {
+        !self.token.expose_secret().is_empty()
+    }
+
+    /// The voice service's base URL.
+    pub fn voice(&self) -> &str {
+        &self.upstreams.voice
+    }
+
+    /// Sends one request to `url` with the internal token and `headers`, and returns the answer
+    /// as it is. Unreachable: 503 naming `service` (a transport error is logged, not relayed).
+    pub async fn relay(
+        &self,
+        service: &'static str,
+        method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Relayed, ApiError> {
+        let mut request =
+            self.client.request(method, url).header(INTERNAL_TOKEN_HEADER, self.token.expose_secret()).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(|e| {
+            tracing::warn!(error = %e, "upstream unreachable");
+            ApiError::Unavailable(format!("the {service} service is unavailable; retry later"))
+        })?;
+        let status = response.status();
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let body = response.bytes().await.map_err(|e| ApiError::Upstream(format!("{service}: {e}")))?;
+        Ok(Relayed { status, content_type, body })
     }
 
     /// The owning service and its base URL for a path, or `None` if nothing owns it.
@@ -116,31 +158,18 @@ pub async fn forward(
         .filter(|a| !a.is_empty())
         .map_or_else(|| format!("api-key:{}", key_prefix(&headers)), str::to_string);
     let span = tracing::info_span!("forward", %firm_id, service, %method, path = %path);
-    let send = || {
-        let mut request = state
-            .forward
-            .client
-            .request(method.clone(), &url)
-            .header(FIRM_HEADER, firm_id.to_string())
-            .header(ACTOR_HEADER, actor.clone())
-            .header(INTERNAL_TOKEN_HEADER, state.forward.token.expose_secret())
-            .body(body.clone());
-        for name in PASSED {
-            if let Some(v) = headers.get(&name) {
-                request = request.header(name, v);
-            }
+    let mut passed: Vec<(header::HeaderName, HeaderValue)> = Vec::new();
+    for (name, value) in [(FIRM_HEADER, firm_id.to_string()), (ACTOR_HEADER, actor)] {
+        let value =
+            HeaderValue::from_str(&value).map_err(|_| ApiError::Validation(format!("{name} must be visible ASCII")))?;
+        passed.push((header::HeaderName::from_static(name), value));
+    }
+    for name in PASSED {
+        if let Some(v) = headers.get(&name) {
+            passed.push((name, v.clone()));
         }
-        async move {
-            let response = request.send().await.map_err(|e| {
-                tracing::warn!(error = %e, "upstream unreachable");
-                ApiError::Unavailable(format!("the {service} service is unavailable; retry later"))
-            })?;
-            let status = response.status();
-            let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-            let body = response.bytes().await.map_err(|e| ApiError::Upstream(format!("{service}: {e}")))?;
-            Ok::<_, ApiError>(Relayed { status, content_type, body })
-        }
-    };
+    }
+    let send = || state.forward.relay(service, method.clone(), &url, &passed, body.clone());
     async {
         if method != Method::POST || !headers.contains_key("idempotency-key") {
             return Ok(send().await?.into_response());

@@ -8,6 +8,7 @@ pub mod inbound;
 pub mod openapi;
 pub mod records;
 pub mod replies;
+pub mod telephony;
 pub mod unsubscribe;
 pub mod webhooks;
 
@@ -50,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/email/inbound/{firm_id}",
             post(inbound::email_inbound).layer(axum::extract::DefaultBodyLimit::max(state.config.inbound_max_bytes)),
+        )
+        .route(
+            "/webhooks/telephony/{*rest}",
+            post(telephony::callback).layer(axum::extract::DefaultBodyLimit::max(telephony::MAX_BODY_BYTES)),
         )
         .route("/openapi.json", get(openapi::document))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -1,12 +1,12 @@
 //! The OpenAPI 3.1 document, generated from the handlers and wire types.
-use super::{activity, backfill, firms, inbound, records, replies, unsubscribe, webhooks};
+use super::{activity, backfill, firms, inbound, records, replies, telephony, unsubscribe, webhooks};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "arflow gateway", description = "Firm API, Stripe webhooks, unsubscribe, activity."),
+    info(title = "arflow gateway", description = "Firm API, Stripe, inbound email and telephony webhooks, unsubscribe, activity."),
     paths(
         firms::create_firm, firms::get_firm, firms::patch_firm, firms::create_api_key, firms::create_inbound_token,
         backfill::backfill,
@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
         records::create_contact, records::patch_contact,
         records::list_invoices, records::get_invoice, records::patch_invoice,
         activity::invoice_activity, activity::portfolio, replies::list_replies,
-        webhooks::stripe_webhook, inbound::email_inbound,
+        webhooks::stripe_webhook, inbound::email_inbound, telephony::callback,
         unsubscribe::page, unsubscribe::unsubscribe,
     ),
     components(schemas(crate::error::ProblemBody)),
