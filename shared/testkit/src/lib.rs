@@ -8,6 +8,7 @@ pub mod nats;
 pub mod smtp;
 pub mod standard_webhooks;
 pub mod stripe;
+pub mod telephony;
 
 pub use db::TestDb;
 pub use nats::{NatsUser, TestNats};
