@@ -6,6 +6,7 @@ mod demo_firm;
 mod demo_replies;
 mod inbound;
 mod serve;
+mod telephony_sim;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -67,6 +68,20 @@ enum Command {
     Inbound {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
+    },
+    /// Run the local telephony simulator (Twilio's REST contract, scripted clients chosen by the
+    /// last digit of the number called) until SIGTERM; `GET /_sim/calls`, `GET /_sim/messages`,
+    /// `POST /_sim/sms` {from,to,body} for the demo.
+    TelephonySim {
+        #[arg(long, env = "ARFLOW_DEMO_TELEPHONY_PORT", default_value_t = 18087)]
+        port: u16,
+        #[arg(long, env = "ARFLOW__TELEPHONY__ACCOUNT_SID")]
+        account_sid: String,
+        #[arg(long, env = "ARFLOW__TELEPHONY__AUTH_TOKEN", hide_env_values = true)]
+        auth_token: String,
+        /// Where inbound texts are posted (the gateway's /webhooks/telephony/sms/inbound).
+        #[arg(long)]
+        sms_webhook_url: Option<String>,
     },
 }
 
@@ -133,6 +148,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Inbound { files } => inbound::run(&files),
+        Command::TelephonySim { port, account_sid, auth_token, sms_webhook_url } => {
+            telephony_sim::run(telephony_sim::Options { port, account_sid, auth_token, sms_webhook_url }).await
+        }
         Command::Demo { days, clients, invoices, seed } => {
             demo::run(demo::Options { days, clients, invoices, seed }).await
         }

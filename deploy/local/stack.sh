@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local stack for `just demo`: nats-server (JetStream), PostgreSQL, an SMTP sink with
-# a web inbox (maildev; aiosmtpd's Maildir when npm is missing) and every arflow service
-# (one `arflow serve all` process). State lives in .demo/ and is wiped on each start.
+# a web inbox (maildev; aiosmtpd's Maildir when npm is missing), the telephony simulator
+# (`arflow telephony-sim`: Twilio's REST contract, scripted clients by the number's last digit)
+# and every arflow service (one `arflow serve all` process). State lives in .demo/ and is wiped
+# on each start.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 demo="$root/.demo"
@@ -11,6 +13,10 @@ NATS_PORT="${ARFLOW_DEMO_NATS_PORT:-14222}"
 SMTP_PORT="${ARFLOW_DEMO_SMTP_PORT:-1025}"
 MAIL_WEB_PORT="${ARFLOW_DEMO_MAIL_WEB_PORT:-1080}"
 PG_PORT="${ARFLOW_DEMO_PG_PORT:-15432}"
+TELEPHONY_PORT="${ARFLOW_DEMO_TELEPHONY_PORT:-18087}"
+# The gateway's public base URL (its default `gateway.public_base_url`): the telephony
+# simulator posts every callback there, signed over this exact URL.
+GATEWAY_URL=http://127.0.0.1:8080
 DEMO_DB=arflow_demo
 
 wait_port() { # host port what
@@ -32,6 +38,7 @@ pg_bin() { for d in /usr/lib/postgresql/*/bin; do [ -x "$d/$1" ] && { echo "$d/$
 
 stop() {
   stop_pid arflow
+  stop_pid telephony
   stop_pid maildev; stop_pid smtp; stop_pid nats
   if [ -d "$demo/pg/data" ]; then
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$(pg_bin pg_ctl)" -D "$demo/pg/data" -m fast stop >/dev/null 2>&1 || true
@@ -73,6 +80,15 @@ start_smtp() {
   wait_port 127.0.0.1 "$SMTP_PORT" "SMTP sink"
 }
 
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+start_telephony() {
+  "$bin" telephony-sim --port "$TELEPHONY_PORT" --account-sid "$ARFLOW__TELEPHONY__ACCOUNT_SID" \
+    --sms-webhook-url "$GATEWAY_URL/webhooks/telephony/sms/inbound" >"$demo/telephony.log" 2>&1 &
+  echo $! >"$demo/telephony.pid"
+  wait_port 127.0.0.1 "$TELEPHONY_PORT" "telephony simulator"
+}
+
 start() {
   stop
   rm -rf "$demo"; mkdir -p "$demo"
@@ -89,20 +105,28 @@ export ARFLOW__CLOCK__START=2026-03-02T00:00:00Z
 export ARFLOW__SMTP__PORT=$SMTP_PORT
 export ARFLOW__GATEWAY__ADMIN_TOKEN=demo-admin-token
 export ARFLOW__EMAIL__REPLY_DOMAIN=in.harborpine.example
-export ARFLOW__INTERNAL__TOKEN=demo-internal-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export ARFLOW__INTERNAL__TOKEN=demo-internal-$(random_hex 12)
+# Calls and texts go to the local telephony simulator (auth token read from here by it too).
+export ARFLOW__TELEPHONY__API_BASE=http://127.0.0.1:$TELEPHONY_PORT
+export ARFLOW__TELEPHONY__ACCOUNT_SID=AC$(random_hex 16)
+export ARFLOW__TELEPHONY__AUTH_TOKEN=$(random_hex 16)
+export ARFLOW__TELEPHONY__FROM_NUMBER=+15005550006
+export ARFLOW__TELEPHONY__CALLBACK_BASE_URL=$GATEWAY_URL
+export ARFLOW_TELEPHONY_SIM=http://127.0.0.1:$TELEPHONY_PORT
 # The demo's webhook receiver listens on 127.0.0.1 (production keeps private targets refused).
 export ARFLOW__NOTIFICATION__ALLOW_PRIVATE_TARGETS=true
-export ARFLOW_API_URL=http://127.0.0.1:8080
+export ARFLOW_API_URL=$GATEWAY_URL
 export ARFLOW_ADMIN_TOKEN=demo-admin-token
 export ARFLOW_MAILBOX="$MAILBOX"
 export ARFLOW_MAIL_API=http://127.0.0.1:$MAIL_WEB_PORT
 ENV
   # shellcheck disable=SC1091
   source "$demo/env"
+  start_telephony
   "$bin" serve all >"$demo/arflow.log" 2>&1 &
   echo $! >"$demo/arflow.pid"
   wait_port 127.0.0.1 8080 "arflow gateway"
-  echo "stack up: NATS $ARFLOW__NATS__URL, PostgreSQL $DB_URL, SMTP 127.0.0.1:$SMTP_PORT, gateway $ARFLOW_API_URL"
+  echo "stack up: NATS $ARFLOW__NATS__URL, PostgreSQL $DB_URL, SMTP 127.0.0.1:$SMTP_PORT, telephony $ARFLOW_TELEPHONY_SIM, gateway $ARFLOW_API_URL"
 }
 
 info() {
@@ -113,6 +137,7 @@ info() {
 Where to look (the stack keeps running; \`just stop\` stops it):
   API          $ARFLOW_API_URL  (OpenAPI: $ARFLOW_API_URL/openapi.json; key in .demo/firm.json)
   mailbox      $ARFLOW_MAILBOX
+  telephony    $ARFLOW_TELEPHONY_SIM/_sim/calls and /_sim/messages (simulator; log .demo/telephony.log)
   services     logs in .demo/arflow.log; \`just arflow status\`, \`just arflow clock show\`
 INFO
 }
