@@ -358,7 +358,7 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
                 sender_email: f.sender_email.clone(),
                 timezone: f.timezone.clone(),
                 email_window: f.email_window.0.clone(),
-                call_window: None,
+                call_window: f.call_window.as_ref().map(|w| w.0.clone()),
             },
             None => FirmSnapshot {
                 name: String::new(),
@@ -449,6 +449,7 @@ mod tests {
             timezone: "America/New_York".into(),
             min_amounts: Json([(Currency::parse("USD").unwrap(), Decimal::new(5000, 2))].into_iter().collect()),
             email_window: Json(SendWindow::business_hours()),
+            call_window: None,
         }
     }
 
@@ -545,6 +546,23 @@ mod tests {
         assert_eq!(d.payload.contacts[0].timezone.as_deref(), Some("Pacific/Auckland"));
         assert_eq!(d.payload.client.tier, Tier::LongStanding);
         assert_eq!(d.next_check_at, None);
+    }
+
+    #[test]
+    fn the_firms_call_window_is_in_the_snapshot_and_the_hash() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let i = invoice(&c);
+        let before =
+            decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&k] }, now()).unwrap();
+        assert_eq!(before.payload.firm.call_window, None);
+        let w = SendWindow { start_hour: 9, end_hour: 12, days: vec![chrono::Weekday::Tue] };
+        let narrowed = FirmRow { call_window: Some(Json(w.clone())), ..f.clone() };
+        let after = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&narrowed), contacts: vec![&k] }, now())
+            .unwrap();
+        assert_eq!(after.payload.firm.call_window, Some(w));
+        assert_ne!(before.hash, after.hash, "a new window is a new decision to publish");
     }
 
     #[test]

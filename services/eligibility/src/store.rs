@@ -20,6 +20,8 @@ pub struct FirmRow {
     pub timezone: String,
     pub min_amounts: Json<std::collections::BTreeMap<arflow_core::Currency, Decimal>>,
     pub email_window: Json<arflow_core::SendWindow>,
+    /// The firm's calling/texting window; `None` = the default call window.
+    pub call_window: Option<Json<arflow_core::SendWindow>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -116,12 +118,13 @@ pub async fn enqueue(conn: &mut PgConnection, messages: &[arflow_store::OutboxMe
 /// Returns whether the record was newer than what was stored.
 pub async fn upsert_firm(conn: &mut PgConnection, f: &FirmUpdated) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO firms (firm_id, version, name, sender_email, stripe_connected, timezone, min_amounts, email_window) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+        "INSERT INTO firms (firm_id, version, name, sender_email, stripe_connected, timezone, min_amounts, \
+           email_window, call_window) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (firm_id) DO UPDATE SET version = EXCLUDED.version, name = EXCLUDED.name, \
            sender_email = EXCLUDED.sender_email, stripe_connected = EXCLUDED.stripe_connected, \
            timezone = EXCLUDED.timezone, min_amounts = EXCLUDED.min_amounts, email_window = EXCLUDED.email_window, \
-           updated_at = now() \
+           call_window = EXCLUDED.call_window, updated_at = now() \
          WHERE firms.version < EXCLUDED.version",
     )
     .bind(f.firm_id)
@@ -132,6 +135,7 @@ pub async fn upsert_firm(conn: &mut PgConnection, f: &FirmUpdated) -> Result<boo
     .bind(&f.timezone)
     .bind(Json(&f.min_amounts))
     .bind(Json(&f.email_window))
+    .bind(f.call_window.as_ref().map(Json))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -379,8 +383,8 @@ pub async fn lock_invoices(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<
 
 pub async fn firms(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<FirmRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT firm_id, version, name, sender_email, stripe_connected, timezone, min_amounts, email_window \
-         FROM firms WHERE firm_id = ANY($1)",
+        "SELECT firm_id, version, name, sender_email, stripe_connected, timezone, min_amounts, email_window, \
+           call_window FROM firms WHERE firm_id = ANY($1)",
     )
     .bind(ids)
     .fetch_all(conn)

@@ -589,6 +589,34 @@ async fn an_invoice_without_firm_data_is_ineligible_until_the_firm_arrives() {
     app.stop().await;
 }
 
+/// The firm's call window travels from billing.firm_updated into every decision's firm
+/// snapshot (the scheduler and the voice service plan calls with it), and back to the default.
+#[tokio::test]
+async fn the_firms_call_window_reaches_the_decision() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    assert_eq!(d.firm.call_window, None);
+    let window = SendWindow { start_hour: 10, end_hour: 17, days: vec![chrono::Weekday::Mon, chrono::Weekday::Wed] };
+    app.firm_updated(FirmUpdated { call_window: Some(window.clone()), ..app.firm_record(2) }).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.firm.call_window.is_some()).await;
+    assert_eq!(d.firm.call_window, Some(window));
+    assert!(d.eligible);
+    let stored: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT call_window FROM eligibility.firms WHERE firm_id = $1")
+            .bind(app.firm)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored.unwrap()["start_hour"], 10);
+    // An older version is ignored; a newer one without a window clears it.
+    app.firm_updated(app.firm_record(1)).await;
+    app.firm_updated(app.firm_record(3)).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| d.firm.call_window.is_none()).await;
+    assert!(d.eligible);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn out_of_order_records_converge() {
     let app = TestApp::spawn().await;

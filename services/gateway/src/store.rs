@@ -53,6 +53,8 @@ pub struct FirmRow {
     pub stripe_api_key: Option<String>,
     pub min_amounts: Json<BTreeMap<Currency, Decimal>>,
     pub email_window: Json<SendWindow>,
+    /// The firm's calling/texting window (`None`: the default, 08:00-21:00 Mon-Sat).
+    pub call_window: Option<Json<SendWindow>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -72,13 +74,13 @@ impl std::fmt::Debug for FirmRow {
 }
 
 const FIRM_COLUMNS: &str = "id, name, sender_email, timezone, stripe_connected, stripe_webhook_secrets, \
-    stripe_api_key, min_amounts, email_window, version, created_at";
+    stripe_api_key, min_amounts, email_window, call_window, version, created_at";
 
 pub async fn insert_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO firms (id, name, sender_email, timezone, stripe_connected, stripe_webhook_secrets, \
-         stripe_api_key, min_amounts, email_window, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+         stripe_api_key, min_amounts, email_window, version, created_at, updated_at, call_window) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
     )
     .bind(f.id)
     .bind(&f.name)
@@ -91,6 +93,7 @@ pub async fn insert_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc
     .bind(&f.email_window)
     .bind(f.version)
     .bind(now)
+    .bind(&f.call_window)
     .execute(conn)
     .await?;
     Ok(())
@@ -100,7 +103,7 @@ pub async fn update_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc
     sqlx::query(
         "UPDATE firms SET name = $2, sender_email = $3, timezone = $4, stripe_connected = $5, \
          stripe_webhook_secrets = $6, stripe_api_key = $7, min_amounts = $8, email_window = $9, version = $10, \
-         updated_at = $11 WHERE id = $1",
+         updated_at = $11, call_window = $12 WHERE id = $1",
     )
     .bind(f.id)
     .bind(&f.name)
@@ -113,6 +116,7 @@ pub async fn update_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc
     .bind(&f.email_window)
     .bind(f.version)
     .bind(now)
+    .bind(&f.call_window)
     .execute(conn)
     .await?;
     Ok(())

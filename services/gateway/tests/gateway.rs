@@ -701,3 +701,71 @@ async fn a_client_saying_paid_is_checked_with_stripe_at_once() {
     // Stripe says the other is open: nothing halts it, the pause eligibility applied stands.
     assert!(app.bus.holds().get(&invoice_hold_key(ids[1])).await.unwrap().is_none());
 }
+
+/// The firm's call window: accepted only inside 08:00-21:00, stored, shown, cleared with `null`,
+/// and published in `billing.firm_updated` for eligibility, the scheduler and the voice service.
+#[tokio::test]
+async fn the_firms_call_window_is_validated_stored_and_published() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&["whsec_x"]).await;
+    let f: Value = app.get(&firm.key, "/v1/firm").await.json().await.unwrap();
+    assert_eq!(f["call_window"], Value::Null, "the default until the firm sets one");
+
+    let patch = |body: Value| app.http.patch(app.url("/v1/firm")).bearer_auth(&firm.key).json(&body).send();
+    for (window, says) in [
+        (json!({"start_hour": 7, "end_hour": 18, "days": ["Mon"]}), "between 08:00 and 21:00"),
+        (json!({"start_hour": 9, "end_hour": 22, "days": ["Mon"]}), "end_hour at most 21"),
+        (json!({"start_hour": 12, "end_hour": 10, "days": ["Mon"]}), "call_window"),
+        (json!({"start_hour": 9, "end_hour": 17, "days": []}), "call_window"),
+    ] {
+        let body = problem(patch(json!({"call_window": window})).await.unwrap(), 422, "validation").await;
+        assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
+    }
+
+    let window = json!({"start_hour": 10, "end_hour": 18, "days": ["Mon", "Tue", "Wed", "Thu", "Fri"]});
+    let r = patch(json!({"call_window": window})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let f: Value = r.json().await.unwrap();
+    assert_eq!(f["call_window"], window);
+    assert_eq!(app.get(&firm.key, "/v1/firm").await.json::<Value>().await.unwrap()["call_window"], window);
+    // A patch that does not name it leaves it alone; `null` clears it.
+    let f: Value = patch(json!({"name": "Acme & Co"})).await.unwrap().json().await.unwrap();
+    assert_eq!(f["call_window"], window);
+    let f: Value = patch(json!({"call_window": null})).await.unwrap().json().await.unwrap();
+    assert_eq!(f["call_window"], Value::Null);
+
+    app.outbox_drained().await;
+    let updates: Vec<Value> = app
+        .stream("BILLING")
+        .await
+        .into_iter()
+        .filter(|(s, _)| s.starts_with("billing.firm_updated"))
+        .map(|(_, e)| e.data)
+        .collect();
+    let windows: Vec<&Value> = updates.iter().map(|d| &d["call_window"]).collect();
+    assert_eq!(windows, [&Value::Null, &window, &window, &Value::Null], "{updates:?}");
+
+    // At creation too.
+    let r = app
+        .http
+        .post(app.url("/v1/firms"))
+        .bearer_auth(support::ADMIN)
+        .json(&json!({"name": "Night Owls", "sender_email": "a@b.test", "timezone": "UTC",
+            "stripe_webhook_secrets": [], "call_window": {"start_hour": 20, "end_hour": 23, "days": ["Sat"]}}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 422, "validation").await;
+    let r = app
+        .http
+        .post(app.url("/v1/firms"))
+        .bearer_auth(support::ADMIN)
+        .json(&json!({"name": "Early Birds", "sender_email": "a@b.test", "timezone": "UTC",
+            "stripe_webhook_secrets": [], "call_window": {"start_hour": 8, "end_hour": 12, "days": ["Sat"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["firm"]["call_window"]["end_hour"], 12);
+}

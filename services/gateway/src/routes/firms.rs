@@ -33,6 +33,10 @@ pub struct Firm {
     /// `{start_hour, end_hour, days: ["Mon", ...]}` in the client's local time.
     #[schema(value_type = Object)]
     pub email_window: SendWindow,
+    /// The firm's calling/texting window in the client's local time, inside 08:00-21:00;
+    /// `null`: the default (08:00-21:00, Monday to Saturday).
+    #[schema(value_type = Option<Object>)]
+    pub call_window: Option<SendWindow>,
     pub webhook_secret_count: usize,
     pub has_stripe_api_key: bool,
     pub version: i64,
@@ -49,6 +53,7 @@ impl From<&FirmRow> for Firm {
             stripe_connected: f.stripe_connected,
             min_amounts: f.min_amounts.0.clone(),
             email_window: f.email_window.0.clone(),
+            call_window: f.call_window.as_ref().map(|w| w.0.clone()),
             webhook_secret_count: f.stripe_webhook_secrets.len(),
             has_stripe_api_key: f.stripe_api_key.is_some(),
             version: f.version,
@@ -74,6 +79,10 @@ pub struct CreateFirm {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub email_window: Option<SendWindow>,
+    /// Calls and texts only in this window (hours within 08-21); absent or `null`: the default.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub call_window: Option<SendWindow>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -95,6 +104,10 @@ pub struct PatchFirm {
     pub min_amounts: Option<BTreeMap<Currency, Decimal>>,
     #[schema(value_type = Option<Object>)]
     pub email_window: Option<SendWindow>,
+    /// A window (hours within 08-21) or `null` to go back to the default; absent: unchanged.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub call_window: Option<Option<SendWindow>>,
     pub stripe_connected: Option<bool>,
     /// Write-only; replaces the list.
     pub stripe_webhook_secrets: Option<Vec<String>>,
@@ -126,6 +139,21 @@ fn check_settings(min_amounts: &BTreeMap<Currency, Decimal>, window: &SendWindow
     window.validate().map_err(|e| ApiError::Validation(format!("email_window: {e}")))
 }
 
+/// A call window must be a window, and may only narrow the 08:00-21:00 fence (fence 4).
+fn check_call_window(window: Option<&SendWindow>) -> Result<(), ApiError> {
+    let Some(w) = window else { return Ok(()) };
+    w.validate().map_err(|e| ApiError::Validation(format!("call_window: {e}")))?;
+    let (earliest, latest) = (arflow_core::calls::EARLIEST_HOUR, arflow_core::calls::LATEST_HOUR);
+    if w.start_hour < earliest || w.end_hour > latest {
+        return Err(ApiError::Validation(format!(
+            "call_window: calls are only allowed between {earliest:02}:00 and {latest:02}:00 in the client's local \
+             time; start_hour must be at least {earliest} and end_hour at most {latest} (got {}-{})",
+            w.start_hour, w.end_hour
+        )));
+    }
+    Ok(())
+}
+
 fn firm_event(f: &FirmRow) -> FirmUpdated {
     FirmUpdated {
         firm_id: f.id,
@@ -135,7 +163,7 @@ fn firm_event(f: &FirmRow) -> FirmUpdated {
         timezone: f.timezone.clone(),
         min_amounts: f.min_amounts.0.clone(),
         email_window: f.email_window.0.clone(),
-        call_window: None,
+        call_window: f.call_window.as_ref().map(|w| w.0.clone()),
         version: f.version,
     }
 }
@@ -166,6 +194,7 @@ pub async fn create_firm(
         let min_amounts = body.min_amounts.unwrap_or_default();
         let email_window = body.email_window.unwrap_or_else(SendWindow::business_hours);
         check_settings(&min_amounts, &email_window)?;
+        check_call_window(body.call_window.as_ref())?;
         let now = state.base.clock.now();
         let firm = FirmRow {
             id: arflow_core::new_id(),
@@ -177,6 +206,7 @@ pub async fn create_firm(
             stripe_api_key: body.stripe_api_key.clone().filter(|k| !k.is_empty()),
             min_amounts: SqlJson(min_amounts),
             email_window: SqlJson(email_window),
+            call_window: body.call_window.clone().map(SqlJson),
             version: 1,
             created_at: now,
         };
@@ -239,6 +269,10 @@ pub async fn patch_firm(
         firm.email_window = SqlJson(w);
     }
     check_settings(&firm.min_amounts.0, &firm.email_window.0)?;
+    if let Some(w) = body.call_window {
+        check_call_window(w.as_ref())?;
+        firm.call_window = w.map(SqlJson);
+    }
     if let Some(c) = body.stripe_connected {
         firm.stripe_connected = c;
     }
