@@ -1,0 +1,488 @@
+//! The dialer: takes queued calls and texts whose time has come (the business clock), runs the
+//! fences right before the provider, in this order:
+//! a. consent: the contact consented to the channel and has a valid E.164 number;
+//! b. fence 4: `arflow_core::calls::may_call` in the contact's zone (outside the window the row
+//!    waits for the next opening; an unknown zone or the 7-in-7 cap skips it), the attempts
+//!    counted under a per-invoice advisory lock so two replicas cannot both place the 8th;
+//! c. the holds: invoice, contact, contact's channel, claimed by compare-and-swap;
+//! d. `dialing`/`sending` committed before the provider is asked, so a crash never redials:
+//!    rows found there without a provider id later become failed "uncertain".
+use crate::clients::{CallRequest, MessageRequest, ProviderError, Telephony};
+use crate::config::VoiceSettings;
+use crate::events;
+use crate::phone;
+use crate::sms;
+use crate::store::{self, CallRow, Ending, FenceNote, Kind, TextRow};
+use arflow_bus::{Bus, Claim};
+use arflow_contracts::events::StepDue;
+use arflow_contracts::streams::{contact_channel_hold_key, contact_hold_key, invoice_hold_key};
+use arflow_core::calls::{self, CallRefusal};
+use arflow_core::{Channel, Clock, mask};
+use arflow_runtime::{Metrics, Shutdown, TelephonySettings};
+use arflow_store::{Outbox, OutboxMessage};
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tracing::Instrument;
+use uuid::Uuid;
+
+pub const UNCERTAIN_REASON: &str =
+    "uncertain: the service stopped between committing the attempt and the provider's answer";
+
+pub struct Dialer {
+    pub pool: PgPool,
+    pub bus: Bus,
+    pub clock: Clock,
+    pub outbox: Outbox,
+    pub metrics: Metrics,
+    pub provider: Arc<dyn Telephony>,
+    pub telephony: TelephonySettings,
+    pub settings: VoiceSettings,
+    pub wake: Arc<Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("event encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("hold bucket unavailable: {0}")]
+    Holds(String),
+}
+
+/// What the fences decided for one row.
+enum Verdict {
+    Go { to: String },
+    Skip { reason: &'static str, detail: String, fence: &'static str },
+    Wait { until: DateTime<Utc>, detail: String },
+}
+
+impl Dialer {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), String> {
+        let mut changes = self.clock.changes();
+        let poll = Duration::from_millis(self.settings.poll_ms);
+        tracing::info!(poll_ms = self.settings.poll_ms, simulated = self.clock.is_simulated(), "dialer started");
+        loop {
+            if let Err(e) = self.recover_uncertain().await {
+                tracing::warn!(error = %e, "cannot resolve calls or texts left mid hand-off; retrying");
+            }
+            let handled = match self.pass().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dialer pass failed; retrying");
+                    0
+                }
+            };
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if handled < usize::try_from(self.settings.batch_size).unwrap_or(usize::MAX) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.wake.notified() => {}
+                    _ = clock_moved(&mut changes) => {}
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+        }
+        tracing::info!("dialer stopped");
+        Ok(())
+    }
+
+    /// Rows left `dialing`/`sending` without a provider id: failed "uncertain", never retried.
+    pub async fn recover_uncertain(&self) -> Result<(), DialError> {
+        let older = i64::try_from(self.settings.uncertain_after_secs).unwrap_or(i64::MAX);
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let mut messages = Vec::new();
+        for row in store::stuck_dialing(&mut tx, older).await? {
+            tracing::error!(call_id = %row.id, invoice_id = %row.invoice_id, firm_id = %row.firm_id, "call was being placed at a crash; marked failed (uncertain), not redialled");
+            let ending = Ending {
+                outcome: "failed",
+                provider_status: Some("unknown"),
+                answered_by: None,
+                duration_secs: None,
+                detail: UNCERTAIN_REASON,
+                at: now,
+            };
+            if let Some(ended) = store::end_call(&mut tx, row.id, &ending).await? {
+                messages.push(events::call_ended(&ended, &[], now)?);
+            }
+        }
+        for row in store::stuck_sending(&mut tx, older).await? {
+            tracing::error!(text_id = %row.id, invoice_id = %row.invoice_id, firm_id = %row.firm_id, "text was being sent at a crash; marked failed (uncertain), not resent");
+            if let Some(failed) = store::mark_text_failed(&mut tx, row.id, UNCERTAIN_REASON, None, None).await? {
+                messages.push(events::sms_failed(&failed, UNCERTAIN_REASON, false, now)?);
+            }
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        arflow_store::outbox::enqueue(&mut tx, &messages).await?;
+        tx.commit().await?;
+        self.metrics.count("voice_uncertain", messages.len() as u64);
+        self.outbox.notify();
+        Ok(())
+    }
+
+    /// One pass over due calls and texts; returns how many rows it looked at.
+    pub async fn pass(&self) -> Result<usize, DialError> {
+        let now = self.clock.now();
+        let calls = store::due_ids(&self.pool, Kind::Call, now, self.settings.batch_size).await?;
+        let texts = store::due_ids(&self.pool, Kind::Text, now, self.settings.batch_size).await?;
+        let n = calls.len().max(texts.len());
+        for id in calls {
+            if let Err(e) = self.place_call(id).await {
+                tracing::warn!(call_id = %id, error = %e, "call not placed this pass; it stays queued");
+            }
+        }
+        for id in texts {
+            if let Err(e) = self.send_text(id).await {
+                tracing::warn!(text_id = %id, error = %e, "text not sent this pass; it stays queued");
+            }
+        }
+        Ok(n)
+    }
+
+    fn callback(&self, path: &str) -> String {
+        format!("{}/webhooks/telephony/{path}", self.telephony.callback_base_url.trim_end_matches('/'))
+    }
+
+    /// Fences a and b for a step on `channel`; `attempts` only for calls.
+    fn consent_and_window(
+        &self,
+        step: &StepDue,
+        channel: Channel,
+        now: DateTime<Utc>,
+        attempts: &[DateTime<Utc>],
+    ) -> Verdict {
+        let what = if channel == Channel::Voice { "calls" } else { "texts" };
+        if !step.contact.channels.contains(&channel) {
+            return Verdict::Skip {
+                reason: "no_consent",
+                detail: format!("the contact has not consented to {what} (or opted out of them)"),
+                fence: "consent",
+            };
+        }
+        let Some(to) = step.contact.phone.as_deref().and_then(phone::e164) else {
+            let detail = match step.contact.phone.as_deref() {
+                Some(p) if !p.trim().is_empty() => {
+                    format!("the contact's phone {} is not a valid number", mask::phone(p))
+                }
+                _ => "the contact has no phone number".to_string(),
+            };
+            return Verdict::Skip { reason: "no_phone", detail, fence: "consent" };
+        };
+        match calls::may_call(now, step.contact.call_timezone.as_deref(), step.firm.call_window.as_ref(), attempts) {
+            Ok(_) => Verdict::Go { to },
+            Err(e @ CallRefusal::TimezoneUnknown(_)) => {
+                Verdict::Skip { reason: "timezone_unknown", detail: e.to_string(), fence: "window" }
+            }
+            Err(e @ CallRefusal::AttemptCap { .. }) => {
+                Verdict::Skip { reason: "attempt_cap", detail: e.to_string(), fence: "attempt_cap" }
+            }
+            Err(ref e @ CallRefusal::OutsideWindow { opens, .. }) => {
+                Verdict::Wait { until: opens, detail: e.to_string() }
+            }
+        }
+    }
+
+    /// Fence c: the holds, claimed for this call or text.
+    async fn claim_holds(
+        &self,
+        contact_id: Uuid,
+        invoice_id: Uuid,
+        channel: Channel,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(&'static str, String)>, DialError> {
+        let holds = self.bus.holds();
+        for (key, held_reason) in [
+            (invoice_hold_key(invoice_id), "invoice_held"),
+            (contact_hold_key(contact_id), "contact_held"),
+            (contact_channel_hold_key(contact_id, channel), "contact_held"),
+        ] {
+            match holds.claim(&key, by, now).await {
+                Ok(Claim::Granted { .. }) => {}
+                Ok(Claim::Held { value, revision }) => {
+                    tracing::info!(%key, revision, reason = held_reason, "hold in place; not contacting");
+                    let hold = serde_json::to_string(&value).unwrap_or_default();
+                    return Ok(Some((held_reason, format!("hold {key} in place: {hold}"))));
+                }
+                Err(e) => return Err(DialError::Holds(e.to_string())),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn skip_call(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        row: &CallRow,
+        reason: &str,
+        detail: &str,
+        fence: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DialError> {
+        let note = FenceNote { at: now, fence, result: reason, detail: detail.to_string() };
+        store::skip(&mut tx, Kind::Call, row.id, reason, &note).await?;
+        arflow_store::outbox::enqueue(&mut tx, &[events::call_skipped(row, reason, detail, now)?]).await?;
+        tx.commit().await?;
+        tracing::info!(reason, detail, "call skipped");
+        self.metrics.count("calls_skipped", 1);
+        self.outbox.notify();
+        Ok(())
+    }
+
+    async fn place_call(&self, id: Uuid) -> Result<(), DialError> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = store::lock_queued_call(&mut tx, id, now).await? else { return Ok(()) };
+        let span = tracing::info_span!("call", call_id = %row.id, firm_id = %row.firm_id, invoice_id = %row.invoice_id, step_id = %row.step_id, correlation_id = %row.correlation_id);
+        self.place_locked(tx, row, now).instrument(span).await
+    }
+
+    async fn place_locked(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        row: CallRow,
+        now: DateTime<Utc>,
+    ) -> Result<(), DialError> {
+        let step = &row.step_due.0;
+        // Fence 4's attempt count is serialised per invoice until this transaction ends.
+        store::lock_invoice(&mut tx, row.firm_id, row.invoice_id).await?;
+        let attempts = store::placed_since(&mut tx, row.firm_id, row.invoice_id, now - calls::CAP_PERIOD).await?;
+        let to = match self.consent_and_window(step, Channel::Voice, now, &attempts) {
+            Verdict::Go { to } => to,
+            Verdict::Skip { reason, detail, fence } => {
+                return self.skip_call(tx, &row, reason, &detail, fence, now).await;
+            }
+            Verdict::Wait { until, detail } => {
+                let note = FenceNote { at: now, fence: "window", result: "waiting", detail: detail.clone() };
+                store::defer(&mut tx, Kind::Call, row.id, until, &note).await?;
+                tx.commit().await?;
+                tracing::info!(%until, %detail, "outside the calling window; the call waits for the next opening");
+                return Ok(());
+            }
+        };
+        let by = format!("voice:{}", row.id);
+        if let Some((reason, detail)) =
+            self.claim_holds(row.contact_id, row.invoice_id, Channel::Voice, &by, now).await?
+        {
+            return self.skip_call(tx, &row, reason, &detail, "holds", now).await;
+        }
+        store::mark_dialing(&mut tx, row.id, &to, now).await?;
+        tx.commit().await?;
+
+        let request = CallRequest {
+            to: to.clone(),
+            from: self.telephony.from_number.clone(),
+            answer_url: self.callback(&format!("voice/{}/answer", row.id)),
+            status_url: self.callback(&format!("voice/{}/status", row.id)),
+            recording_url: self.settings.recording.then(|| self.callback(&format!("voice/{}/recording", row.id))),
+            ring_timeout_secs: self.telephony.ring_timeout_secs,
+        };
+        let result = self.provider.create_call(request).await;
+        let mut tries = 0u64;
+        loop {
+            match self.record_placed(&row, &result).await {
+                Ok(()) => break,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "cannot record the provider's answer yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(250 * tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match &result {
+            Ok(c) => {
+                tracing::info!(to = %mask::phone(&to), sid = %c.sid, "call placed");
+                self.metrics.count("calls_placed", 1);
+            }
+            Err(e) => {
+                tracing::error!(to = %mask::phone(&to), error = %e, "the provider did not take the call");
+                self.metrics.count("calls_failed", 1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_placed(
+        &self,
+        row: &CallRow,
+        result: &Result<crate::clients::ProviderCall, ProviderError>,
+    ) -> Result<(), DialError> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        match result {
+            Ok(c) => store::mark_placed(&mut tx, row.id, &c.sid, &c.status).await?,
+            Err(e) => {
+                let detail = if e.is_permanent() {
+                    format!("the provider refused the call (permanent): {e}")
+                } else {
+                    format!("the provider could not be reached: {e}")
+                };
+                let ending = Ending {
+                    outcome: "failed",
+                    provider_status: Some("failed"),
+                    answered_by: None,
+                    duration_secs: None,
+                    detail: &detail,
+                    at: now,
+                };
+                if let Some(ended) = store::end_call(&mut tx, row.id, &ending).await? {
+                    arflow_store::outbox::enqueue(&mut tx, &[events::call_ended(&ended, &[], now)?]).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(())
+    }
+
+    // ---------- texts ----------
+
+    async fn skip_text(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        row: &TextRow,
+        reason: &str,
+        detail: &str,
+        fence: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DialError> {
+        let note = FenceNote { at: now, fence, result: reason, detail: detail.to_string() };
+        store::skip(&mut tx, Kind::Text, row.id, reason, &note).await?;
+        arflow_store::outbox::enqueue(&mut tx, &[events::text_skipped(row, reason, detail, now)?]).await?;
+        tx.commit().await?;
+        tracing::info!(reason, detail, "text skipped");
+        self.metrics.count("texts_skipped", 1);
+        self.outbox.notify();
+        Ok(())
+    }
+
+    async fn send_text(&self, id: Uuid) -> Result<(), DialError> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = store::lock_queued_text(&mut tx, id, now).await? else { return Ok(()) };
+        let span = tracing::info_span!("text", text_id = %row.id, firm_id = %row.firm_id, invoice_id = %row.invoice_id, step_id = %row.step_id, correlation_id = %row.correlation_id);
+        self.send_locked(tx, row, now).instrument(span).await
+    }
+
+    async fn send_locked(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        row: TextRow,
+        now: DateTime<Utc>,
+    ) -> Result<(), DialError> {
+        let step = &row.step_due.0;
+        // Texts keep the window and the zone rule; the attempt cap is for calls.
+        let to = match self.consent_and_window(step, Channel::Sms, now, &[]) {
+            Verdict::Go { to } => to,
+            Verdict::Skip { reason, detail, fence } => {
+                return self.skip_text(tx, &row, reason, &detail, fence, now).await;
+            }
+            Verdict::Wait { until, detail } => {
+                let note = FenceNote { at: now, fence: "window", result: "waiting", detail: detail.clone() };
+                store::defer(&mut tx, Kind::Text, row.id, until, &note).await?;
+                tx.commit().await?;
+                tracing::info!(%until, %detail, "outside the texting window; the text waits for the next opening");
+                return Ok(());
+            }
+        };
+        let by = format!("sms:{}", row.id);
+        if let Some((reason, detail)) = self.claim_holds(row.contact_id, row.invoice_id, Channel::Sms, &by, now).await?
+        {
+            return self.skip_text(tx, &row, reason, &detail, "holds", now).await;
+        }
+        let body = match sms::render(step) {
+            Ok(b) => b,
+            Err(e) => {
+                let reason = e.to_string();
+                store::mark_sending(&mut tx, row.id, &to, "").await?;
+                if let Some(failed) = store::mark_text_failed(&mut tx, row.id, &reason, None, None).await? {
+                    arflow_store::outbox::enqueue(&mut tx, &[events::sms_failed(&failed, &reason, true, now)?]).await?;
+                }
+                tx.commit().await?;
+                self.outbox.notify();
+                return Ok(());
+            }
+        };
+        store::mark_sending(&mut tx, row.id, &to, &body).await?;
+        tx.commit().await?;
+
+        let request = MessageRequest {
+            to: to.clone(),
+            from: self.telephony.from_number.clone(),
+            body,
+            status_url: self.callback(&format!("sms/{}/status", row.id)),
+        };
+        let result = self.provider.send_message(request).await;
+        let mut tries = 0u64;
+        loop {
+            match self.record_sent(&row, &result).await {
+                Ok(()) => break,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "cannot record the provider's answer yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(250 * tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match &result {
+            Ok(m) => {
+                tracing::info!(to = %mask::phone(&to), sid = %m.sid, "text sent");
+                self.metrics.count("texts_sent", 1);
+            }
+            Err(e) => {
+                tracing::error!(to = %mask::phone(&to), error = %e, "the provider did not take the text");
+                self.metrics.count("texts_failed", 1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_sent(
+        &self,
+        row: &TextRow,
+        result: &Result<crate::clients::ProviderMessage, ProviderError>,
+    ) -> Result<(), DialError> {
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let message: Option<OutboxMessage> = match result {
+            Ok(m) => match store::mark_text_sent(&mut tx, row.id, &m.sid, &m.status, now).await? {
+                Some(sent) => Some(events::sms_sent(&sent, now)?),
+                None => None,
+            },
+            Err(e) => {
+                let reason = e.to_string();
+                match store::mark_text_failed(&mut tx, row.id, &reason, Some("failed"), None).await? {
+                    Some(failed) => Some(events::sms_failed(&failed, &reason, e.is_permanent(), now)?),
+                    None => None,
+                }
+            }
+        };
+        if let Some(m) = message {
+            arflow_store::outbox::enqueue(&mut tx, &[m]).await?;
+        }
+        tx.commit().await?;
+        self.outbox.notify();
+        Ok(())
+    }
+}
+
+async fn clock_moved(changes: &mut Option<tokio::sync::watch::Receiver<DateTime<Utc>>>) {
+    match changes {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}

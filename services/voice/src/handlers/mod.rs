@@ -1,0 +1,2 @@
+//! One handler per subject family consumed.
+pub mod steps;

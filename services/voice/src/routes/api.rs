@@ -1,0 +1,172 @@
+//! The firm-scoped read API, behind the gateway: `GET /v1/calls?invoice_id=`,
+//! `GET /v1/calls/{id}` (transcript, recording, outcome, the fences' reasons) and
+//! `GET /v1/texts?invoice_id=`.
+use super::Context;
+use crate::events::transcript;
+use crate::store::{self, CallRow, TextRow};
+use arflow_contracts::events::TranscriptTurn;
+use arflow_service::api::{ApiError, Caller};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize)]
+pub struct ByInvoice {
+    pub invoice_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallView {
+    pub id: Uuid,
+    pub step_id: Uuid,
+    pub invoice_id: Uuid,
+    pub contact_id: Uuid,
+    pub step: String,
+    pub attempt: i32,
+    pub state: String,
+    pub to: Option<String>,
+    pub not_before: DateTime<Utc>,
+    pub placed_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+    pub skip_reason: Option<String>,
+    /// Each fence's verdict (waits outside the window, skips) in order.
+    pub fences: serde_json::Value,
+    pub provider_sid: Option<String>,
+    pub provider_status: Option<String>,
+    pub answered_by: Option<String>,
+    pub duration_secs: Option<i32>,
+    pub script: String,
+    pub language: String,
+    pub promised_date: Option<NaiveDate>,
+    pub recording_url: Option<String>,
+    pub recording_sid: Option<String>,
+    pub transcription: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<Vec<TranscriptTurn>>,
+}
+
+impl CallView {
+    fn of(r: CallRow, transcript: Option<Vec<TranscriptTurn>>) -> Self {
+        CallView {
+            id: r.id,
+            step_id: r.step_id,
+            invoice_id: r.invoice_id,
+            contact_id: r.contact_id,
+            step: r.step,
+            attempt: r.attempt,
+            state: r.state,
+            to: r.to_number,
+            not_before: r.not_before,
+            placed_at: r.placed_at,
+            ended_at: r.ended_at,
+            outcome: r.outcome,
+            detail: r.detail,
+            skip_reason: r.skip_reason,
+            fences: r.fence_log.0,
+            provider_sid: r.provider_sid,
+            provider_status: r.provider_status,
+            answered_by: r.answered_by,
+            duration_secs: r.duration_secs,
+            script: r.script,
+            language: r.language,
+            promised_date: r.promised_date,
+            recording_url: r.recording_url,
+            recording_sid: r.recording_sid,
+            transcription: r.transcription,
+            transcript,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TextView {
+    pub id: Uuid,
+    pub step_id: Uuid,
+    pub invoice_id: Uuid,
+    pub contact_id: Uuid,
+    pub step: String,
+    pub state: String,
+    pub to: Option<String>,
+    pub not_before: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub body: Option<String>,
+    pub template: Option<String>,
+    pub template_version: Option<i32>,
+    pub message_sid: Option<String>,
+    pub provider_status: Option<String>,
+    pub error_code: Option<String>,
+    pub detail: Option<String>,
+    pub skip_reason: Option<String>,
+    pub fences: serde_json::Value,
+}
+
+impl From<TextRow> for TextView {
+    fn from(r: TextRow) -> Self {
+        TextView {
+            id: r.id,
+            step_id: r.step_id,
+            invoice_id: r.invoice_id,
+            contact_id: r.contact_id,
+            step: r.step,
+            state: r.state,
+            to: r.to_number,
+            not_before: r.not_before,
+            sent_at: r.sent_at,
+            body: r.body,
+            template: r.template,
+            template_version: r.template_version,
+            message_sid: r.message_sid,
+            provider_status: r.provider_status,
+            error_code: r.error_code,
+            detail: r.detail,
+            skip_reason: r.skip_reason,
+            fences: r.fence_log.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+fn invoice(q: &ByInvoice) -> Result<Uuid, ApiError> {
+    q.invoice_id.ok_or_else(|| ApiError::Validation("invoice_id is required".into()))
+}
+
+pub async fn list_calls(
+    caller: Caller,
+    State(ctx): State<Arc<Context>>,
+    Query(q): Query<ByInvoice>,
+) -> Result<Json<Items<CallView>>, ApiError> {
+    let rows = store::calls_of_invoice(&ctx.pool, caller.firm_id, invoice(&q)?).await?;
+    Ok(Json(Items { items: rows.into_iter().map(|r| CallView::of(r, None)).collect() }))
+}
+
+pub async fn get_call(
+    caller: Caller,
+    State(ctx): State<Arc<Context>>,
+    Path(call_id): Path<Uuid>,
+) -> Result<Json<CallView>, ApiError> {
+    let mut conn = ctx.pool.acquire().await?;
+    let row = store::call(&mut conn, call_id)
+        .await?
+        .filter(|r| r.firm_id == caller.firm_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no call {call_id}")))?;
+    let turns = store::turns(&mut conn, call_id).await?;
+    Ok(Json(CallView::of(row, Some(transcript(&turns)))))
+}
+
+pub async fn list_texts(
+    caller: Caller,
+    State(ctx): State<Arc<Context>>,
+    Query(q): Query<ByInvoice>,
+) -> Result<Json<Items<TextView>>, ApiError> {
+    let rows = store::texts_of_invoice(&ctx.pool, caller.firm_id, invoice(&q)?).await?;
+    Ok(Json(Items { items: rows.into_iter().map(TextView::from).collect() }))
+}
