@@ -237,6 +237,9 @@ pub struct SimCall {
     pub said: Vec<String>,
     /// Every utterance the client spoke (the `SpeechResult`s that were not empty).
     pub heard: Vec<String>,
+    /// The `language` of each `<Gather>` the client was asked in, in order (`None`: not set,
+    /// Twilio's default `en-US`).
+    pub gather_languages: Vec<Option<String>>,
     /// `queued`, `initiated`, `ringing`, `in-progress`, then `completed`, `no-answer`, `busy`
     /// or `failed`.
     pub status: String,
@@ -639,6 +642,7 @@ async fn create_call(
         callbacks: vec![],
         said: vec![],
         heard: vec![],
+        gather_languages: vec![],
         status: "queued".to_string(),
         answered_by: None,
         recording_sid: None,
@@ -946,7 +950,8 @@ impl Playback {
                     continue;
                 }
                 Verb::Hangup => return,
-                Verb::Gather { action, action_on_empty, says } => {
+                Verb::Gather { action, action_on_empty, language, says } => {
+                    self.inner.with_call(&self.req.sid, |c| c.gather_languages.push(language));
                     for text in says {
                         self.seconds += speech_secs(&text).max(1);
                         self.inner.with_call(&self.req.sid, |c| c.said.push(text));
@@ -1138,7 +1143,7 @@ async fn send_sms(inner: &Arc<Inner>, from: &str, to: &str, body: &str) -> Resul
 pub enum Verb {
     Say(String),
     Pause(u32),
-    Gather { action: Option<String>, action_on_empty: bool, says: Vec<String> },
+    Gather { action: Option<String>, action_on_empty: bool, language: Option<String>, says: Vec<String> },
     Redirect(String),
     Hangup,
 }
@@ -1235,6 +1240,7 @@ pub fn parse_twiml(xml: &str) -> Result<Vec<Verb>, TwimlError> {
             "Gather" => Some(Verb::Gather {
                 action: n.attr("action").map(str::to_string),
                 action_on_empty: n.attr("actionOnEmptyResult").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                language: n.attr("language").map(str::to_string),
                 says: n.children.iter().filter(|c| c.name == "Say").map(Node::text).collect(),
             }),
             _ => None,
@@ -1284,6 +1290,7 @@ mod tests {
                 Verb::Gather {
                     action: Some("https://gw.test/webhooks/telephony/voice/c1/gather?turn=1&x=y".into()),
                     action_on_empty: true,
+                    language: Some("en-US".into()),
                     says: vec!["When can you pay?".into()],
                 },
                 Verb::Redirect("/next".into()),

@@ -341,6 +341,7 @@ async fn a_two_turn_conversation_posts_signed_callbacks_in_twilios_order() {
         ]
     );
     assert_eq!(call.heard, ["I can pay it on Friday", "No, that's all"]);
+    assert_eq!(call.gather_languages, [Some("en-US".to_string()), Some("en-US".to_string())]);
     assert_eq!(call.status, "completed");
     assert_eq!(call.answered_by.as_deref(), Some("human"));
     assert_eq!(call.recording_sid.as_deref(), Some(re));
