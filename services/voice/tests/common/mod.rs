@@ -148,6 +148,11 @@ impl TestApp {
     }
 
     pub async fn spawn_at(start: DateTime<Utc>) -> Self {
+        Self::spawn_with(start, |_| {}).await
+    }
+
+    /// With the config changed by `tweak` (another provider, another callback base...).
+    pub async fn spawn_with(start: DateTime<Utc>, tweak: impl FnOnce(&mut Config)) -> Self {
         let nats = TestNats::start();
         let db = TestDb::create().await;
         let provider = FakeProvider::start().await;
@@ -159,7 +164,8 @@ impl TestApp {
         .await
         .unwrap();
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db.url()).await.unwrap();
-        let config = config(&nats, &db, &provider, start);
+        let mut config = config(&nats, &db, &provider, start);
+        tweak(&mut config);
         let mut app = TestApp {
             nats,
             db,
