@@ -2,8 +2,9 @@
 //! `arflow_testkit::telephony::TelephonySim` on a fixed port with the demo's script book (the
 //! client's behaviour follows the last digit of the number called, see `ScriptBook::demo`) until
 //! SIGTERM or Ctrl-C. Besides Twilio's REST paths it serves `GET /_sim/calls`,
-//! `GET /_sim/messages` and `POST /_sim/sms` (`{"from","to","body"}`: an inbound text, posted
-//! signed to the SMS webhook).
+//! `GET /_sim/messages` (texts sent), `GET /_sim/inbound` (texts received) and `POST /_sim/sms`
+//! (`{"from","to","body"}`: an inbound text, posted signed to the SMS webhook; answers
+//! `{"status","body"}` with the webhook's HTTP status and TwiML).
 use anyhow::Context;
 use arflow_testkit::telephony::{ClientScript, ScriptBook, SimConfig, TelephonySim};
 use std::net::SocketAddr;
@@ -32,7 +33,10 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot start the telephony simulator on {addr}"))?;
     tracing::info!(base_url = %sim.base_url(), "telephony simulator listening");
-    println!("telephony simulator on {} (calls: {0}/_sim/calls, texts: {0}/_sim/messages)", sim.base_url());
+    println!(
+        "telephony simulator on {} (calls: {0}/_sim/calls, texts: {0}/_sim/messages, {0}/_sim/inbound)",
+        sim.base_url()
+    );
     arflow_runtime::shutdown::on_signals().cancelled().await;
     Ok(())
 }

@@ -12,8 +12,9 @@
 //!   `delivered` (or `failed` for a number whose script is [`ClientScript::Fails`]) to its
 //!   `StatusCallback`.
 //! - [`TelephonySim::send_sms`] posts an inbound-SMS webhook as Twilio does.
-//! - `GET /_sim/calls`, `GET /_sim/messages`, `POST /_sim/sms` (`{from,to,body}`) expose the same
-//!   to other processes (the `arflow telephony-sim` wrapper of the local stack).
+//! - `GET /_sim/calls`, `GET /_sim/messages` (texts sent through `Messages.json`),
+//!   `GET /_sim/inbound` (texts posted by `send_sms`), `POST /_sim/sms` (`{from,to,body}`) expose
+//!   the same to other processes (the `arflow telephony-sim` wrapper of the local stack).
 //!
 //! Simulated call time: durations are computed, not waited for (a `<Say>` lasts 0.4 s a word,
 //! at least 1 s; a `<Pause>` its `length`; each spoken answer 0.4 s a word plus 2 s), so tests
@@ -270,8 +271,9 @@ impl SimCall {
     }
 }
 
-/// A text through the simulator: sent by the caller (`outbound-api`), or inbound through
-/// [`TelephonySim::send_sms`] (`inbound`).
+/// A text through the simulator: sent through `Messages.json` (`direction` `outbound-api`, in
+/// [`TelephonySim::messages`]), or posted by [`TelephonySim::send_sms`] (`inbound`, in
+/// [`TelephonySim::inbound`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct SimMessage {
     /// `SM` + 32 hex.
@@ -295,6 +297,7 @@ pub struct SimMessage {
 struct Records {
     calls: Vec<SimCall>,
     messages: Vec<SimMessage>,
+    inbound: Vec<SimMessage>,
 }
 
 struct Inner {
@@ -372,6 +375,7 @@ impl TelephonySim {
             .route("/2010-04-01/Accounts/{account}/Recordings/{sid}", get(fetch_recording))
             .route("/_sim/calls", get(sim_calls))
             .route("/_sim/messages", get(sim_messages))
+            .route("/_sim/inbound", get(sim_inbound))
             .route("/_sim/sms", post(sim_sms))
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
@@ -401,13 +405,18 @@ impl TelephonySim {
         self.inner.records.lock().unwrap().calls.clone()
     }
 
-    /// Every text, outbound and inbound, in order.
+    /// Every text sent through `Messages.json`, in order.
     pub fn messages(&self) -> Vec<SimMessage> {
         self.inner.records.lock().unwrap().messages.clone()
     }
 
+    /// Every inbound text posted by [`Self::send_sms`], in order.
+    pub fn inbound(&self) -> Vec<SimMessage> {
+        self.inner.records.lock().unwrap().inbound.clone()
+    }
+
     /// Posts a signed inbound-SMS webhook to `sms_webhook_url` exactly as Twilio does; returns the
-    /// webhook's HTTP status and body (TwiML). Recorded in [`Self::messages`] as `inbound`.
+    /// webhook's HTTP status and body (TwiML). Recorded in [`Self::inbound`].
     pub async fn send_sms(&self, from: &str, to: &str, body: &str) -> Result<(u16, String), SimError> {
         send_sms(&self.inner, from, to, body).await
     }
@@ -789,6 +798,10 @@ async fn sim_messages(State(inner): Shared) -> Json<Vec<SimMessage>> {
     Json(inner.records.lock().unwrap().messages.clone())
 }
 
+async fn sim_inbound(State(inner): Shared) -> Json<Vec<SimMessage>> {
+    Json(inner.records.lock().unwrap().inbound.clone())
+}
+
 #[derive(Deserialize)]
 struct SmsTrigger {
     from: String,
@@ -1126,15 +1139,15 @@ async fn send_sms(inner: &Arc<Inner>, from: &str, to: &str, body: &str) -> Resul
         replies: vec![],
         finished: false,
     };
-    inner.records.lock().unwrap().messages.push(message);
+    inner.records.lock().unwrap().inbound.push(message);
     let cb = inner.post_signed(CallbackKind::InboundSms, &url, params).await;
     let replies = if ok(cb.status) { message_replies(&cb.body) } else { vec![] };
     let result = cb.status.map(|s| (s, cb.body.clone())).ok_or_else(|| SimError::Post { url, reason: cb.body.clone() });
-    inner.with_message(&sid, |m| {
+    if let Some(m) = inner.records.lock().unwrap().inbound.iter_mut().find(|m| m.sid == sid) {
         m.callbacks.push(cb);
         m.replies = replies;
         m.finished = true;
-    });
+    }
     result
 }
 
