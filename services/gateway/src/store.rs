@@ -702,6 +702,41 @@ pub struct ActivityDetail {
     pub client_text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promised_date: Option<chrono::NaiveDate>,
+    /// `email`, `voice` or `sms` (calls, texts and replies; older email entries have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The number called or texted, masked (`+1******0123`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// A call attempt: what happened and what was said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallActivity>,
+}
+
+/// One call attempt in an invoice's history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallActivity {
+    /// `completed`, `no_answer`, `voicemail`, `failed`.
+    pub outcome: String,
+    /// 1 for the step's first call, then each retry.
+    pub attempt: u32,
+    /// The provider's final status (`completed`, `busy`, `no-answer`...).
+    pub provider_status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u32>,
+    /// The conversation, in order: `{speaker: agent|client, text, intent?, at}`.
+    #[schema(value_type = Vec<Object>)]
+    pub transcript: Vec<arflow_contracts::events::TranscriptTurn>,
+    /// What the client expressed, in order.
+    pub intents: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_url: Option<String>,
+    /// The call script and its version, e.g. `call-firm@1`.
+    pub script: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_call_sid: Option<String>,
 }
 
 #[derive(Debug, Clone)]

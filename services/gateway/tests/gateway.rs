@@ -769,3 +769,215 @@ async fn the_firms_call_window_is_validated_stored_and_published() {
     let created: Value = r.json().await.unwrap();
     assert_eq!(created["firm"]["call_window"]["end_hour"], 12);
 }
+
+/// Calls and texts in an invoice's history: the outcome, the number (masked), the attempt, the
+/// conversation with what the client meant, the recording and the script; texts with their body;
+/// skips with their reason; replies on the call or by text. The portfolio counts them apart
+/// from emails.
+#[tokio::test]
+async fn calls_and_texts_are_in_the_activity_and_the_portfolio() {
+    use arflow_contracts::events::*;
+    use arflow_core::Channel;
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let r: Value = app
+        .deliver(firm.id, SECRET, &event("evt_i", "invoice.created", 1, open_invoice("in_v", "cus_v", 9_900)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invoice_id: Uuid = r["invoice_id"].as_str().unwrap().parse().unwrap();
+    let now = chrono::Utc::now();
+    let explanation = Explanation {
+        rule: "standard/call_21".into(),
+        policy_id: Uuid::now_v7(),
+        policy_version: 3,
+        eligibility_version: 2,
+        checks: vec![Check { rule: "contact_with_consent".into(), passed: true, detail: "voice".into() }],
+    };
+    let publish = |kind: &'static str, data: Value| {
+        let env = arflow_contracts::Envelope::new(kind, "test", now, firm.id, invoice_id, None, data);
+        let subject = arflow_contracts::subjects::subject(kind, firm.id);
+        let bus = app.bus.clone();
+        async move { bus.publish_event(&subject, &env.id.to_string(), &env).await.unwrap() }
+    };
+    let (step_id, contact_id, client_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let call = |outcome: CallOutcome, attempt: u32| CallEnded {
+        call_id: Uuid::now_v7(),
+        step_id,
+        invoice_id,
+        contact_id,
+        client_id,
+        step: "call_21".into(),
+        attempt,
+        outcome,
+        provider_status: "no-answer".into(),
+        answered_by: None,
+        provider_call_sid: Some(format!("CA{attempt:032}")),
+        to: "+14155550123".into(),
+        duration_secs: None,
+        placed_at: now,
+        ended_at: now,
+        transcript: vec![],
+        intents: vec![],
+        promised_date: None,
+        recording_url: None,
+        script: "call-standard@1".into(),
+        detail: "no answer".into(),
+        explanation: explanation.clone(),
+    };
+    publish("outreach.voice.no_answer", serde_json::to_value(call(CallOutcome::NoAnswer, 1)).unwrap()).await;
+    let promised = chrono::NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
+    let answered = CallEnded {
+        provider_status: "completed".into(),
+        answered_by: Some("human".into()),
+        duration_secs: Some(74),
+        transcript: vec![
+            TranscriptTurn {
+                speaker: Speaker::Agent,
+                text: "Hello, this is Acme Accounting about invoice INV-0001.".into(),
+                intent: None,
+                at: now,
+            },
+            TranscriptTurn {
+                speaker: Speaker::Client,
+                text: "I can pay on the twentieth".into(),
+                intent: Some(ReplyIntent::PromiseToPay),
+                at: now,
+            },
+            TranscriptTurn {
+                speaker: Speaker::Agent,
+                text: "Thank you, we have noted March 20.".into(),
+                intent: None,
+                at: now,
+            },
+        ],
+        intents: vec![ReplyIntent::PromiseToPay],
+        promised_date: Some(promised),
+        recording_url: Some("https://api.twilio.com/recordings/RE1".into()),
+        detail: "promise to pay on 2026-03-20 confirmed".into(),
+        ..call(CallOutcome::Completed, 2)
+    };
+    publish("outreach.voice.completed", serde_json::to_value(&answered).unwrap()).await;
+    let skipped = ChannelStepSkipped {
+        step_id,
+        invoice_id,
+        contact_id,
+        step: "call_21".into(),
+        channel: Channel::Voice,
+        attempt: 3,
+        reason: "timezone_unknown".into(),
+        detail: "the contact's time zone is unknown (none)".into(),
+    };
+    publish("outreach.voice.skipped", serde_json::to_value(&skipped).unwrap()).await;
+    let text = SmsSent {
+        step_id: Uuid::now_v7(),
+        invoice_id,
+        contact_id,
+        step: "sms_10".into(),
+        to: "+14155550123".into(),
+        message_sid: "SM01".into(),
+        template: "sms_pay_link".into(),
+        template_version: 1,
+        body: "Acme Accounting: invoice INV-0001 (99.00 USD) is overdue. Pay: https://pay.test/x Reply STOP to opt out"
+            .into(),
+        explanation: explanation.clone(),
+    };
+    publish("outreach.sms.sent", serde_json::to_value(&text).unwrap()).await;
+    let failed = SmsFailed {
+        step_id: Uuid::now_v7(),
+        invoice_id,
+        contact_id,
+        step: "sms_10".into(),
+        reason: "21211 invalid To number".into(),
+        permanent: true,
+    };
+    publish("outreach.sms.failed", serde_json::to_value(&failed).unwrap()).await;
+    let sms_skip = ChannelStepSkipped { channel: Channel::Sms, attempt: 1, reason: "no_consent".into(), ..skipped };
+    publish("outreach.sms.skipped", serde_json::to_value(&sms_skip).unwrap()).await;
+    let reply = |channel: Channel, intent: ReplyIntent, text: &str| ReplyClassified {
+        reply_id: Uuid::now_v7(),
+        channel,
+        kind: ReplyKind::Reply,
+        intent: Some(intent),
+        promised_date: None,
+        evidence: text.into(),
+        sure: true,
+        client_text: text.into(),
+        invoice_id: Some(invoice_id),
+        contact_id: Some(contact_id),
+        client_id: Some(client_id),
+        matched_by: Some("call".into()),
+        answered_message_id: None,
+        step: Some("call_21".into()),
+        from: Some("+14155550123".into()),
+        subject: None,
+        received_at: now,
+        reference_date: now.date_naive(),
+        bounce: None,
+        action: "contact opted out on every channel".into(),
+    };
+    publish(
+        "reply.classified",
+        serde_json::to_value(reply(Channel::Voice, ReplyIntent::OptOut, "stop calling me")).unwrap(),
+    )
+    .await;
+    publish("reply.classified", serde_json::to_value(reply(Channel::Sms, ReplyIntent::OptOut, "STOP")).unwrap()).await;
+
+    let path = format!("/v1/invoices/{invoice_id}/activity");
+    let activity: Value = eventually("calls and texts in the history", || async {
+        let a: Value = app.get(&firm.key, &path).await.json().await.unwrap();
+        (a["history"].as_array().unwrap().len() == 9).then_some(a)
+    })
+    .await;
+    let history = activity["history"].as_array().unwrap();
+    let of = |kind: &str| history.iter().find(|e| e["kind"] == kind).unwrap_or_else(|| panic!("{kind}: {history:?}"));
+
+    let missed = of("call_no_answer");
+    assert_eq!(missed["call"]["attempt"], 1);
+    assert!(missed["summary"].as_str().unwrap().starts_with("Called +1******0123: no answer"), "{missed}");
+
+    let done = of("call_completed");
+    let summary = done["summary"].as_str().unwrap();
+    assert!(summary.contains("+1******0123") && summary.contains("attempt 2"), "{summary}");
+    assert!(summary.contains("promise_to_pay") && summary.contains("2026-03-20 confirmed"), "{summary}");
+    assert!(!done.to_string().contains("4155550123"), "the number is masked everywhere: {done}");
+    assert_eq!(done["channel"], "voice");
+    assert_eq!(done["to"], "+1******0123");
+    assert_eq!(done["rule"], "standard/call_21");
+    assert_eq!(done["template"], "call-standard@1");
+    assert_eq!(done["promised_date"], "2026-03-20");
+    assert_eq!(done["call"]["outcome"], "completed");
+    assert_eq!(done["call"]["script"], "call-standard@1");
+    assert_eq!(done["call"]["recording_url"], "https://api.twilio.com/recordings/RE1");
+    assert_eq!(done["call"]["duration_secs"], 74);
+    assert_eq!(done["call"]["transcript"][1]["speaker"], "client");
+    assert_eq!(done["call"]["transcript"][1]["intent"], "promise_to_pay");
+    let body = done["body"].as_str().unwrap();
+    assert!(
+        body.contains("Agent: Hello, this is Acme")
+            && body.contains("Client: I can pay on the twentieth [promise_to_pay]")
+    );
+
+    let skip = of("call_skipped");
+    assert_eq!(skip["reason"], "timezone_unknown");
+    assert!(skip["summary"].as_str().unwrap().contains("time zone is unknown"));
+    let sms = of("sms_sent");
+    assert_eq!(sms["body"], text.body);
+    assert_eq!(sms["to"], "+1******0123");
+    assert!(sms["summary"].as_str().unwrap().contains("Pay: https://pay.test/x"));
+    assert_eq!(of("sms_failed")["reason"], "21211 invalid To number");
+    assert_eq!(of("sms_skipped")["reason"], "no_consent");
+    let replies: Vec<&Value> = history.iter().filter(|e| e["kind"] == "reply_received").collect();
+    assert_eq!(replies.len(), 2);
+    let by = |channel: &str| replies.iter().find(|e| e["channel"] == channel).unwrap()["summary"].as_str().unwrap();
+    assert!(by("voice").starts_with("+1******0123 said on the call: opt_out (\"stop calling me\")"), "{replies:?}");
+    assert!(by("sms").starts_with("+1******0123 replied by text: opt_out (\"STOP\")"), "{replies:?}");
+
+    let portfolio: Value = app.get(&firm.key, "/v1/portfolio").await.json().await.unwrap();
+    assert_eq!(portfolio["emails_sent_by_step"], json!({}), "calls and texts are not emails");
+    assert_eq!(portfolio["calls_by_outcome"], json!({"completed": 1, "no_answer": 1}));
+    assert_eq!(portfolio["texts_sent_by_step"], json!({"sms_10": 1}));
+    assert_eq!(portfolio["suppressed_sends_by_reason"], json!({"timezone_unknown": 1, "no_consent": 1}));
+    assert_eq!(portfolio["suppressed_sends"], 2);
+}

@@ -1,13 +1,16 @@
-//! The activity projection: `eligibility.*` and `outreach.*` become per-invoice history
-//! entries that say why, plus the invoice's automation status and next action.
+//! The activity projection: `eligibility.*`, `outreach.*` (emails, calls, texts) and
+//! `reply.classified` become per-invoice history entries that say why, plus the invoice's
+//! automation status and next action.
 use crate::store::{self, ActivityDetail, NewActivity, to_text};
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
 use arflow_contracts::EnvelopeError;
 use arflow_contracts::events::{
-    AllContactsOptedOut, EligibilityChanged, EmailFailed, EmailSent, EmailSuppressed, PlanUpdated, PromiseBroken,
-    ReplyClassified, ReplyKind, StepDue, StepSkipped,
+    AllContactsOptedOut, CallEnded, CallOutcome, ChannelStepSkipped, EligibilityChanged, EmailFailed, EmailSent,
+    EmailSuppressed, PlanUpdated, PromiseBroken, ReplyClassified, ReplyKind, SmsFailed, SmsSent, Speaker, StepDue,
+    StepSkipped,
 };
 use arflow_contracts::subjects::{eligibility, outreach, reply};
+use arflow_core::Channel;
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -147,8 +150,9 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
             if !known(tx, m, d.invoice_id).await? {
                 return Ok(());
             }
+            let attempt = if d.attempt > 1 { format!(", attempt {}", d.attempt) } else { String::new() };
             let summary = format!(
-                "Scheduled step {} fired ({}, rule {}, policy v{})",
+                "Scheduled step {} fired ({}{attempt}, rule {}, policy v{})",
                 d.step, d.channel, d.explanation.rule, d.explanation.policy_version
             );
             let detail = ActivityDetail {
@@ -156,6 +160,7 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
                 policy_version: Some(d.explanation.policy_version),
                 checks: Some(d.explanation.checks.clone()),
                 step: Some(d.step.clone()),
+                channel: Some(d.channel.to_string()),
                 ..Default::default()
             };
             store::add_activity(tx, &entry(m, d.invoice_id, "step_due", summary, detail)).await?;
@@ -217,6 +222,72 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
                 ActivityDetail { reason: Some(d.reason.clone()), step: Some(d.step.clone()), ..Default::default() };
             store::add_activity(tx, &entry(m, d.invoice_id, "email_suppressed", summary, detail)).await?;
         }
+        outreach::VOICE_COMPLETED | outreach::VOICE_NO_ANSWER | outreach::VOICE_VOICEMAIL | outreach::VOICE_FAILED => {
+            let d: CallEnded = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let (kind, summary, detail) = call_entry(&d);
+            store::add_activity(tx, &entry(m, d.invoice_id, kind, summary, detail)).await?;
+        }
+        outreach::VOICE_SKIPPED | outreach::SMS_SKIPPED => {
+            let d: ChannelStepSkipped = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let (what, kind) = if kind == outreach::VOICE_SKIPPED {
+                (format!("Call (attempt {})", d.attempt), "call_skipped")
+            } else {
+                ("Text".to_string(), "sms_skipped")
+            };
+            let summary =
+                format!("{what} for step {} not placed at the last check: {} ({})", d.step, d.reason, d.detail);
+            let detail = ActivityDetail {
+                reason: Some(d.reason.clone()),
+                step: Some(d.step.clone()),
+                channel: Some(d.channel.to_string()),
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, d.invoice_id, kind, summary, detail)).await?;
+        }
+        outreach::SMS_SENT => {
+            let d: SmsSent = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let to = arflow_core::mask::phone(&d.to);
+            let summary = format!(
+                "Texted {to} for step {} (rule {}, policy v{}, template {} v{}): \"{}\"",
+                d.step, d.explanation.rule, d.explanation.policy_version, d.template, d.template_version, d.body
+            );
+            let detail = ActivityDetail {
+                rule: Some(d.explanation.rule.clone()),
+                policy_version: Some(d.explanation.policy_version),
+                checks: Some(d.explanation.checks.clone()),
+                template: Some(d.template.clone()),
+                body: Some(d.body.clone()),
+                step: Some(d.step.clone()),
+                channel: Some(Channel::Sms.to_string()),
+                to: Some(to),
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, d.invoice_id, "sms_sent", summary, detail)).await?;
+        }
+        outreach::SMS_FAILED => {
+            let d: SmsFailed = env.data_as()?;
+            if !known(tx, m, d.invoice_id).await? {
+                return Ok(());
+            }
+            let how = if d.permanent { "permanently" } else { "temporarily" };
+            let summary = format!("Text for step {} failed {how}: {}", d.step, d.reason);
+            let detail = ActivityDetail {
+                reason: Some(d.reason.clone()),
+                step: Some(d.step.clone()),
+                channel: Some(Channel::Sms.to_string()),
+                ..Default::default()
+            };
+            store::add_activity(tx, &entry(m, d.invoice_id, "sms_failed", summary, detail)).await?;
+        }
         reply::CLASSIFIED => {
             let d: ReplyClassified = env.data_as()?;
             // Every reply goes to the firm's inbox, matched or not.
@@ -245,7 +316,11 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
             if !known(tx, m, invoice_id).await? {
                 return Ok(());
             }
-            let from = d.from.as_deref().map(arflow_core::mask::email).unwrap_or_else(|| "unknown sender".into());
+            let from = match (d.channel, d.from.as_deref()) {
+                (_, None) => "unknown sender".to_string(),
+                (Channel::Voice | Channel::Sms, Some(number)) => arflow_core::mask::phone(number),
+                (_, Some(address)) => arflow_core::mask::email(address),
+            };
             let summary = match (&d.kind, &d.bounce) {
                 (ReplyKind::Bounce, Some(b)) => format!(
                     "Email to {} bounced ({}, {}): {}",
@@ -259,7 +334,12 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
                     let intent = d.intent.map(|i| i.as_str()).unwrap_or("unknown");
                     let promised = d.promised_date.map(|p| format!(" for {p}")).unwrap_or_default();
                     let evidence = if d.evidence.is_empty() { String::new() } else { format!(" (\"{}\")", d.evidence) };
-                    format!("{from} replied by {}: {intent}{promised}{evidence}: {}", d.channel, d.action)
+                    let how = match d.channel {
+                        Channel::Voice => "said on the call".to_string(),
+                        Channel::Sms => "replied by text".to_string(),
+                        other => format!("replied by {other}"),
+                    };
+                    format!("{from} {how}: {intent}{promised}{evidence}: {}", d.action)
                 }
             };
             let detail = ActivityDetail {
@@ -269,6 +349,7 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
                 evidence: Some(d.evidence.clone()).filter(|e| !e.is_empty()),
                 client_text: Some(d.client_text.clone()),
                 promised_date: d.promised_date,
+                channel: Some(d.channel.to_string()),
                 ..Default::default()
             };
             store::add_activity(tx, &entry(m, invoice_id, "reply_received", summary, detail)).await?;
@@ -297,4 +378,62 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
         }
     }
     Ok(())
+}
+
+/// A call attempt as a history entry: the outcome, who was called (masked), the attempt, what
+/// was said (turn by turn, with what the client meant), the recording and the script.
+fn call_entry(d: &CallEnded) -> (&'static str, String, ActivityDetail) {
+    let to = arflow_core::mask::phone(&d.to);
+    let (kind, what) = match d.outcome {
+        CallOutcome::Completed => ("call_completed", format!("Called {to}")),
+        CallOutcome::NoAnswer => ("call_no_answer", format!("Called {to}: no answer")),
+        CallOutcome::Voicemail => ("call_voicemail", format!("Called {to}: left a voicemail")),
+        CallOutcome::Failed => ("call_failed", format!("Call to {to} failed")),
+    };
+    let duration = d.duration_secs.map(|s| format!(", {s} s")).unwrap_or_default();
+    let intents: Vec<&str> = d.intents.iter().map(|i| i.as_str()).collect();
+    let said = if intents.is_empty() { String::new() } else { format!("; the client: {}", intents.join(", ")) };
+    let summary = format!(
+        "{what} for step {} (attempt {}{duration}, script {}){said}: {}",
+        d.step, d.attempt, d.script, d.detail
+    );
+    let lines: Vec<String> = d
+        .transcript
+        .iter()
+        .map(|t| {
+            let who = match t.speaker {
+                Speaker::Agent => "Agent",
+                Speaker::Client => "Client",
+            };
+            let meant = t.intent.map(|i| format!(" [{}]", i.as_str())).unwrap_or_default();
+            format!("{who}: {}{meant}", t.text)
+        })
+        .collect();
+    let detail = ActivityDetail {
+        rule: Some(d.explanation.rule.clone()),
+        policy_version: Some(d.explanation.policy_version),
+        checks: Some(d.explanation.checks.clone()),
+        template: Some(d.script.clone()),
+        body: (!lines.is_empty()).then(|| lines.join("\n")),
+        reason: Some(d.detail.clone()),
+        step: Some(d.step.clone()),
+        intent: d.intents.last().map(|i| i.as_str().to_string()),
+        promised_date: d.promised_date,
+        channel: Some(Channel::Voice.to_string()),
+        to: Some(to),
+        call: Some(store::CallActivity {
+            outcome: store::to_text(&d.outcome),
+            attempt: d.attempt,
+            provider_status: d.provider_status.clone(),
+            answered_by: d.answered_by.clone(),
+            duration_secs: d.duration_secs,
+            transcript: d.transcript.clone(),
+            intents: intents.iter().map(|i| i.to_string()).collect(),
+            recording_url: d.recording_url.clone(),
+            script: d.script.clone(),
+            provider_call_sid: d.provider_call_sid.clone(),
+        }),
+        ..Default::default()
+    };
+    (kind, summary, detail)
 }

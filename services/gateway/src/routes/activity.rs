@@ -28,7 +28,12 @@ pub struct InvoiceSummary {
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     /// `invoice_created`, `eligibility_changed`, `plan_updated`, `step_due`, `step_skipped`,
-    /// `email_sent`, `email_failed`, `email_suppressed`, `halted`, `payment_failed`, `opted_out`...
+    /// `email_sent`, `email_failed`, `email_suppressed`, `call_completed`, `call_no_answer`,
+    /// `call_voicemail`, `call_failed`, `call_skipped`, `sms_sent`, `sms_failed`, `sms_skipped`,
+    /// `reply_received`, `halted`, `payment_failed`, `opted_out`...
+    ///
+    /// A call's `body` is its transcript (`Agent: ...` / `Client: ... [intent]` lines) and its
+    /// `template` the script; a text's `body` is the message sent.
     pub kind: String,
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +65,15 @@ pub struct HistoryEntry {
     pub client_text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promised_date: Option<chrono::NaiveDate>,
+    /// `email`, `voice` or `sms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The number called or texted, masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// A call attempt (`call_*` entries): outcome, attempt, transcript, recording, script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<store::CallActivity>,
     /// The arflow event id or Stripe event id behind the entry.
     pub event_id: String,
 }
@@ -109,6 +123,9 @@ pub async fn invoice_activity(
                 evidence: d.evidence,
                 client_text: d.client_text,
                 promised_date: d.promised_date,
+                channel: d.channel,
+                to: d.to,
+                call: d.call,
                 event_id: r.event_id,
             }
         })
@@ -135,9 +152,13 @@ pub struct Portfolio {
     pub invoices_by_automation_status: BTreeMap<String, i64>,
     pub invoices_by_status: BTreeMap<String, i64>,
     pub emails_sent_by_step: BTreeMap<String, i64>,
+    /// Call attempts per outcome (`completed`, `no_answer`, `voicemail`, `failed`).
+    pub calls_by_outcome: BTreeMap<String, i64>,
+    pub texts_sent_by_step: BTreeMap<String, i64>,
     pub halts_by_reason: BTreeMap<String, i64>,
     pub skipped_steps_by_reason: BTreeMap<String, i64>,
-    /// Sends stopped by the last check before SMTP, per reason.
+    /// Emails, calls and texts stopped by the channel's last check (before SMTP or the telephony
+    /// provider), per reason.
     pub suppressed_sends_by_reason: BTreeMap<String, i64>,
     pub suppressed_sends: i64,
 }
@@ -147,12 +168,16 @@ const BY_AUTOMATION: &str = "SELECT coalesce(automation_status, 'unknown'), coun
 const BY_STATUS: &str = "SELECT status, count(*) FROM invoices WHERE firm_id = $1 GROUP BY 1";
 const SENT_BY_STEP: &str = "SELECT coalesce(detail->>'step', 'unknown'), count(*) FROM activity \
     WHERE firm_id = $1 AND kind = 'email_sent' GROUP BY 1";
+const CALLS_BY_OUTCOME: &str = "SELECT coalesce(detail->'call'->>'outcome', 'unknown'), count(*) FROM activity \
+    WHERE firm_id = $1 AND kind IN ('call_completed', 'call_no_answer', 'call_voicemail', 'call_failed') GROUP BY 1";
+const TEXTS_BY_STEP: &str = "SELECT coalesce(detail->>'step', 'unknown'), count(*) FROM activity \
+    WHERE firm_id = $1 AND kind = 'sms_sent' GROUP BY 1";
 const HALTS: &str = "SELECT coalesce(detail->>'reason', 'unknown'), count(*) FROM activity \
     WHERE firm_id = $1 AND kind = 'halted' GROUP BY 1";
 const SKIPPED: &str = "SELECT coalesce(detail->>'reason', 'unknown'), count(*) FROM activity \
     WHERE firm_id = $1 AND kind = 'step_skipped' GROUP BY 1";
 const SUPPRESSED: &str = "SELECT coalesce(detail->>'reason', 'unknown'), count(*) FROM activity \
-    WHERE firm_id = $1 AND kind = 'email_suppressed' GROUP BY 1";
+    WHERE firm_id = $1 AND kind IN ('email_suppressed', 'call_skipped', 'sms_skipped') GROUP BY 1";
 
 #[utoipa::path(get, path = "/v1/portfolio", tag = "activity",
     responses((status = 200, body = Portfolio)), security(("api_key" = [])))]
@@ -166,6 +191,8 @@ pub async fn portfolio(State(state): State<AppState>, auth: FirmAuth) -> Result<
         invoices_by_automation_status: map(store::count_by(pool, f, BY_AUTOMATION).await?),
         invoices_by_status: map(store::count_by(pool, f, BY_STATUS).await?),
         emails_sent_by_step: map(store::count_by(pool, f, SENT_BY_STEP).await?),
+        calls_by_outcome: map(store::count_by(pool, f, CALLS_BY_OUTCOME).await?),
+        texts_sent_by_step: map(store::count_by(pool, f, TEXTS_BY_STEP).await?),
         halts_by_reason: map(store::count_by(pool, f, HALTS).await?),
         skipped_steps_by_reason: map(store::count_by(pool, f, SKIPPED).await?),
         suppressed_sends: suppressed.values().sum(),
