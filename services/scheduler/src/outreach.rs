@@ -3,7 +3,6 @@ use crate::SERVICE;
 use crate::store::{self, PlanRow, StepRow};
 use arflow_contracts::events::{CadenceExhausted, NextAction, PlanUpdated, StepSkipped};
 use arflow_contracts::{Envelope, msg_id, subjects};
-use arflow_core::Channel;
 use arflow_store::OutboxMessage;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -80,7 +79,8 @@ pub fn step_skipped(
     )
 }
 
-/// `outreach.cadence_exhausted.<firm>` after `step`, the last step of the plan, fired
+/// `outreach.cadence_exhausted.<firm>` after `step`, the last step of the plan, fired (an
+/// email step), or ended (a call or text, once its outcome arrived and planned nothing more)
 /// (`Nats-Msg-Id` `step:<id>:cadence_exhausted`: once per last step).
 pub fn cadence_exhausted(
     plan: &PlanRow,
@@ -132,11 +132,7 @@ pub async fn plan_updates(
         let data = PlanUpdated {
             invoice_id: plan.invoice_id,
             automation_status: store::parse_status(&plan.automation_status),
-            next: next.get(&plan.invoice_id).map(|(step, at)| NextAction {
-                step: step.clone(),
-                channel: Channel::Email,
-                at: *at,
-            }),
+            next: next.get(&plan.invoice_id).map(|n| NextAction { step: n.name.clone(), channel: n.channel, at: n.at }),
             reason: reason.to_string(),
             version: plan.plan_version,
         };

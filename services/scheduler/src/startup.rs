@@ -1,6 +1,10 @@
-//! Wires the scheduler: its migrations, three consumers, the timer loop and its routes.
+//! Wires the scheduler: its migrations, four consumers, the timer loop and its routes.
 use crate::config::Config;
-use crate::handlers::{Context, billing::BillingHandler, consent::ConsentHandler, eligibility::EligibilityHandler};
+use crate::handlers::Apply;
+use crate::handlers::{
+    Context, billing::BillingHandler, consent::ConsentHandler, eligibility::EligibilityHandler,
+    outcomes::OutcomeHandler,
+};
 use crate::timer::Timer;
 use crate::{SERVICE, routes};
 use arflow_bus::consumer::ConsumerSpec;
@@ -54,6 +58,16 @@ impl Application {
             spec("scheduler-consent", "CONSENT", &[consent::OPTED_OUT, consent::OPTED_IN]),
             config.consumer.clone(),
             Arc::new(ConsentHandler { ctx: ctx.clone() }),
+        );
+        // How calls and texts ended: retries and email fallbacks (`outreach.voice.>`, `outreach.sms.>`).
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: OutcomeHandler::CONSUMER.to_string(),
+                stream: "OUTREACH".to_string(),
+                filter_subjects: vec!["outreach.voice.>".to_string(), "outreach.sms.>".to_string()],
+            },
+            config.consumer.clone(),
+            Arc::new(OutcomeHandler { ctx: ctx.clone() }),
         );
         let timer = Timer { ctx, settings: config.scheduler.clone(), metrics: base.metrics.clone() };
         base.spawn_task("timer", timer.run(shutdown));

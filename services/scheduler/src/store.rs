@@ -1,10 +1,11 @@
 //! The scheduler's SQL. Every statement runs on the pool's `search_path` (the `scheduler` schema).
-use crate::policy::{self, DEFAULT_POLICY, PlannedStep, Policy, PolicyStep};
+use crate::policy::{self, DEFAULT_POLICY, OptOuts, PlannedStep, Policy, PolicyStep};
 use arflow_contracts::events::AutomationStatus;
+use arflow_core::Channel;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use sqlx::types::Json;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Statements assembled from the column constants above (never from input).
@@ -50,12 +51,25 @@ pub struct StepRow {
     pub reason: Option<String>,
     pub detail: Option<String>,
     pub fired_at: Option<DateTime<Utc>>,
+    /// `email`, `voice` or `sms`.
+    pub channel: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// The base step a retry or an email fallback follows up.
+    pub retry_of: Option<Uuid>,
+}
+
+impl StepRow {
+    /// The step's channel (a stored value this build does not know reads as email).
+    pub fn channel(&self) -> Channel {
+        policy::parse_channel(&self.channel).unwrap_or(Channel::Email)
+    }
 }
 
 const PLAN_COLUMNS: &str = "invoice_id, firm_id, policy_id, policy_version, status, halt_reason, automation_status, \
      decision_version, decision, decision_event_id, correlation_id, due_date, plan_version";
-const STEP_COLUMNS: &str =
-    "step_id, invoice_id, firm_id, name, offset_days, tone, pay_link, scheduled_for, state, reason, detail, fired_at";
+const STEP_COLUMNS: &str = "step_id, invoice_id, firm_id, name, offset_days, tone, pay_link, scheduled_for, state, \
+     reason, detail, fired_at, channel, attempt, max_attempts, retry_of";
 
 /// `enabled`, `halted_paid`... as stored.
 pub fn status_str(s: AutomationStatus) -> &'static str {
@@ -78,19 +92,24 @@ pub fn parse_status(s: &str) -> AutomationStatus {
     }
 }
 
-/// The firm's current email policy, seeding the default cadence (version 1) on first use.
+/// The firm's current policy, seeding the default cadence (version 1) on first use. A firm
+/// still on the email-only cadence seeded before calls and texts moves to the current default
+/// as its next version (steps already planned keep theirs; the next decision adds the new ones).
 pub async fn ensure_policy(conn: &mut PgConnection, firm_id: Uuid, now: DateTime<Utc>) -> Result<Policy, sqlx::Error> {
-    if let Some(policy) = current_policy(&mut *conn, firm_id).await? {
-        return Ok(policy);
-    }
+    let version = match current_policy(&mut *conn, firm_id).await? {
+        Some(policy) if policy.steps != policy::legacy_email_steps() => return Ok(policy),
+        Some(legacy) => legacy.version + 1,
+        None => 1,
+    };
     let steps = serde_json::to_value(policy::default_steps()).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "INSERT INTO policies (policy_id, firm_id, name, version, channel, steps, created_at) \
-         VALUES ($1, $2, $3, 1, 'email', $4, $5) ON CONFLICT (firm_id, name, version) DO NOTHING",
+         VALUES ($1, $2, $3, $4, 'mixed', $5, $6) ON CONFLICT (firm_id, name, version) DO NOTHING",
     )
     .bind(arflow_core::new_id())
     .bind(firm_id)
     .bind(DEFAULT_POLICY)
+    .bind(version)
     .bind(steps)
     .bind(now)
     .execute(&mut *conn)
@@ -176,6 +195,27 @@ pub async fn upsert_steps(
     invoice_id: Uuid,
     steps: &[PlannedStep],
 ) -> Result<u64, sqlx::Error> {
+    insert_steps(conn, firm_id, invoice_id, steps, true).await
+}
+
+/// Inserts follow-up steps (a call's retry, an email fallback) unless a step of that name
+/// exists: a redelivered outcome or a second look at the same step adds nothing.
+pub async fn insert_followups(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    invoice_id: Uuid,
+    steps: &[PlannedStep],
+) -> Result<u64, sqlx::Error> {
+    insert_steps(conn, firm_id, invoice_id, steps, false).await
+}
+
+async fn insert_steps(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    invoice_id: Uuid,
+    steps: &[PlannedStep],
+    replan: bool,
+) -> Result<u64, sqlx::Error> {
     if steps.is_empty() {
         return Ok(0);
     }
@@ -185,16 +225,29 @@ pub async fn upsert_steps(
     let tones: Vec<&str> = steps.iter().map(|s| policy::tone_str(s.tone)).collect();
     let links: Vec<bool> = steps.iter().map(|s| s.pay_link).collect();
     let at: Vec<DateTime<Utc>> = steps.iter().map(|s| s.scheduled_for).collect();
-    let done = sqlx::query(
-        "INSERT INTO steps (step_id, invoice_id, firm_id, name, offset_days, tone, pay_link, scheduled_for, state) \
-         SELECT u.id, $2, $3, u.name, u.off, u.tone, u.link, u.at, 'pending' \
-         FROM unnest($1::uuid[], $4::text[], $5::int[], $6::text[], $7::bool[], $8::timestamptz[]) \
-              AS u(id, name, off, tone, link, at) \
-         ON CONFLICT (invoice_id, name) DO UPDATE SET offset_days = EXCLUDED.offset_days, tone = EXCLUDED.tone, \
-             pay_link = EXCLUDED.pay_link, scheduled_for = EXCLUDED.scheduled_for \
-         WHERE steps.state = 'pending' AND (steps.scheduled_for, steps.tone, steps.pay_link, steps.offset_days) \
-               IS DISTINCT FROM (EXCLUDED.scheduled_for, EXCLUDED.tone, EXCLUDED.pay_link, EXCLUDED.offset_days)",
-    )
+    let channels: Vec<&str> = steps.iter().map(|s| s.channel.as_str()).collect();
+    let attempts: Vec<i32> = steps.iter().map(|s| i32::try_from(s.attempt).unwrap_or(i32::MAX)).collect();
+    let max: Vec<i32> = steps.iter().map(|s| i32::try_from(s.max_attempts).unwrap_or(i32::MAX)).collect();
+    let retry_of: Vec<Option<Uuid>> = steps.iter().map(|s| s.retry_of).collect();
+    let on_conflict = if replan {
+        "DO UPDATE SET offset_days = EXCLUDED.offset_days, tone = EXCLUDED.tone, pay_link = EXCLUDED.pay_link, \
+             scheduled_for = EXCLUDED.scheduled_for, channel = EXCLUDED.channel, max_attempts = EXCLUDED.max_attempts \
+         WHERE steps.state = 'pending' AND \
+               (steps.scheduled_for, steps.tone, steps.pay_link, steps.offset_days, steps.channel, steps.max_attempts) \
+               IS DISTINCT FROM (EXCLUDED.scheduled_for, EXCLUDED.tone, EXCLUDED.pay_link, EXCLUDED.offset_days, \
+                                 EXCLUDED.channel, EXCLUDED.max_attempts)"
+    } else {
+        "DO NOTHING"
+    };
+    let done = sqlx::query(sql!(
+        "INSERT INTO steps (step_id, invoice_id, firm_id, name, offset_days, tone, pay_link, scheduled_for, state, \
+                            channel, attempt, max_attempts, retry_of) \
+         SELECT u.id, $2, $3, u.name, u.off, u.tone, u.link, u.at, 'pending', u.channel, u.attempt, u.max, u.retry_of \
+         FROM unnest($1::uuid[], $4::text[], $5::int[], $6::text[], $7::bool[], $8::timestamptz[], $9::text[], \
+                     $10::int[], $11::int[], $12::uuid[]) \
+              AS u(id, name, off, tone, link, at, channel, attempt, max, retry_of) \
+         ON CONFLICT (invoice_id, name) {on_conflict}"
+    ))
     .bind(&ids)
     .bind(invoice_id)
     .bind(firm_id)
@@ -203,6 +256,10 @@ pub async fn upsert_steps(
     .bind(&tones)
     .bind(&links)
     .bind(&at)
+    .bind(&channels)
+    .bind(&attempts)
+    .bind(&max)
+    .bind(&retry_of)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -248,18 +305,31 @@ pub async fn cancel_pending(
 }
 
 /// The earliest pending step of each invoice.
+#[derive(Debug, Clone)]
+pub struct NextStep {
+    pub name: String,
+    pub at: DateTime<Utc>,
+    pub channel: Channel,
+}
+
+/// The earliest pending step of each invoice.
 pub async fn next_pending(
     conn: &mut PgConnection,
     invoice_ids: &[Uuid],
-) -> Result<HashMap<Uuid, (String, DateTime<Utc>)>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (invoice_id) invoice_id, name, scheduled_for FROM steps \
+) -> Result<HashMap<Uuid, NextStep>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (invoice_id) invoice_id, name, scheduled_for, channel FROM steps \
          WHERE invoice_id = ANY($1) AND state = 'pending' ORDER BY invoice_id, scheduled_for, offset_days",
     )
     .bind(invoice_ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|(id, name, at)| (id, (name, at))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, at, channel)| {
+            (id, NextStep { name, at, channel: policy::parse_channel(&channel).unwrap_or(Channel::Email) })
+        })
+        .collect())
 }
 
 /// How many steps of each invoice have fired (been handed to a channel).
@@ -335,23 +405,31 @@ pub async fn remove_opt_out(
     Ok(())
 }
 
-/// Which of `contacts` opted out of `channel` (or of everything).
-pub async fn opted_out(
-    conn: &mut PgConnection,
-    contacts: &[Uuid],
-    channel: &str,
-) -> Result<HashSet<Uuid>, sqlx::Error> {
+/// Which of `contacts` opted out of which channel (an opt-out of `all` counts for each).
+pub async fn opted_out(conn: &mut PgConnection, contacts: &[Uuid]) -> Result<OptOuts, sqlx::Error> {
+    let mut out = OptOuts::default();
     if contacts.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(out);
     }
-    let rows: Vec<(Uuid,)> = sqlx::query_as(
-        "SELECT DISTINCT contact_id FROM opt_outs WHERE contact_id = ANY($1) AND channel IN ($2, 'all')",
-    )
-    .bind(contacts)
-    .bind(channel)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT contact_id, channel FROM opt_outs WHERE contact_id = ANY($1)")
+            .bind(contacts)
+            .fetch_all(conn)
+            .await?;
+    for (contact, channel) in rows {
+        match policy::parse_channel(&channel) {
+            Some(ch) => {
+                out.of_mut(ch).insert(contact);
+            }
+            // `all`, and anything this build does not know, stops every channel.
+            None => {
+                for ch in [Channel::Email, Channel::Voice, Channel::Sms] {
+                    out.of_mut(ch).insert(contact);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Locks the plans of up to `limit` invoices with due steps, earliest first. Skips plans
@@ -451,4 +529,35 @@ pub async fn plan_with_steps(
     .fetch_all(&mut *conn)
     .await?;
     Ok(Some((plan, steps)))
+}
+
+/// Locks the invoice's plan if there is one (an outcome never creates a plan).
+pub async fn lock_existing_plan(conn: &mut PgConnection, invoice_id: Uuid) -> Result<Option<PlanRow>, sqlx::Error> {
+    sqlx::query_as(sql!("SELECT {PLAN_COLUMNS} FROM plans WHERE invoice_id = $1 FOR UPDATE"))
+        .bind(invoice_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// One step by id.
+pub async fn step(conn: &mut PgConnection, step_id: Uuid) -> Result<Option<StepRow>, sqlx::Error> {
+    sqlx::query_as(sql!("SELECT {STEP_COLUMNS} FROM steps WHERE step_id = $1")).bind(step_id).fetch_optional(conn).await
+}
+
+/// Whether another step of the invoice fired after `at`.
+pub async fn fired_since(
+    conn: &mut PgConnection,
+    invoice_id: Uuid,
+    except: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM steps WHERE invoice_id = $1 AND step_id <> $2 AND state = 'fired' AND fired_at >= $3",
+    )
+    .bind(invoice_id)
+    .bind(except)
+    .bind(at)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
 }

@@ -5,8 +5,8 @@
 use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
-    AutomationStatus, CadenceExhausted, Check, ConsentChanged, EligibilityChanged, HaltReason, InvoiceHalted,
-    PlanUpdated, PromiseBroken, StepDue, StepSkipped, Tier, Tone,
+    AutomationStatus, CadenceExhausted, CallEnded, CallOutcome, Check, ConsentChanged, ContactSnapshot,
+    EligibilityChanged, HaltReason, InvoiceHalted, PlanUpdated, PromiseBroken, StepDue, StepSkipped, Tier, Tone,
 };
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_core::{Channel, SendWindow, window::parse_tz};
@@ -15,7 +15,7 @@ use arflow_runtime::{ClockMode, Metrics, NatsSettings};
 use arflow_scheduler::{Application, Config};
 use arflow_service::StartupError;
 use arflow_testkit::{TestDb, TestNats};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc, Weekday};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use std::time::Instant;
@@ -225,6 +225,7 @@ impl TestApp {
             ("ELIGIBILITY", "scheduler-eligibility"),
             ("BILLING", "scheduler-billing"),
             ("CONSENT", "scheduler-consent"),
+            ("OUTREACH", "scheduler-voice-outcomes"),
         ] {
             let stream = self.bus.js.get_stream(stream).await.unwrap();
             match stream.consumer_info(durable).await {
@@ -278,13 +279,103 @@ impl TestApp {
         .await
         .unwrap()
     }
+
+    /// The voice service reports how the call of `due` ended (`outreach.voice.<outcome>.<firm>`);
+    /// returns the envelope so a test can deliver it again.
+    async fn call_ended(&self, due: &StepDue, outcome: CallOutcome) -> Envelope<CallEnded> {
+        let now = self.now().await;
+        let data = CallEnded {
+            call_id: Uuid::now_v7(),
+            step_id: due.step_id,
+            invoice_id: due.invoice_id,
+            contact_id: due.contact.contact_id,
+            client_id: due.client.client_id,
+            step: due.step.clone(),
+            attempt: due.attempt,
+            outcome,
+            provider_status: match outcome {
+                CallOutcome::NoAnswer => "no-answer".into(),
+                CallOutcome::Failed => "failed".into(),
+                _ => "completed".into(),
+            },
+            answered_by: None,
+            provider_call_sid: Some("CA0123456789abcdef0123456789abcdef".into()),
+            to: due.contact.phone.clone().unwrap_or_default(),
+            duration_secs: None,
+            placed_at: now,
+            ended_at: now,
+            transcript: vec![],
+            intents: vec![],
+            promised_date: None,
+            recording_url: None,
+            script: "call-firm@1".into(),
+            detail: outcome.as_str().into(),
+            explanation: due.explanation.clone(),
+        };
+        let env = Envelope::new(outcome.subject(), "voice", now, self.firm, due.invoice_id, None, data);
+        self.deliver(&env, &msg_id::call(env.data.call_id, outcome.as_str())).await;
+        env
+    }
+
+    /// Publishes an outcome envelope on its subject with `id` as its `Nats-Msg-Id`.
+    async fn deliver<T: serde::Serialize>(&self, env: &Envelope<T>, id: &str) {
+        self.bus.publish_event(&subjects::subject(&env.kind, self.firm), id, env).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.settle().await;
+    }
+
+    /// Moves the clock from timer to timer (at most `stops`) until a step named `name` fires, and
+    /// stops there (so an outcome is reported at the time of the call); returns the step, when
+    /// it went out, and every OUTREACH message on the way.
+    async fn until_fired(&mut self, name: &str, stops: u32) -> (StepDue, DateTime<Utc>, Vec<(String, RawEnvelope)>) {
+        let mut seen = Vec::new();
+        for _ in 0..stops {
+            let now = self.now().await;
+            let (next,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+                "SELECT min(scheduled_for) FROM scheduler.steps WHERE state = 'pending' AND scheduled_for > $1",
+            )
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            let next = next.unwrap_or_else(|| panic!("nothing pending before {name} fired"));
+            self.advance(next - now).await;
+            seen.extend(self.outreach().await);
+            if let Some((due, at)) = fired_at(&seen).into_iter().find(|(s, _)| s.step == name) {
+                return (due, at, seen);
+            }
+        }
+        panic!("{name} did not fire within {stops} timers");
+    }
+
+    /// The invoice's step named `name`: state, channel, attempt, time.
+    async fn step_named(&self, invoice_id: Uuid, name: &str) -> Option<(String, String, i32, DateTime<Utc>)> {
+        sqlx::query_as(
+            "SELECT state, channel, attempt, scheduled_for FROM scheduler.steps WHERE invoice_id = $1 AND name = $2",
+        )
+        .bind(invoice_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .unwrap()
+    }
 }
 
-/// The steps fired in `msgs`, each with the time it went out (the envelope's time, from the scheduler's clock).
+/// The steps fired in `msgs` on every channel, each with the time it went out (the envelope's
+/// time, from the scheduler's clock); each on the subject of its channel.
 fn fired_at(msgs: &[(String, RawEnvelope)]) -> Vec<(StepDue, DateTime<Utc>)> {
     msgs.iter()
-        .filter(|(s, _)| s.starts_with(&format!("{}.", subjects::outreach::STEP_DUE_EMAIL)))
-        .map(|(_, e)| (e.data_as::<StepDue>().unwrap(), e.time))
+        .filter(|(s, _)| s.starts_with("outreach.step_due."))
+        .map(|(subject, e)| {
+            let due = e.data_as::<StepDue>().unwrap();
+            let kind = match due.channel {
+                Channel::Email => subjects::outreach::STEP_DUE_EMAIL,
+                Channel::Voice => subjects::outreach::STEP_DUE_VOICE,
+                Channel::Sms => subjects::outreach::STEP_DUE_SMS,
+            };
+            assert_eq!(subject, &subjects::subject(kind, e.firm_id), "{} on the wrong subject", due.step);
+            (due, e.time)
+        })
         .collect()
 }
 
@@ -298,11 +389,34 @@ fn decision(due: NaiveDate, zone: &str, tier: Tier) -> EligibilityChanged {
     d
 }
 
-const CADENCE: [&str; 6] = ["pre_due", "due_today", "overdue_3", "overdue_7", "overdue_14", "overdue_30"];
+/// The default cadence's email steps (a client whose contacts take no calls or texts gets these).
+const EMAIL_CADENCE: [&str; 6] = ["pre_due", "due_today", "overdue_3", "overdue_7", "overdue_14", "overdue_30"];
+/// The whole default cadence, in order.
+const CADENCE: [&str; 8] = [
+    "pre_due",
+    "due_today",
+    "overdue_3",
+    "overdue_7",
+    "text_overdue_10",
+    "overdue_14",
+    "call_overdue_21",
+    "overdue_30",
+];
 
-/// Asserts a fired step went out (`sent_at`) inside 09:00-17:00 on a business day in `zone`,
-/// and exactly at its timer: the clock stops at every timer, so nothing goes out late.
+/// Asserts a fired step went out (`sent_at`) inside its window and exactly at its timer (the
+/// clock stops at every timer, so nothing goes out late): an email inside 09:00-17:00 on a
+/// business day in `zone`; a call or text inside 08:00-21:00, Monday to Saturday, in the
+/// contact's call zone.
 fn assert_in_window(step: &StepDue, zone: &str, sent_at: DateTime<Utc>) {
+    if step.channel != Channel::Email {
+        let call_zone = step.contact.call_timezone.as_deref().unwrap();
+        let tz = parse_tz(call_zone).unwrap();
+        let local = sent_at.with_timezone(&tz);
+        assert!((8..21).contains(&local.hour()), "{} placed at {local} ({call_zone})", step.step);
+        assert!(arflow_core::calls::default_window().contains(sent_at, tz), "{} placed at {local}", step.step);
+        assert_eq!(sent_at, step.scheduled_for, "{} went out at {local}, not at its timer", step.step);
+        return;
+    }
     let tz = parse_tz(zone).unwrap();
     let local = sent_at.with_timezone(&tz);
     assert!(SendWindow::business_hours().contains(sent_at, tz), "{} sent at {local} ({zone})", step.step);
@@ -310,12 +424,37 @@ fn assert_in_window(step: &StepDue, zone: &str, sent_at: DateTime<Utc>) {
     assert_eq!(sent_at, step.scheduled_for, "{} went out at {local}, not at its timer", step.step);
 }
 
+/// Gives the decision's primary contact a phone, call and text consent and `call_zone`.
+fn reachable_by_phone(mut d: EligibilityChanged, call_zone: &str) -> EligibilityChanged {
+    let c = &mut d.contacts[0];
+    c.phone = Some("+12125550100".into());
+    c.channels = vec![Channel::Email, Channel::Voice, Channel::Sms];
+    c.call_timezone = Some(call_zone.into());
+    d
+}
+
+/// Adds a second contact, reachable only by phone (calls and texts) in `call_zone`.
+fn with_phone_contact(mut d: EligibilityChanged, call_zone: Option<&str>) -> (EligibilityChanged, ContactSnapshot) {
+    let phone = ContactSnapshot {
+        contact_id: Uuid::now_v7(),
+        name: "Sam Payables".into(),
+        email: None,
+        phone: Some("+13105550100".into()),
+        timezone: d.contacts[0].timezone.clone(),
+        channels: vec![Channel::Voice, Channel::Sms],
+        call_timezone: call_zone.map(Into::into),
+    };
+    d.contacts.push(phone.clone());
+    (d, phone)
+}
+
 #[tokio::test]
 async fn default_cadence_fires_each_step_once_on_its_day_inside_the_local_window() {
     let mut t = TestApp::spawn().await;
     let zone = "America/New_York";
     // Due Friday 13 March; US daylight saving starts on the 8th, in the middle of the cadence.
-    let d = decision(date(2026, 3, 13), zone, Tier::Standard);
+    // The contact takes emails, calls and texts, and lives in New York.
+    let d = reachable_by_phone(decision(date(2026, 3, 13), zone, Tier::Standard), zone);
     t.publish_decision(&d).await;
     let first = t.outreach().await;
     let plan: Vec<PlanUpdated> = of_kind(&first, subjects::outreach::PLAN_UPDATED);
@@ -340,17 +479,27 @@ async fn default_cadence_fires_each_step_once_on_its_day_inside_the_local_window
     // The cadence is exhausted once, when its last step fires, not before.
     assert_eq!(exhausted.len(), 1, "{exhausted:?}");
     let (e, after) = &exhausted[0];
-    assert_eq!((e.invoice_id, e.last_step.as_str(), e.steps_fired, *after), (d.invoice_id, "overdue_30", 6, 6));
+    assert_eq!((e.invoice_id, e.last_step.as_str(), e.steps_fired, *after), (d.invoice_id, "overdue_30", 8, 8));
     assert_eq!(e.policy_version, 1);
     let names: Vec<&str> = fired.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(names, CADENCE);
+    use Channel::{Email, Sms, Voice};
+    let channels: Vec<Channel> = fired.iter().map(|s| s.channel).collect();
+    assert_eq!(channels, vec![Email, Email, Email, Email, Sms, Email, Voice, Email]);
+    assert!(fired.iter().all(|s| s.attempt == 1 && s.contact.contact_id == d.contacts[0].contact_id));
     let tones: Vec<Tone> = fired.iter().map(|s| s.tone).collect();
     use Tone::*;
-    assert_eq!(tones, vec![Friendly, Friendly, Friendly, Friendly, Firm, Final]);
-    assert_eq!(fired.iter().map(|s| s.pay_link).collect::<Vec<_>>(), vec![false, false, true, true, true, true]);
+    assert_eq!(tones, vec![Friendly, Friendly, Friendly, Friendly, Friendly, Firm, Firm, Final]);
+    assert_eq!(
+        fired.iter().map(|s| s.pay_link).collect::<Vec<_>>(),
+        vec![false, false, true, true, true, true, true, true]
+    );
+    // The text (+10) goes on Monday 23 March at 08:00, the call (+21) on Friday 3 April at 08:00.
+    assert_eq!(fired[4].scheduled_for, Utc.with_ymd_and_hms(2026, 3, 23, 12, 0, 0).unwrap());
+    assert_eq!(fired[6].scheduled_for, Utc.with_ymd_and_hms(2026, 4, 3, 12, 0, 0).unwrap());
     // +30 falls on Sunday 12 April: it goes out on Monday, 31 days overdue.
-    assert_eq!(fired.iter().map(|s| s.days_overdue).collect::<Vec<_>>(), vec![-7, 0, 3, 7, 14, 31]);
-    let last = &fired[5];
+    assert_eq!(fired.iter().map(|s| s.days_overdue).collect::<Vec<_>>(), vec![-7, 0, 3, 7, 10, 14, 21, 31]);
+    let last = &fired[7];
     assert_eq!(last.explanation.rule, "default-email/overdue_30");
     assert_eq!(last.explanation.policy_version, 1);
     assert_eq!(last.explanation.eligibility_version, 1);
@@ -377,7 +526,7 @@ async fn contacts_in_auckland_and_los_angeles_get_steps_inside_their_own_windows
         }
     }
     for (i, steps) in fired.iter().enumerate() {
-        assert_eq!(steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), CADENCE, "{}", zones[i]);
+        assert_eq!(steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), EMAIL_CADENCE, "{}", zones[i]);
         // A new client gets the firm tone already at +7.
         assert_eq!(steps[3].tone, Tone::Firm);
     }
@@ -409,7 +558,7 @@ async fn payment_cancels_pending_steps_and_nothing_fires_after_it() {
     t.pay(d.invoice_id).await;
     let msgs = t.outreach().await;
     let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
-    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert_eq!(skipped.len(), 6, "{skipped:?}");
     assert!(skipped.iter().all(|s| s.reason == "invoice_halted: paid"));
     let plan: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
     assert_eq!(plan.last().unwrap().automation_status, AutomationStatus::HaltedPaid);
@@ -423,7 +572,10 @@ async fn payment_cancels_pending_steps_and_nothing_fires_after_it() {
     let after = t.outreach().await;
     assert!(of_kind::<StepDue>(&after, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "{after:?}");
     let states: Vec<String> = t.steps(d.invoice_id).await.into_iter().map(|s| s.1).collect();
-    assert_eq!(states, ["fired", "fired", "cancelled", "cancelled", "cancelled", "cancelled"]);
+    assert_eq!(
+        states,
+        ["fired", "fired", "cancelled", "cancelled", "cancelled", "cancelled", "cancelled", "cancelled"]
+    );
 }
 
 #[tokio::test]
@@ -432,21 +584,28 @@ async fn a_big_jump_fires_only_the_latest_due_step() {
     let d = decision(date(2026, 3, 9), "America/Chicago", Tier::Standard);
     t.publish_decision(&d).await;
     t.outreach().await;
-    // One jump to 22 March 00:00 UTC: pre_due, due_today, overdue_3 and overdue_7 are all due,
-    // overdue_14 (Monday 23 March) is not. It is Saturday 19:00 in Chicago: nothing goes out,
-    // the due steps wait for the window to open on Monday 23 March, 09:00 CDT.
+    // One jump to 22 March 00:00 UTC: pre_due, due_today, overdue_3, overdue_7 and the text
+    // (+10) are all due, overdue_14 (Monday 23 March) is not. It is Saturday 19:00 in Chicago:
+    // no email goes out, the due ones wait for the window to open on Monday 23 March, 09:00
+    // CDT. The text has no one to go to (the only contact takes no texts): skipped at once.
     let landed = t.jump(Duration::days(20)).await;
     let msgs = t.outreach().await;
-    assert!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "{msgs:?}");
-    assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty(), "{msgs:?}");
+    assert!(fired_at(&msgs).is_empty(), "{msgs:?}");
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(
+        skipped.iter().map(|s| (s.step.as_str(), s.reason.as_str())).collect::<Vec<_>>(),
+        [("text_overdue_10", "no_consented_contact")],
+        "{msgs:?}"
+    );
     let opening = Utc.with_ymd_and_hms(2026, 3, 23, 14, 0, 0).unwrap();
     let schedule = t.schedule(d.invoice_id).await;
     for (name, state, at) in &schedule[..4] {
         assert_eq!((state.as_str(), *at), ("pending", opening), "{name}");
     }
+    assert_eq!((schedule[4].0.as_str(), schedule[4].1.as_str()), ("text_overdue_10", "skipped"));
     // overdue_14 was planned for that very opening, so when the clock gets there it is the
     // latest due step: it alone goes out, and everything the jump skipped over is superseded.
-    assert_eq!(schedule[4], ("overdue_14".into(), "pending".into(), opening));
+    assert_eq!(schedule[5], ("overdue_14".into(), "pending".into(), opening));
     t.advance(opening - landed).await;
     let msgs = t.outreach().await;
     let fired = fired_at(&msgs);
@@ -464,12 +623,18 @@ async fn a_big_jump_fires_only_the_latest_due_step() {
         assert!(s.detail.contains("overdue_14"), "{}", s.detail);
     }
     let plan: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
-    assert_eq!(plan.last().unwrap().next.as_ref().unwrap().step, "overdue_30");
+    let next = plan.last().unwrap().next.clone().unwrap();
+    // The call (+21, Monday 30 March) is next, at 08:00 CDT: the call window's opening.
+    assert_eq!((next.step.as_str(), next.channel), ("call_overdue_21", Channel::Voice));
+    assert_eq!(next.at, Utc.with_ymd_and_hms(2026, 3, 30, 13, 0, 0).unwrap());
     // The plan as the API shows it.
     let (status, body) = t.get_plan(d.invoice_id).await;
     assert_eq!(status, 200);
     let states: Vec<&str> = body["steps"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["skipped", "skipped", "skipped", "skipped", "fired", "pending"]);
+    assert_eq!(states, ["skipped", "skipped", "skipped", "skipped", "skipped", "fired", "pending", "pending"]);
+    let channels: Vec<&str> =
+        body["steps"].as_array().unwrap().iter().map(|s| s["channel"].as_str().unwrap()).collect();
+    assert_eq!(channels, ["email", "email", "email", "email", "sms", "email", "voice", "email"]);
     let (status, body) = t.get_plan(Uuid::now_v7()).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "https://arflow.dev/problems/plan-not-found");
@@ -567,7 +732,7 @@ async fn the_same_decision_delivered_twice_creates_the_steps_once() {
         .fetch_one(&t.pool)
         .await
         .unwrap();
-    assert_eq!(n, 6);
+    assert_eq!(n, 8);
     let msgs = t.outreach().await;
     assert_eq!(of_kind::<PlanUpdated>(&msgs, subjects::outreach::PLAN_UPDATED).len(), 1);
 }
@@ -727,13 +892,15 @@ async fn a_pause_holds_the_steps_until_it_ends() {
             fired.push(s.step);
         }
         for s in of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED) {
-            assert_eq!(s.reason, "superseded", "{s:?}");
+            // The text has no one to go to (the contact takes no texts); the rest is superseded.
+            let expected = if s.step == "text_overdue_10" { "no_consented_contact" } else { "superseded" };
+            assert_eq!(s.reason, expected, "{s:?}");
         }
     }
     // Everything held by the pause came due at once when it ended: only the latest went out.
     assert_eq!(fired, ["overdue_7"]);
     let states: Vec<String> = t.steps(d.invoice_id).await.into_iter().map(|s| s.1).collect();
-    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "pending", "pending"]);
+    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "skipped", "pending", "pending", "pending"]);
 }
 
 #[tokio::test]
@@ -747,10 +914,13 @@ async fn a_plan_made_after_its_steps_were_due_waits_for_the_next_opening_in_the_
     let msgs = t.outreach().await;
     assert!(of_kind::<StepDue>(&msgs, subjects::outreach::STEP_DUE_EMAIL).is_empty(), "fired at once: {msgs:?}");
     assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty(), "{msgs:?}");
-    // They wait for Monday 2 March, 09:00 PST.
+    // They wait for Monday 2 March, 09:00 PST. The text (+10) comes before them, at the call
+    // window's opening, 08:00 PST.
     let opening = Utc.with_ymd_and_hms(2026, 3, 2, 17, 0, 0).unwrap();
     let plan: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
-    assert_eq!(plan.last().unwrap().next.as_ref().unwrap().at, opening);
+    let next = plan.last().unwrap().next.clone().unwrap();
+    assert_eq!((next.step.as_str(), next.channel), ("text_overdue_10", Channel::Sms));
+    assert_eq!(next.at, opening - Duration::hours(1));
     let schedule = t.schedule(d.invoice_id).await;
     for (name, state, at) in &schedule[..4] {
         assert_eq!((state.as_str(), *at), ("pending", opening), "{name}");
@@ -766,10 +936,18 @@ async fn a_plan_made_after_its_steps_were_due_waits_for_the_next_opening_in_the_
     assert_in_window(step, zone, *sent_at);
     assert_eq!(step.days_overdue, 10);
     let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
-    assert_eq!(skipped.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(), ["pre_due", "due_today", "overdue_3"]);
-    assert!(skipped.iter().all(|s| s.reason == "superseded"), "{skipped:?}");
+    // The text (+10, Monday 2 March 08:00 PST) came due first and had no one to go to.
+    assert_eq!(
+        skipped.iter().map(|s| (s.step.as_str(), s.reason.as_str())).collect::<Vec<_>>(),
+        [
+            ("text_overdue_10", "no_consented_contact"),
+            ("pre_due", "superseded"),
+            ("due_today", "superseded"),
+            ("overdue_3", "superseded")
+        ]
+    );
     let states: Vec<String> = t.steps(d.invoice_id).await.into_iter().map(|s| s.1).collect();
-    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "pending", "pending"]);
+    assert_eq!(states, ["skipped", "skipped", "skipped", "fired", "skipped", "pending", "pending", "pending"]);
 }
 
 #[tokio::test]
@@ -832,13 +1010,20 @@ async fn a_broken_promise_resumes_outreach_with_a_firm_step_that_supersedes_the_
     assert_eq!(step.days_overdue, 15);
     assert_eq!(step.explanation.eligibility_version, 2);
     assert_in_window(step, zone, *sent_at);
-    // Everything the pause held back is superseded by it, overdue_14 (firm, +14) included.
+    // Everything the pause held back is superseded by it, overdue_14 (firm, +14) included; the
+    // text has no one to go to (the contact takes no texts).
     let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
     assert_eq!(
         skipped.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(),
-        ["pre_due", "due_today", "overdue_3", "overdue_7", "overdue_14"]
+        ["pre_due", "due_today", "overdue_3", "overdue_7", "text_overdue_10", "overdue_14"]
     );
-    assert!(skipped.iter().all(|s| s.reason == "superseded" && s.detail.contains("broken_promise")), "{skipped:?}");
+    for s in &skipped {
+        if s.step == "text_overdue_10" {
+            assert_eq!(s.reason, "no_consented_contact", "{s:?}");
+        } else {
+            assert!(s.reason == "superseded" && s.detail.contains("broken_promise"), "{s:?}");
+        }
+    }
 
     // Later decisions still carry the broken promise: the step is not planned again.
     let mut later = after.clone();
@@ -883,4 +1068,236 @@ async fn a_payment_cancels_a_pending_broken_promise_step() {
     );
     t.advance(Duration::days(3)).await;
     assert!(fired_at(&t.outreach().await).is_empty());
+}
+
+const NEW_YORK: &str = "America/New_York";
+const LOS_ANGELES: &str = "America/Los_Angeles";
+
+fn utc(m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, m, d, h, 0, 0).unwrap()
+}
+
+/// The primary contact (Jane, New York) takes email only; Sam takes calls and texts in Los
+/// Angeles, where the call window (08:00-21:00) opens three hours after New York's.
+#[tokio::test]
+async fn calls_and_texts_go_out_on_their_own_subjects_to_the_contact_who_takes_them() {
+    let mut t = TestApp::spawn().await;
+    // Due Friday 13 March: the text (+10) is on Monday 23 March, the call (+21) on Friday 3 April.
+    let (d, sam) = with_phone_contact(decision(date(2026, 3, 13), NEW_YORK, Tier::Standard), Some(LOS_ANGELES));
+    t.publish_decision(&d).await;
+    t.outreach().await;
+    let mut fired = Vec::new();
+    for _ in 0..33 {
+        t.advance(Duration::days(1)).await;
+        let msgs = t.outreach().await;
+        assert!(of_kind::<StepSkipped>(&msgs, subjects::outreach::STEP_SKIPPED).is_empty(), "{msgs:?}");
+        for (s, sent_at) in fired_at(&msgs) {
+            // Emails in New York's 09:00-17:00, calls and texts in Los Angeles' 08:00-21:00.
+            assert_in_window(&s, NEW_YORK, sent_at);
+            fired.push(s);
+        }
+    }
+    let names: Vec<&str> = fired.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(names, CADENCE[..7]);
+    for s in &fired {
+        let expected = if s.channel == Channel::Email { d.contacts[0].contact_id } else { sam.contact_id };
+        assert_eq!(s.contact.contact_id, expected, "{}", s.step);
+        assert_eq!(s.attempt, 1);
+    }
+    let text = &fired[4];
+    assert_eq!((text.channel, text.pay_link, text.tone), (Channel::Sms, true, Tone::Friendly));
+    // 08:00 PDT, not 08:00 in New York and not in Sam's resolved `timezone` (New York).
+    assert_eq!(text.scheduled_for, utc(3, 23, 15));
+    assert_eq!(text.contact.phone.as_deref(), Some("+13105550100"));
+    let call = &fired[6];
+    assert_eq!((call.channel, call.tone, call.days_overdue), (Channel::Voice, Tone::Firm, 21));
+    assert_eq!(call.scheduled_for, utc(4, 3, 15));
+    assert_eq!(call.explanation.rule, "default-email/call_overdue_21");
+}
+
+#[tokio::test]
+async fn an_unknown_call_zone_skips_the_call_and_the_text_and_emails_instead() {
+    let mut t = TestApp::spawn().await;
+    let (d, _) = with_phone_contact(decision(date(2026, 3, 13), NEW_YORK, Tier::Standard), None);
+    t.publish_decision(&d).await;
+    t.outreach().await;
+    let mut all = Vec::new();
+    for _ in 0..33 {
+        t.advance(Duration::days(1)).await;
+        all.extend(t.outreach().await);
+    }
+    let fired = fired_at(&all);
+    assert!(fired.iter().all(|(s, _)| s.channel == Channel::Email), "a call or text was placed: {fired:?}");
+    let skipped: Vec<StepSkipped> = of_kind(&all, subjects::outreach::STEP_SKIPPED);
+    assert_eq!(
+        skipped.iter().map(|s| (s.step.as_str(), s.reason.as_str())).collect::<Vec<_>>(),
+        [("text_overdue_10", "timezone_unknown"), ("call_overdue_21", "timezone_unknown")]
+    );
+    // Each is replaced by one email at the email window's next opening in Jane's zone (09:00 EDT).
+    let text_email = fired.iter().find(|(s, _)| s.step == "text_overdue_10_email").unwrap();
+    assert_eq!((text_email.0.tone, text_email.0.pay_link), (Tone::Friendly, true));
+    assert_eq!(text_email.1, utc(3, 23, 13));
+    let call_email = fired.iter().find(|(s, _)| s.step == "call_overdue_21_email").unwrap();
+    assert_eq!((call_email.0.tone, call_email.0.pay_link), (Tone::Firm, true));
+    assert_eq!(call_email.0.contact.email.as_deref(), Some("jane@example.com"));
+    assert_eq!(call_email.1, utc(4, 3, 13));
+    for (s, at) in &fired {
+        assert_in_window(s, NEW_YORK, *at);
+    }
+    let names: Vec<&str> = fired.iter().map(|(s, _)| s.step.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "pre_due",
+            "due_today",
+            "overdue_3",
+            "overdue_7",
+            "text_overdue_10_email",
+            "overdue_14",
+            "call_overdue_21_email"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_call_is_retried_on_the_next_business_days_then_falls_back_to_email() {
+    let mut t = TestApp::spawn().await;
+    let (d, sam) = with_phone_contact(decision(date(2026, 3, 13), NEW_YORK, Tier::Standard), Some(LOS_ANGELES));
+    t.publish_decision(&d).await;
+    // The call goes out on Friday 3 April, 08:00 PDT.
+    let (call, at, seen) = t.until_fired("call_overdue_21", 35).await;
+    assert_eq!((at, call.attempt), (utc(4, 3, 15), 1));
+    assert!(of_kind::<CadenceExhausted>(&seen, subjects::outreach::CADENCE_EXHAUSTED).is_empty());
+
+    // Nobody picks up: the retry is on Monday 6 April (the next business day, not Saturday), 08:00 PDT.
+    t.call_ended(&call, CallOutcome::NoAnswer).await;
+    let retry = t.step_named(d.invoice_id, "call_overdue_21_retry1").await.unwrap();
+    assert_eq!(retry, ("pending".into(), "voice".into(), 2, utc(4, 6, 15)));
+    let plans: Vec<PlanUpdated> = of_kind(&t.outreach().await, subjects::outreach::PLAN_UPDATED);
+    let next = plans.last().unwrap().next.clone().unwrap();
+    assert_eq!((next.step.as_str(), next.channel, next.at), ("call_overdue_21_retry1", Channel::Voice, utc(4, 6, 15)));
+    assert_eq!(plans.last().unwrap().reason, "voice_no_answer: call_overdue_21_retry1 planned");
+
+    let (retry1, at, _) = t.until_fired("call_overdue_21_retry1", 4).await;
+    assert_eq!((retry1.channel, retry1.attempt, retry1.contact.contact_id), (Channel::Voice, 2, sam.contact_id));
+    assert_eq!((retry1.tone, retry1.pay_link), (Tone::Firm, true));
+    assert_in_window(&retry1, NEW_YORK, at);
+    t.call_ended(&retry1, CallOutcome::NoAnswer).await;
+    let retry2 = t.step_named(d.invoice_id, "call_overdue_21_retry2").await.unwrap();
+    assert_eq!(retry2, ("pending".into(), "voice".into(), 3, utc(4, 7, 15)));
+    let (retry2, at, _) = t.until_fired("call_overdue_21_retry2", 2).await;
+    assert_eq!(retry2.attempt, 3);
+    assert_in_window(&retry2, NEW_YORK, at);
+
+    // The third attempt goes unanswered too: no fourth call; one email instead, at once (it is
+    // 11:00 in New York, inside Jane's email window).
+    t.call_ended(&retry2, CallOutcome::NoAnswer).await;
+    assert!(t.step_named(d.invoice_id, "call_overdue_21_retry3").await.is_none());
+    let fired = fired_at(&t.outreach().await);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let (email, at) = &fired[0];
+    assert_eq!(email.step, "call_overdue_21_email");
+    assert_eq!((email.channel, email.tone, email.pay_link), (Channel::Email, Tone::Firm, true));
+    assert_eq!(email.contact.contact_id, d.contacts[0].contact_id);
+    assert_eq!(*at, utc(4, 7, 15));
+    assert_in_window(email, NEW_YORK, *at);
+
+    // The cadence runs on and is exhausted once, by its last step.
+    let (last, _, seen) = t.until_fired("overdue_30", 7).await;
+    assert_eq!(last.channel, Channel::Email);
+    let exhausted: Vec<CadenceExhausted> = of_kind(&seen, subjects::outreach::CADENCE_EXHAUSTED);
+    assert_eq!(exhausted.len(), 1);
+    assert_eq!((exhausted[0].last_step.as_str(), exhausted[0].steps_fired), ("overdue_30", 11));
+}
+
+#[tokio::test]
+async fn a_voicemail_falls_back_to_email_without_calling_again() {
+    let mut t = TestApp::spawn().await;
+    let (d, _) = with_phone_contact(decision(date(2026, 3, 13), NEW_YORK, Tier::New), Some(LOS_ANGELES));
+    t.publish_decision(&d).await;
+    let (call, _, _) = t.until_fired("call_overdue_21", 35).await;
+    // Friday 3 April, 08:00 in Los Angeles: 11:00 in New York, so the email goes at once.
+    t.call_ended(&call, CallOutcome::Voicemail).await;
+    assert!(t.step_named(d.invoice_id, "call_overdue_21_retry1").await.is_none());
+    let msgs = t.outreach().await;
+    let fired = fired_at(&msgs);
+    assert_eq!(fired.iter().map(|(s, _)| s.step.as_str()).collect::<Vec<_>>(), ["call_overdue_21_email"], "{msgs:?}");
+    assert_eq!((fired[0].0.tone, fired[0].0.pay_link), (Tone::Firm, true));
+    let plans: Vec<PlanUpdated> = of_kind(&msgs, subjects::outreach::PLAN_UPDATED);
+    assert!(plans.iter().any(|p| p.reason == "voice_voicemail: call_overdue_21_email planned"), "{plans:?}");
+    // The eight planned steps and the one email.
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM scheduler.steps WHERE invoice_id = $1")
+        .bind(d.invoice_id)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 9);
+}
+
+#[tokio::test]
+async fn a_redelivered_outcome_plans_no_second_step_and_a_halted_plan_none() {
+    let mut t = TestApp::spawn().await;
+    let (d, _) = with_phone_contact(decision(date(2026, 3, 13), NEW_YORK, Tier::Standard), Some(LOS_ANGELES));
+    t.publish_decision(&d).await;
+    let (call, _, _) = t.until_fired("call_overdue_21", 35).await;
+    let env = t.call_ended(&call, CallOutcome::NoAnswer).await;
+    // The same event again (a different stream message: the inbox catches it) ...
+    t.deliver(&env, "redelivered").await;
+    // ... and a second report of the same call as a new event (the step name catches it).
+    t.call_ended(&call, CallOutcome::NoAnswer).await;
+    let retries: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM scheduler.steps WHERE invoice_id = $1 AND name LIKE 'call_overdue_21_%'")
+            .bind(d.invoice_id)
+            .fetch_all(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!(retries, [("call_overdue_21_retry1".to_string(),)]);
+    let plans: Vec<PlanUpdated> = of_kind(&t.outreach().await, subjects::outreach::PLAN_UPDATED);
+    assert_eq!(plans.len(), 1, "{plans:?}");
+
+    // Paid: the pending retry is cancelled, and a late outcome plans nothing.
+    t.pay(d.invoice_id).await;
+    t.call_ended(&call, CallOutcome::Voicemail).await;
+    assert!(t.step_named(d.invoice_id, "call_overdue_21_email").await.is_none());
+    assert_eq!(t.step_named(d.invoice_id, "call_overdue_21_retry1").await.unwrap().0, "cancelled");
+    t.advance(Duration::days(10)).await;
+    assert!(fired_at(&t.outreach().await).is_empty());
+}
+
+/// A cadence whose last step is a call: the call firing does not exhaust it (its outcome may
+/// still plan a retry or an email); the outcome that leaves nothing pending does.
+#[tokio::test]
+async fn a_last_call_exhausts_the_cadence_when_its_outcome_arrives_not_when_it_fires() {
+    let mut t = TestApp::spawn().await;
+    let steps = serde_json::json!([
+        {"name": "overdue_3", "offset_days": 3, "tone": "friendly", "pay_link": true},
+        {"name": "call_overdue_7", "offset_days": 7, "tone": "firm", "pay_link": true, "channel": "voice", "max_attempts": 2}
+    ]);
+    sqlx::query(
+        "INSERT INTO scheduler.policies (policy_id, firm_id, name, version, channel, steps, created_at) \
+         VALUES ($1, $2, 'default-email', 1, 'mixed', $3, now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(t.firm)
+    .bind(steps)
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    let (d, _) = with_phone_contact(decision(date(2026, 3, 2), NEW_YORK, Tier::Standard), Some(LOS_ANGELES));
+    t.publish_decision(&d).await;
+    // The call: Monday 9 March, 08:00 PDT.
+    let (call, at, seen) = t.until_fired("call_overdue_7", 10).await;
+    assert_eq!(at, utc(3, 9, 15));
+    assert!(of_kind::<CadenceExhausted>(&seen, subjects::outreach::CADENCE_EXHAUSTED).is_empty(), "{seen:?}");
+    t.call_ended(&call, CallOutcome::Failed).await;
+    assert!(of_kind::<CadenceExhausted>(&t.outreach().await, subjects::outreach::CADENCE_EXHAUSTED).is_empty());
+    let (retry, _, seen) = t.until_fired("call_overdue_7_retry1", 2).await;
+    assert_eq!(retry.attempt, 2);
+    assert!(of_kind::<CadenceExhausted>(&seen, subjects::outreach::CADENCE_EXHAUSTED).is_empty(), "{seen:?}");
+    t.call_ended(&retry, CallOutcome::Completed).await;
+    let msgs = t.outreach().await;
+    let exhausted: Vec<CadenceExhausted> = of_kind(&msgs, subjects::outreach::CADENCE_EXHAUSTED);
+    assert_eq!(exhausted.len(), 1, "{msgs:?}");
+    assert_eq!((exhausted[0].last_step.as_str(), exhausted[0].steps_fired), ("call_overdue_7_retry1", 3));
+    assert_eq!(exhausted[0].last_step_id, retry.step_id);
 }

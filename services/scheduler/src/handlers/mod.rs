@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod consent;
 pub mod eligibility;
+pub mod outcomes;
 
 use crate::outreach::{self, Cause, OutreachError};
 use crate::policy::Policy;
