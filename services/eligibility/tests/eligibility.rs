@@ -851,6 +851,46 @@ async fn a_promise_pauses_until_its_day_plus_grace_in_the_clients_zone_then_brea
     app.stop().await;
 }
 
+/// A promise made on a call or by text pauses outreach exactly like one by email (the pause
+/// holds every channel, calls included).
+#[tokio::test]
+async fn a_promise_on_a_call_or_by_text_pauses_like_an_email_one() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
+    let friday = NaiveDate::from_ymd_opt(2026, 3, 13).unwrap();
+    let call = ReplyClassified {
+        channel: Channel::Voice,
+        matched_by: Some("call".into()),
+        answered_message_id: None,
+        subject: None,
+        from: Some("+14155550123".into()),
+        step: Some("call_21".into()),
+        ..classified(&s, ReplyIntent::PromiseToPay, Some(friday), "I can pay it on Friday", t0())
+    };
+    app.publish(subjects::reply::CLASSIFIED, call.reply_id, call.clone()).await;
+    let d = app.wait_decision(s.invoice.invoice_id, |d| failing(d, "no_active_promise_or_plan")).await;
+    assert_eq!(d.paused_until, Some(Utc.with_ymd_and_hms(2026, 3, 17, 7, 0, 0).unwrap()));
+    assert_eq!(d.pause_reason.as_deref(), Some("promise_to_pay"));
+    assert!(detail(&d, "no_active_promise_or_plan").contains("\"I can pay it on Friday\""));
+
+    // A later text promising a later day replaces it.
+    let monday = NaiveDate::from_ymd_opt(2026, 3, 16).unwrap();
+    let text = ReplyClassified {
+        channel: Channel::Sms,
+        matched_by: Some("sender_phone".into()),
+        ..classified(&s, ReplyIntent::PromiseToPay, Some(monday), "paying monday", t0() + chrono::Duration::hours(1))
+    };
+    app.publish(subjects::reply::CLASSIFIED, text.reply_id, text).await;
+    let d = app
+        .wait_decision(s.invoice.invoice_id, |d| {
+            d.paused_until == Some(Utc.with_ymd_and_hms(2026, 3, 20, 7, 0, 0).unwrap())
+        })
+        .await;
+    assert!(detail(&d, "no_active_promise_or_plan").contains("\"paying monday\""));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_promise_kept_is_not_broken() {
     let app = TestApp::spawn().await;

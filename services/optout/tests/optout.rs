@@ -36,7 +36,19 @@ async fn every_source_is_recorded_with_evidence_held_and_published() {
     app.reply(&b, call).await;
     let h = app.history(&b, 1).await;
     assert_eq!(h[0]["source"], "call_request");
+    assert!(h[0]["channel"].is_null(), "every channel, not just calls: {}", h[0]);
     assert!(app.held(&contact_hold_key(b.contact)).await.is_some());
+
+    // A text saying STOP: every channel, source sms_stop.
+    let t = app.person(firm, "t@client.test").await;
+    let mut text = classified(&t, ReplyKind::Reply, Some(ReplyIntent::OptOut), "STOP");
+    text.channel = Channel::Sms;
+    app.reply(&t, text).await;
+    let h = app.history(&t, 1).await;
+    assert_eq!(h[0]["source"], "sms_stop");
+    assert!(h[0]["channel"].is_null(), "every channel, not just texts: {}", h[0]);
+    assert!(h[0]["evidence"].as_str().unwrap().contains("\"STOP\" (sms"), "{}", h[0]);
+    assert!(app.held(&contact_hold_key(t.contact)).await.is_some());
 
     // A spam complaint: every channel.
     let c = app.person(firm, "c@client.test").await;
@@ -108,6 +120,7 @@ async fn every_source_is_recorded_with_evidence_held_and_published() {
     let expected = [
         (&a, "email_reply", Value::Null),
         (&b, "call_request", Value::Null),
+        (&t, "sms_stop", Value::Null),
         (&c, "spam_complaint", Value::Null),
         (&d, "hard_bounce", json!("email")),
         (&e, "unsubscribe_link", Value::Null),
@@ -127,7 +140,7 @@ async fn every_source_is_recorded_with_evidence_held_and_published() {
     }
     // Drained: the redelivered reply, the stray and the promise added nothing.
     let ledger = app.get_json(firm, "/v1/consent/ledger?limit=100").await;
-    assert_eq!(ledger["data"].as_array().unwrap().len(), 6);
+    assert_eq!(ledger["data"].as_array().unwrap().len(), 7);
     assert!(app.dead_letters().await.is_empty());
     app.stop().await;
 }

@@ -121,4 +121,23 @@ mod tests {
         assert_eq!(reason(Some(ReplyIntent::PromiseToPay), Channel::Email), None);
         assert_eq!(reason(None, Channel::Email), None);
     }
+
+    /// A text is answered like an email: a question by text is a question, not a request for a
+    /// person (only a caller asks for one); disputes, plans and wrong contacts open their cases.
+    #[test]
+    fn sms_replies_map_like_email_replies() {
+        for intent in [
+            ReplyIntent::Dispute,
+            ReplyIntent::PaymentPlan,
+            ReplyIntent::Question,
+            ReplyIntent::WrongContact,
+            ReplyIntent::PromiseToPay,
+            ReplyIntent::OptOut,
+            ReplyIntent::AlreadyPaid,
+        ] {
+            assert_eq!(reason(Some(intent), Channel::Sms), reason(Some(intent), Channel::Email), "{intent:?}");
+        }
+        assert_eq!(reason(Some(ReplyIntent::Question), Channel::Sms), Some(EscalationReason::Question));
+        assert_eq!(reason(Some(ReplyIntent::Dispute), Channel::Voice), Some(EscalationReason::Dispute));
+    }
 }
