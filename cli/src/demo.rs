@@ -33,20 +33,32 @@ pub fn saved_firm() -> Option<SavedFirm> {
 }
 
 /// Where clients are, and the currency they are billed in.
-const REGIONS: &[(&str, &str)] = &[
-    ("America/Los_Angeles", "usd"),
-    ("America/Denver", "usd"),
-    ("America/Chicago", "usd"),
-    ("America/New_York", "usd"),
-    ("America/Toronto", "cad"),
-    ("Europe/London", "gbp"),
-    ("Europe/Paris", "eur"),
-    ("Europe/Berlin", "eur"),
-    ("Asia/Tokyo", "jpy"),
-    ("Asia/Singapore", "sgd"),
-    ("Australia/Sydney", "aud"),
-    ("Pacific/Auckland", "nzd"),
+/// Zone, currency and a mobile-number prefix that is valid there (4 digits follow).
+const REGIONS: &[(&str, &str, &str)] = &[
+    ("America/Los_Angeles", "usd", "+1201555"),
+    ("America/Denver", "usd", "+1720555"),
+    ("America/Chicago", "usd", "+1312555"),
+    ("America/New_York", "usd", "+1212555"),
+    ("America/Toronto", "cad", "+1416555"),
+    ("Europe/London", "gbp", "+44740012"),
+    ("Europe/Paris", "eur", "+3361234"),
+    ("Europe/Berlin", "eur", "+491512345"),
+    ("Asia/Tokyo", "jpy", "+81901234"),
+    ("Asia/Singapore", "sgd", "+658123"),
+    ("Australia/Sydney", "aud", "+6141234"),
+    ("Pacific/Auckland", "nzd", "+642112"),
 ];
+
+/// The client whose contact and record have no time zone (its calls are refused, fence 4).
+const NO_ZONE_CLIENT: usize = 10;
+
+/// Every other client gave a mobile number and agreed to calls and texts. The number's last
+/// digit picks how the simulated person behaves on the phone (`ScriptBook::demo`: promise,
+/// dispute, stop calling, asks for a person, Spanish, voicemail, no answer, busy, silence), so
+/// each behaviour occurs about three times.
+fn demo_phone(i: usize, prefix: &str) -> Option<String> {
+    (i % 2 == 0).then(|| format!("{prefix}{:04}", 1000 + i * 10 + (i / 2) % 10))
+}
 const FIRST: &[&str] = &[
     "Harbor",
     "Cedar",
@@ -124,7 +136,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let mut customers = Vec::new();
     let mut contacts = Vec::new();
     for i in 0..opts.clients {
-        let (tz, currency) = REGIONS[i % REGIONS.len()];
+        let (region_tz, currency, phone_prefix) = REGIONS[i % REGIONS.len()];
+        let tz = (i != NO_ZONE_CLIENT).then_some(region_tz);
+        let phone = demo_phone(i, phone_prefix);
         let name = format!("{} {} {}", FIRST[i % FIRST.len()], SECOND[(i / FIRST.len() + i) % SECOND.len()], i + 1);
         let tier = TIERS[rng.random_range(0..TIERS.len())];
         let customer = format!("cus_demo_{i:03}");
@@ -140,9 +154,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     "name": format!("{person} (billing)"),
                     "email": format!("billing+{i:03}@client{i:03}.example"),
                     "timezone": tz,
+                    "phone": phone,
                     "primary": true,
                     // One client never agreed to email reminders.
-                    "consent": {"email": i != 9, "voice": false, "sms": false},
+                    "consent": {"email": i != 9, "voice": phone.is_some(), "sms": phone.is_some()},
                 }),
             )
             .await?;
@@ -210,6 +225,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         share: 0.08,
         next: 0,
     };
+    let mut phones = crate::demo_phone::Phones::from_env();
+    let mut texts_answered = 0;
     let mut since = start;
     for day in 1..=opts.days {
         // Stops at every timer of the day, so each email goes out at its own local time.
@@ -242,6 +259,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         if !reply_domain.is_empty() {
             replies += clients.answer_some(&pool, since, now, &mut rng).await?;
         }
+        if let Some(p) = phones.as_mut() {
+            texts_answered += p.answer_texts(&pool, since, now).await?;
+        }
         since = now;
         idle(&bus, &pool).await?;
         side.day(day, now, &contacts).await?;
@@ -263,6 +283,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         println!("  {n:>4}  {what}");
     }
     crate::demo_firm::summary(&pool, &side).await?;
+    match &phones {
+        Some(p) => {
+            println!("clients texted back {texts_answered} times (STOP, HELP, a promise in Spanish)");
+            p.summary(&pool).await?;
+        }
+        None => println!("calls and texts: no telephony simulator in this stack (ARFLOW_TELEPHONY_SIM unset)"),
+    }
     if let Ok(mail_api) = std::env::var("ARFLOW_MAIL_API")
         && let Ok(resp) = reqwest::get(format!("{mail_api}/email")).await
         && let Ok(Value::Array(mails)) = resp.json::<Value>().await

@@ -3,6 +3,7 @@ mod api;
 mod classify;
 mod demo;
 mod demo_firm;
+mod demo_phone;
 mod demo_replies;
 mod inbound;
 mod serve;

@@ -4,8 +4,8 @@ use anyhow::{Context, bail};
 use arflow_runtime::ServiceConfig;
 use arflow_runtime::{Shutdown, shutdown, telemetry};
 
-pub const SERVICES: [&str; 7] =
-    ["gateway", "eligibility", "scheduler", "email", "optout", "escalation", "notification"];
+pub const SERVICES: [&str; 8] =
+    ["gateway", "eligibility", "scheduler", "email", "optout", "escalation", "notification", "voice"];
 
 pub async fn run(which: &str) -> anyhow::Result<()> {
     let names: Vec<&'static str> = match which {
@@ -57,6 +57,7 @@ async fn start(name: &'static str, token: Shutdown) -> anyhow::Result<()> {
         "optout" => run_service!(arflow_optout, name, token),
         "escalation" => run_service!(arflow_escalation, name, token),
         "notification" => run_service!(arflow_notification, name, token),
+        "voice" => run_service!(arflow_voice, name, token),
         other => bail!("unknown service {other:?}"),
     }
 }

@@ -8,6 +8,7 @@ use arflow_contracts::envelope::RawEnvelope;
 use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockMode, ClockSettings, Metrics, NatsSettings};
 use arflow_testkit::smtp::{ReceivedMail, SmtpSink};
+use arflow_testkit::telephony::{ClientScript, SimConfig, TelephonySim};
 use arflow_testkit::{TestDb, TestNats, stripe};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -23,10 +24,15 @@ pub const UNSUB_SECRET: &str = "unsubscribe-secret-for-tests";
 /// Where clients' answers go: `Reply-To: reply+<token>@in.harborpine.test`.
 pub const REPLY_DOMAIN: &str = "in.harborpine.test";
 /// The services behind the gateway come first so that it can forward to them.
-pub const SERVICES: [&str; 7] =
-    ["optout", "escalation", "notification", "gateway", "eligibility", "scheduler", "email"];
+pub const SERVICES: [&str; 8] =
+    ["optout", "escalation", "notification", "voice", "gateway", "eligibility", "scheduler", "email"];
 /// What the gateway proves itself with to the services behind it.
 pub const INTERNAL_TOKEN: &str = "internal-token-for-tests";
+/// The telephony account the voice service calls with and the simulator signs callbacks with.
+pub const TELEPHONY_ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TELEPHONY_TOKEN: &str = "telephony-auth-token-for-tests";
+/// The number calls and texts come from (clients text back to it).
+pub const FROM_NUMBER: &str = "+12025550100";
 
 /// A service's compiled-in defaults before the test sets what a deployment must (the internal
 /// token), which `Config::defaults` would refuse.
@@ -70,6 +76,8 @@ pub struct TestApp {
     pub gateway_port: u16,
     /// Stripe's API as the gateway sees it (firms created with `create_firm_with_stripe_key`).
     pub stripe_api: stripe::StripeSim,
+    /// The telephony provider (Twilio's contract) with scripted people on the other end.
+    pub telephony: TelephonySim,
     /// Fixed for the test's life, so a restarted service is where the gateway forwards.
     pub ports: HashMap<&'static str, u16>,
     running: HashMap<&'static str, (CancellationToken, JoinHandle<()>)>,
@@ -93,6 +101,15 @@ impl TestApp {
         let bus = Bus::connect(&settings, "test", Metrics::new("test")).await.expect("test bus");
         arflow_bus::clock::set(&bus, start_time()).await.expect("clock");
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db.url()).await.expect("test pool");
+        // The gateway's port is fixed before it starts: the provider signs the public URL it calls.
+        let gateway_port = free_port();
+        let telephony = TelephonySim::start(SimConfig {
+            account_sid: TELEPHONY_ACCOUNT.into(),
+            auth_token: TELEPHONY_TOKEN.into(),
+            sms_webhook_url: Some(format!("http://127.0.0.1:{gateway_port}/webhooks/telephony/sms/inbound")),
+            default_script: ClientScript::NoAnswer,
+        })
+        .await;
         let mut app = TestApp {
             nats,
             db,
@@ -100,9 +117,10 @@ impl TestApp {
             bus,
             pool,
             http: reqwest::Client::new(),
-            gateway_port: 0,
+            gateway_port,
             stripe_api: stripe::StripeSim::start().await,
-            ports: ["optout", "escalation", "notification"].into_iter().map(|s| (s, free_port())).collect(),
+            telephony,
+            ports: ["optout", "escalation", "notification", "voice"].into_iter().map(|s| (s, free_port())).collect(),
             running: HashMap::new(),
         };
         for s in SERVICES {
@@ -115,7 +133,8 @@ impl TestApp {
         ClockSettings { mode: ClockMode::Simulated, start: Some(start_time()) }
     }
 
-    /// Starts (or restarts) one service in-process.
+    /// Starts (or restarts) one service in-process. Each build future is boxed: eight of them
+    /// inline make this future too large for a test thread's stack.
     pub async fn start_service(&mut self, name: &'static str) {
         self.start_service_with(name, |_| {}).await
     }
@@ -135,20 +154,27 @@ impl TestApp {
                 c.gateway.upstreams.optout = self.service_url("optout");
                 c.gateway.upstreams.escalation = self.service_url("escalation");
                 c.gateway.upstreams.notification = self.service_url("notification");
-                let app = arflow_gateway::Application::build(c, token.clone()).await.expect("gateway starts");
+                c.gateway.upstreams.voice = self.service_url("voice");
+                c.http.port = self.gateway_port;
+                c.gateway.public_base_url = self.url("");
+                c.telephony.auth_token = TELEPHONY_TOKEN.to_string().into();
+                let app = Box::pin(arflow_gateway::Application::build(c, token.clone())).await.expect("gateway starts");
                 self.gateway_port = app.port();
                 tokio::spawn(async move { app.run().await.expect("gateway runs") })
             }
             "eligibility" => {
                 let mut c = arflow_eligibility::Config::defaults().unwrap();
                 on_test_stack!(c, nats_url, db_url, clock);
-                let app = arflow_eligibility::Application::build(c, token.clone()).await.expect("eligibility starts");
+                let app = Box::pin(arflow_eligibility::Application::build(c, token.clone()))
+                    .await
+                    .expect("eligibility starts");
                 tokio::spawn(async move { app.run().await.expect("eligibility runs") })
             }
             "scheduler" => {
                 let mut c = arflow_scheduler::Config::defaults().unwrap();
                 on_test_stack!(c, nats_url, db_url, clock);
-                let app = arflow_scheduler::Application::build(c, token.clone()).await.expect("scheduler starts");
+                let app =
+                    Box::pin(arflow_scheduler::Application::build(c, token.clone())).await.expect("scheduler starts");
                 tokio::spawn(async move { app.run().await.expect("scheduler runs") })
             }
             "email" => {
@@ -161,7 +187,7 @@ impl TestApp {
                 c.email.poll_ms = 50;
                 c.email.reply_domain = Some(REPLY_DOMAIN.into());
                 adjust(&mut c);
-                let app = arflow_email::Application::build(c, token.clone()).await.expect("email starts");
+                let app = Box::pin(arflow_email::Application::build(c, token.clone())).await.expect("email starts");
                 tokio::spawn(async move { app.run().await.expect("email runs") })
             }
             "optout" => {
@@ -169,7 +195,7 @@ impl TestApp {
                 on_test_stack!(c, nats_url, db_url, clock);
                 c.http.port = self.ports["optout"];
                 c.internal.token = INTERNAL_TOKEN.to_string().into();
-                let app = arflow_optout::Application::build(c, token.clone()).await.expect("optout starts");
+                let app = Box::pin(arflow_optout::Application::build(c, token.clone())).await.expect("optout starts");
                 tokio::spawn(async move { app.run().await.expect("optout runs") })
             }
             "escalation" => {
@@ -178,8 +204,23 @@ impl TestApp {
                 c.http.port = self.ports["escalation"];
                 c.internal.token = INTERNAL_TOKEN.to_string().into();
                 c.escalation.poll_interval_secs = 1;
-                let app = arflow_escalation::Application::build(c, token.clone()).await.expect("escalation starts");
+                let app =
+                    Box::pin(arflow_escalation::Application::build(c, token.clone())).await.expect("escalation starts");
                 tokio::spawn(async move { app.run().await.expect("escalation runs") })
+            }
+            "voice" => {
+                let mut c: arflow_voice::Config = unvalidated_defaults();
+                on_test_stack!(c, nats_url, db_url, clock);
+                c.http.port = self.ports["voice"];
+                c.internal.token = INTERNAL_TOKEN.to_string().into();
+                c.telephony.api_base = self.telephony.base_url();
+                c.telephony.account_sid = TELEPHONY_ACCOUNT.into();
+                c.telephony.auth_token = TELEPHONY_TOKEN.to_string().into();
+                c.telephony.from_number = FROM_NUMBER.into();
+                c.telephony.callback_base_url = self.url("");
+                c.voice.poll_ms = 50;
+                let app = Box::pin(arflow_voice::Application::build(c, token.clone())).await.expect("voice starts");
+                tokio::spawn(async move { app.run().await.expect("voice runs") })
             }
             "notification" => {
                 let mut c: arflow_notification::Config = unvalidated_defaults();
@@ -190,7 +231,9 @@ impl TestApp {
                 c.notification.poll_ms = 50;
                 c.notification.allow_private_targets = true;
                 c.notification.retry_backoff_ms = vec![200, 400, 800];
-                let app = arflow_notification::Application::build(c, token.clone()).await.expect("notification starts");
+                let app = Box::pin(arflow_notification::Application::build(c, token.clone()))
+                    .await
+                    .expect("notification starts");
                 tokio::spawn(async move { app.run().await.expect("notification runs") })
             }
             other => panic!("unknown service {other}"),

@@ -1,7 +1,7 @@
 //! `process_until_idle`: wait for the pipeline to go quiet instead of sleeping.
 //! Idle = every JetStream consumer has nothing pending or unacknowledged, every
-//! service's outbox is empty, and no step or email is waiting to go out, on two
-//! consecutive looks.
+//! service's outbox is empty, and no step, email, call or text is waiting to go out or in
+//! flight, on two consecutive looks.
 use futures::StreamExt;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
@@ -15,8 +15,12 @@ const BUSY_QUERIES: &[&str] = &[
     "SELECT count(*) FROM optout.outbox",
     "SELECT count(*) FROM escalation.outbox",
     "SELECT count(*) FROM notification.outbox",
+    "SELECT count(*) FROM voice.outbox",
     "SELECT count(*) FROM scheduler.steps WHERE state = 'pending' AND scheduled_for <= $1",
     "SELECT count(*) FROM email.emails WHERE state IN ('pending', 'sending')",
+    // A call is in flight from its due time until the provider's final status arrives.
+    "SELECT count(*) FROM voice.calls WHERE (state = 'queued' AND not_before <= $1) OR state IN ('dialing', 'placed')",
+    "SELECT count(*) FROM voice.texts WHERE (state = 'queued' AND not_before <= $1) OR state = 'sending'",
 ];
 
 pub async fn busy_work(
