@@ -57,7 +57,7 @@ const NO_ZONE_CLIENT: usize = 10;
 /// dispute, stop calling, asks for a person, Spanish, voicemail, no answer, busy, silence), so
 /// each behaviour occurs about three times.
 fn demo_phone(i: usize, prefix: &str) -> Option<String> {
-    (i % 2 == 0).then(|| format!("{prefix}{:04}", 1000 + i * 10 + (i / 2) % 10))
+    i.is_multiple_of(2).then(|| format!("{prefix}{:04}", 1000 + i * 10 + (i / 2) % 10))
 }
 const FIRST: &[&str] = &[
     "Harbor",
