@@ -1,7 +1,8 @@
 //! The scheduler: owns policies (cadences), outreach plans, steps and durable timers.
 //!
 //! It turns `eligibility.changed` decisions into steps, fires due steps as
-//! `outreach.step_due.email.<firm>`, records skipped and cancelled ones as
+//! `outreach.step_due.{email,voice,sms}.<firm>`, plans retries and email fallbacks from how
+//! calls and texts ended, records skipped and cancelled ones as
 //! `outreach.step_skipped.<firm>`, and publishes `outreach.plan_updated.<firm>` on every
 //! plan change, all through the transactional outbox.
 pub mod config;

@@ -1301,3 +1301,52 @@ async fn a_last_call_exhausts_the_cadence_when_its_outcome_arrives_not_when_it_f
     assert_eq!((exhausted[0].last_step.as_str(), exhausted[0].steps_fired), ("call_overdue_7_retry1", 3));
     assert_eq!(exhausted[0].last_step_id, retry.step_id);
 }
+
+/// A firm still on the email-only cadence seeded before calls and texts (stored without
+/// `channel`) moves to the current default as its next version.
+#[tokio::test]
+async fn a_firm_on_the_email_only_cadence_moves_to_the_one_with_calls_and_texts() {
+    let mut t = TestApp::spawn().await;
+    let legacy = serde_json::json!([
+        {"name": "pre_due", "offset_days": -7, "tone": "friendly", "pay_link": false},
+        {"name": "due_today", "offset_days": 0, "tone": "friendly", "pay_link": false},
+        {"name": "overdue_3", "offset_days": 3, "tone": "friendly", "pay_link": true},
+        {"name": "overdue_7", "offset_days": 7, "tone": "friendly", "pay_link": true},
+        {"name": "overdue_14", "offset_days": 14, "tone": "firm", "pay_link": true},
+        {"name": "overdue_30", "offset_days": 30, "tone": "final", "pay_link": true}
+    ]);
+    sqlx::query(
+        "INSERT INTO scheduler.policies (policy_id, firm_id, name, version, channel, steps, created_at) \
+         VALUES ($1, $2, 'default-email', 1, 'email', $3, now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(t.firm)
+    .bind(legacy)
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    let d = reachable_by_phone(decision(date(2026, 3, 13), NEW_YORK, Tier::Standard), NEW_YORK);
+    t.publish_decision(&d).await;
+    let names: Vec<String> = t.schedule(d.invoice_id).await.into_iter().map(|s| s.0).collect();
+    assert_eq!(names, CADENCE);
+    let versions: Vec<(i32,)> =
+        sqlx::query_as("SELECT version FROM scheduler.policies WHERE firm_id = $1 ORDER BY version")
+            .bind(t.firm)
+            .fetch_all(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, [(1,), (2,)]);
+    t.outreach().await;
+    let (due, _, _) = t.until_fired("pre_due", 2).await;
+    assert_eq!(due.explanation.policy_version, 2);
+    // A second decision reads version 2 as it is.
+    let mut newer = d.clone();
+    newer.version = 2;
+    t.publish_decision(&newer).await;
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM scheduler.policies WHERE firm_id = $1")
+        .bind(t.firm)
+        .fetch_one(&t.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
