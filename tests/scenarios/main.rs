@@ -8,3 +8,4 @@ mod optout;
 mod replies;
 mod story;
 mod timezones;
+mod voice;

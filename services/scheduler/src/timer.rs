@@ -382,15 +382,24 @@ pub fn decide(
             },
         })
         .collect();
-    // No flood after downtime: only the latest step that can act now does (of a policy step
-    // and a broken-promise step due at the same time and offset, the firmer broken-promise one).
+    // No flood after downtime: only the latest step that will act does (of a policy step and a
+    // broken-promise step due at the same time and offset, the firmer broken-promise one). A
+    // latest step waiting for its own window (a text's 08:00 opening after the email window
+    // closed) supersedes the older ones too: they would reach the client hours before it.
     let key = |s: &StepRow| (s.scheduled_for, s.offset_days, policy::is_broken_promise_step(&s.name));
     let latest = ready
         .iter()
         .enumerate()
-        .filter(|(_, r)| matches!(r, Ready::Fire(..) | Ready::Fallback { .. }))
+        .filter(|(_, r)| matches!(r, Ready::Fire(..) | Ready::Fallback { .. } | Ready::Wait(..)))
         .max_by_key(|(i, _)| steps.get(*i).map(key))
         .map(|(i, _)| i);
+    // When the latest waits for its window, the others wait for the same instant, so that they
+    // are decided together again (each step's own opening would let an older one out first).
+    let latest_opens = latest.and_then(|l| match ready.get(l) {
+        Some(Ready::Wait(to, _)) => Some(*to),
+        _ => None,
+    });
+    let latest_waits = latest_opens.is_some();
     let superseded = |l: usize| skip("superseded", format!("superseded by {}", steps[l].name));
     steps
         .iter()
@@ -398,8 +407,9 @@ pub fn decide(
         .enumerate()
         .map(|(i, (s, r))| match (r, latest) {
             (Ready::Skip(v), _) => v,
-            (Ready::Wait(_, _), Some(l)) if key(s) < key(&steps[l]) => superseded(l),
-            (Ready::Wait(to, why), _) => Verdict::Move { to, why },
+            // Waiting steps all move when the latest waits too (the opening decides again).
+            (Ready::Wait(_, _), Some(l)) if !latest_waits && key(s) < key(&steps[l]) => superseded(l),
+            (Ready::Wait(to, why), _) => Verdict::Move { to: latest_opens.unwrap_or(to), why },
             (Ready::Fire(..) | Ready::Fallback { .. }, Some(l)) if l != i => superseded(l),
             (Ready::Fire(contact, zone), _) => Verdict::Fire(Box::new(step_due(plan, d, s, contact, zone))),
             (Ready::Fallback { reason, detail }, _) => Verdict::Fallback {
@@ -780,9 +790,13 @@ mod tests {
             on(Channel::Sms, step(&p, "text_overdue_10", 10, at(16, 13))),
             step(&p, "overdue_3_again", 3, at(16, 9)),
         ];
-        // The text (the latest) is outside its window: the newest email goes now, the text waits.
+        // The text (the latest) is outside its window: it waits, and the older emails are
+        // superseded now rather than reach the client an hour before it.
         let v = decide(&p, Some(&d), &steps, now, &OptOuts::default());
-        assert!(matches!(&v[0], Verdict::Fire(due) if due.step == "overdue_7"), "{v:?}");
+        assert!(
+            matches!(&v[0], Verdict::Skip { reason, detail, .. } if reason == "superseded" && detail.contains("text_overdue_10")),
+            "{v:?}"
+        );
         assert_eq!(v[1], Verdict::Move { to: at(17, 13), why: "outside_call_window" });
         assert!(matches!(&v[2], Verdict::Skip { reason, .. } if reason == "superseded"), "{v:?}");
         // An hour later both windows are open: only the text goes, the email is superseded.

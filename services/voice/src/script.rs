@@ -159,7 +159,7 @@ pub fn closing(intent: Intent, promised: Option<NaiveDate>, f: &CallFacts, lang:
     let text = match (intent, lang) {
         (Intent::OptOut, Lang::En) => {
             "Understood. I have noted that you do not want to be contacted about this any more. You will receive no \
-             more calls from us. Goodbye."
+             more calls, texts or emails from us about it. Goodbye."
                 .to_string()
         }
         (Intent::OptOut, Lang::Es) => {
