@@ -16,22 +16,22 @@ pub async fn run(which: &str) -> anyhow::Result<()> {
         },
     };
     let token = shutdown::on_signals();
-    let mut runs = Vec::new();
-    for name in names {
-        runs.push(tokio::spawn(start(name, token.clone())));
-    }
+    let mut runs: futures::stream::FuturesUnordered<_> =
+        names.into_iter().map(|name| tokio::spawn(start(name, token.clone()))).collect();
+    // The first service to fail (at start-up or later) stops them all, so a broken config is
+    // a failed process, not a stack quietly missing a service.
     let mut first_error = None;
-    for r in futures::future::join_all(runs).await {
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                token.cancel();
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                token.cancel();
-                first_error.get_or_insert(anyhow::anyhow!(e));
-            }
+    while let Some(r) = futures::StreamExt::next(&mut runs).await {
+        let failed = match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(anyhow::anyhow!(e)),
+        };
+        if let Some(e) = failed {
+            tracing::error!(error = %format!("{e:#}"), "a service stopped with an error; stopping the others");
+            eprintln!("error: {e:#}");
+            token.cancel();
+            first_error.get_or_insert(e);
         }
     }
     first_error.map_or(Ok(()), Err)
@@ -44,7 +44,9 @@ macro_rules! run_service {
         let ctx = || format!("{} service", $name);
         let c = $krate::Config::load().with_context(ctx)?;
         telemetry::init(&c.log);
-        $krate::Application::build(c, $token).await.with_context(ctx)?.run().await.with_context(ctx)
+        // Boxed: eight services' futures inline overflow a worker thread's stack in debug builds.
+        let app = Box::pin($krate::Application::build(c, $token)).await.with_context(ctx)?;
+        Box::pin(app.run()).await.with_context(ctx)
     }};
 }
 

@@ -267,6 +267,24 @@ mod tests {
     }
 
     #[test]
+    fn a_phone_number_from_the_environment_keeps_its_plus() {
+        let vars: std::collections::HashMap<String, String> = [("ARFLOW__TELEPHONY__FROM_NUMBER", "+15005550006")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        #[derive(Deserialize)]
+        struct WithTelephony {
+            telephony: TelephonySettings,
+        }
+        let defaults = "[telephony]\napi_base = \"http://x\"\naccount_sid = \"AC1\"\nauth_token = \"token-123\"\n\
+                        from_number = \"+12025550100\"\ncallback_base_url = \"http://y\"\n";
+        let s: WithTelephony = load_from(defaults, environment().source(Some(vars))).unwrap();
+        assert_eq!(s.telephony.from_number, "+15005550006");
+        let s: WithTelephony = load_from(defaults, environment().source(Some(Default::default()))).unwrap();
+        assert_eq!(s.telephony.from_number, "+12025550100");
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         let err = load::<Sample>("[database]\nschema = \"x\"\n[http]\nport = \"eighty\"\n").err().unwrap();
         assert!(err.to_string().contains("port"), "{err}");
@@ -320,6 +338,7 @@ pub struct TelephonySettings {
     /// Signs every callback and authenticates REST calls; never logged.
     pub auth_token: SecretString,
     /// The E.164 number calls and texts come from.
+    #[serde(deserialize_with = "e164_text")]
     pub from_number: String,
     /// The public base URL the provider calls back (the gateway's `public_base_url`); every
     /// callback's signature covers the full URL, so it must be exactly what the provider sees.
@@ -330,6 +349,22 @@ pub struct TelephonySettings {
     /// REST request timeout.
     #[serde(default = "telephony_request_timeout_secs")]
     pub request_timeout_secs: u64,
+}
+
+/// An E.164 number as text. `ARFLOW__TELEPHONY__FROM_NUMBER=+15005550006` reaches serde as the
+/// integer 15005550006 (the environment source parses numbers, which the list keys need), so a
+/// number is read back as `+<digits>`.
+fn e164_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::Text(s) => s,
+        Text::Number(n) => format!("+{n}"),
+    })
 }
 
 fn ring_timeout_secs() -> u32 {
