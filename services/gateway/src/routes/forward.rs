@@ -1,5 +1,6 @@
 //! The public edge for the services behind the gateway: `/v1/consent/...` (opt-out),
-//! `/v1/escalations/...` (escalation), `/v1/notifications/...` (notification).
+//! `/v1/escalations/...` (escalation), `/v1/notifications/...` (notification), `/v1/calls/...`
+//! and `/v1/texts/...` (voice).
 //!
 //! The gateway authenticates the firm's API key, then forwards the request with the firm,
 //! the acting firm user (`X-Arflow-Actor`, else the key's prefix) and the internal token
@@ -94,6 +95,8 @@ impl Forwarder {
             Some(("escalation", &self.upstreams.escalation))
         } else if owns("/v1/notifications") {
             Some(("notification", &self.upstreams.notification))
+        } else if owns("/v1/calls") || owns("/v1/texts") {
+            Some(("voice", &self.upstreams.voice))
         } else {
             None
         }
