@@ -286,18 +286,7 @@ impl Dialer {
             ring_timeout_secs: self.telephony.ring_timeout_secs,
         };
         let result = self.provider.create_call(request).await;
-        let mut tries = 0u64;
-        loop {
-            match self.record_placed(&row, &result).await {
-                Ok(()) => break,
-                Err(e) if tries < 20 => {
-                    tries += 1;
-                    tracing::warn!(error = %e, tries, "cannot record the provider's answer yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(250 * tries)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        keep_recording(|| self.record_placed(&row, &result)).await?;
         match &result {
             Ok(c) => {
                 tracing::info!(to = %mask::phone(&to), sid = %c.sid, "call placed");
@@ -422,18 +411,7 @@ impl Dialer {
             status_url: self.callback(&format!("sms/{}/status", row.id)),
         };
         let result = self.provider.send_message(request).await;
-        let mut tries = 0u64;
-        loop {
-            match self.record_sent(&row, &result).await {
-                Ok(()) => break,
-                Err(e) if tries < 20 => {
-                    tries += 1;
-                    tracing::warn!(error = %e, tries, "cannot record the provider's answer yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(250 * tries)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        keep_recording(|| self.record_sent(&row, &result)).await?;
         match &result {
             Ok(m) => {
                 tracing::info!(to = %mask::phone(&to), sid = %m.sid, "text sent");
@@ -484,5 +462,26 @@ async fn clock_moved(changes: &mut Option<tokio::sync::watch::Receiver<DateTime<
             }
         }
         None => std::future::pending::<()>().await,
+    }
+}
+
+/// The provider has already acted: keep trying to record its answer (with a growing pause)
+/// rather than leave the row in flight, where it would later count as uncertain.
+async fn keep_recording<F, Fut>(mut record: F) -> Result<(), DialError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DialError>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match record().await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 20 => {
+                tries += 1;
+                tracing::warn!(error = %e, tries, "cannot record the provider's answer yet; retrying");
+                tokio::time::sleep(Duration::from_millis(250 * tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

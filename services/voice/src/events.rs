@@ -59,20 +59,6 @@ fn message<T: Serialize>(
     OutboxMessage::new(subject(kind, origin.firm_id), msg, env)
 }
 
-pub fn wire_intent(i: Intent) -> ReplyIntent {
-    match i {
-        Intent::OptOut => ReplyIntent::OptOut,
-        Intent::Dispute => ReplyIntent::Dispute,
-        Intent::AlreadyPaid => ReplyIntent::AlreadyPaid,
-        Intent::PaymentPlan => ReplyIntent::PaymentPlan,
-        Intent::PromiseToPay => ReplyIntent::PromiseToPay,
-        Intent::WrongContact => ReplyIntent::WrongContact,
-        Intent::Question => ReplyIntent::Question,
-        Intent::Acknowledged => ReplyIntent::Acknowledged,
-        Intent::AutoReply => ReplyIntent::AutoReply,
-    }
-}
-
 /// A skipped call step (`outreach.voice.skipped`).
 pub fn call_skipped(
     row: &CallRow,
@@ -120,7 +106,7 @@ pub fn transcript(turns: &[TurnRow]) -> Vec<TranscriptTurn> {
         .map(|t| TranscriptTurn {
             speaker: if t.speaker == "client" { Speaker::Client } else { Speaker::Agent },
             text: t.text.clone(),
-            intent: t.intent.as_deref().and_then(|i| i.parse::<Intent>().ok()).map(wire_intent),
+            intent: t.intent.as_deref().and_then(|i| i.parse::<Intent>().ok()).map(ReplyIntent::from),
             at: t.at,
         })
         .collect()

@@ -110,6 +110,24 @@ impl FromStr for Intent {
     }
 }
 
+impl From<Intent> for arflow_contracts::events::ReplyIntent {
+    /// The intent as events carry it (`reply.classified`, a call's transcript).
+    fn from(i: Intent) -> Self {
+        use arflow_contracts::events::ReplyIntent as Wire;
+        match i {
+            Intent::OptOut => Wire::OptOut,
+            Intent::Dispute => Wire::Dispute,
+            Intent::AlreadyPaid => Wire::AlreadyPaid,
+            Intent::PaymentPlan => Wire::PaymentPlan,
+            Intent::PromiseToPay => Wire::PromiseToPay,
+            Intent::WrongContact => Wire::WrongContact,
+            Intent::Question => Wire::Question,
+            Intent::Acknowledged => Wire::Acknowledged,
+            Intent::AutoReply => Wire::AutoReply,
+        }
+    }
+}
+
 /// Where the reply came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -67,20 +67,6 @@ fn encode(e: serde_json::Error) -> ReplyError {
     ReplyError::Invalid(format!("event could not be encoded: {e}"))
 }
 
-pub fn wire_intent(i: Intent) -> ReplyIntent {
-    match i {
-        Intent::OptOut => ReplyIntent::OptOut,
-        Intent::Dispute => ReplyIntent::Dispute,
-        Intent::AlreadyPaid => ReplyIntent::AlreadyPaid,
-        Intent::PaymentPlan => ReplyIntent::PaymentPlan,
-        Intent::PromiseToPay => ReplyIntent::PromiseToPay,
-        Intent::WrongContact => ReplyIntent::WrongContact,
-        Intent::Question => ReplyIntent::Question,
-        Intent::Acknowledged => ReplyIntent::Acknowledged,
-        Intent::AutoReply => ReplyIntent::AutoReply,
-    }
-}
-
 fn naive(d: arflow_replies::Date) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(i32::from(d.year()), u32::try_from(d.month()).ok()?, u32::try_from(d.day()).ok()?)
 }
@@ -258,7 +244,7 @@ impl RepliesHandler {
             reply_id: received.reply_id,
             channel: Channel::Email,
             kind,
-            intent: intent.map(wire_intent),
+            intent: intent.map(ReplyIntent::from),
             promised_date,
             evidence: evidence.clone(),
             sure: msg.classification.as_ref().is_none_or(|c| c.sure),
@@ -357,7 +343,7 @@ mod tests {
     #[test]
     fn every_intent_has_a_wire_form_and_an_action() {
         for i in Intent::ALL {
-            assert_eq!(wire_intent(i).as_str(), i.as_str());
+            assert_eq!(ReplyIntent::from(i).as_str(), i.as_str());
             assert!(!action_for(Kind::Reply, Some(i), false, true).is_empty());
         }
         assert!(action_for(Kind::Bounce, None, true, true).starts_with("hard bounce"));

@@ -2,13 +2,13 @@
 //! Everything a callback changes is written in one transaction with its outbox events; a hold
 //! (opt-out) is written to the bucket before that transaction commits.
 use super::Context;
-use crate::events::{self, Origin, action_for, wire_intent};
+use crate::events::{self, Origin, action_for};
 use crate::phone;
 use crate::script::{self, CallFacts, Lang};
 use crate::sms::{self, Keyword};
 use crate::store::{self, CallRow, Ending, InboundText, Sent, TurnRow};
 use crate::twiml::{Response as TwiML, Verb};
-use arflow_contracts::events::{ReplyClassified, ReplyKind, StepDue};
+use arflow_contracts::events::{ReplyClassified, ReplyIntent, ReplyKind, StepDue};
 use arflow_contracts::msg_id;
 use arflow_contracts::streams::contact_hold_key;
 use arflow_core::Channel;
@@ -162,7 +162,7 @@ fn classified(s: Said<'_>) -> ReplyClassified {
         reply_id: s.reply_id,
         channel: s.channel,
         kind: ReplyKind::Reply,
-        intent: Some(wire_intent(s.classification.intent)),
+        intent: Some(ReplyIntent::from(s.classification.intent)),
         promised_date: s.classification.promised_date.and_then(naive),
         evidence: s.classification.evidence.clone(),
         sure: s.classification.sure,
