@@ -447,6 +447,37 @@ pub async fn set_transcription(conn: &mut PgConnection, id: Uuid, text: &str) ->
     Ok(r.rows_affected() > 0)
 }
 
+/// The TwiML already given to this gather turn of the call, if it was answered.
+pub async fn gather_response(conn: &mut PgConnection, call_id: Uuid, turn: i32) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT response FROM call_gathers WHERE call_id = $1 AND turn = $2")
+        .bind(call_id)
+        .bind(turn)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(r,)| r))
+}
+
+/// Records the TwiML a gather turn was answered with (the call row is locked by the caller).
+pub async fn record_gather(
+    conn: &mut PgConnection,
+    call_id: Uuid,
+    turn: i32,
+    response: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO call_gathers (call_id, turn, response, answered_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (call_id, turn) DO NOTHING",
+    )
+    .bind(call_id)
+    .bind(turn)
+    .bind(response)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TurnRow {
     pub seq: i32,

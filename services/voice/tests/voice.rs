@@ -411,3 +411,39 @@ async fn a_call_left_dialing_by_a_crash_becomes_failed_uncertain_and_is_never_re
     assert!(app.provider.calls().is_empty());
     assert_eq!(app.call_of(step.step_id).await.unwrap().0, "ended");
 }
+
+#[tokio::test]
+async fn a_gather_retried_by_the_provider_gets_the_same_answer_and_adds_nothing() {
+    let app = TestApp::spawn().await;
+    let step = voice_step(Tone::Firm);
+    app.publish_step(&step, 1).await;
+    let call_id = app.wait_call_state(step.step_id, "placed").await;
+    let sid = "CA00000000000000000000000000000042";
+    let (s, _) = app
+        .callback(
+            &format!("voice/{call_id}/answer"),
+            &[("CallSid", sid), ("CallStatus", "in-progress"), ("AnsweredBy", "human")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    // Silence first (asked again), and that gather delivered twice.
+    let silent = [("CallSid", sid), ("SpeechResult", ""), ("Confidence", "0")];
+    let (_, first) = app.callback(&format!("voice/{call_id}/gather?turn=1"), &silent).await;
+    let (_, again) = app.callback(&format!("voice/{call_id}/gather?turn=1"), &silent).await;
+    assert!(first.contains("gather?turn=2"), "{first}");
+    assert_eq!(again, first);
+    // Then a promise, delivered twice as well.
+    let promise = [("CallSid", sid), ("SpeechResult", "I will pay on Friday"), ("Confidence", "0.9")];
+    let (_, first) = app.callback(&format!("voice/{call_id}/gather?turn=2"), &promise).await;
+    let (_, again) = app.callback(&format!("voice/{call_id}/gather?turn=2"), &promise).await;
+    assert!(first.contains("Friday 13 March"), "{first}");
+    assert_eq!(again, first);
+    app.status(call_id, sid, "completed", Some("human"), Some("30")).await;
+    let ended = app.wait_event_for(outreach::VOICE_COMPLETED, "call_id", call_id).await;
+    let speakers: Vec<&str> =
+        ended["transcript"].as_array().unwrap().iter().map(|t| t["speaker"].as_str().unwrap()).collect();
+    // Opening, the question asked again, the promise, the confirmation: each once.
+    assert_eq!(speakers, ["agent", "agent", "client", "agent"], "{ended}");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(app.events_for(reply::CLASSIFIED, "invoice_id", step.invoice_id).await.len(), 1);
+}

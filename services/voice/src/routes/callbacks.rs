@@ -194,12 +194,20 @@ pub async fn gather(
     let mut tx = ctx.pool.begin().await?;
     let row = locked_call(&mut tx, call_id).await?;
     let span = span_for(&row);
+    // The provider may deliver the same gather again (a retry after a timeout or a lost
+    // answer): the same TwiML, and no turn recorded or reply published twice.
+    if let Some(previous) = store::gather_response(&mut tx, call_id, turn).await? {
+        span.in_scope(|| tracing::info!(turn, "gather seen before; same answer"));
+        return Ok(xml_raw(previous));
+    }
     let out = gather_locked(&ctx, &mut tx, &row, turn, &speech).instrument(span).await?;
+    let rendered = out.response.render();
+    store::record_gather(&mut tx, call_id, turn, &rendered, ctx.clock.now()).await?;
     tx.commit().await?;
     if out.published {
         ctx.outbox.notify();
     }
-    Ok(xml(out.response))
+    Ok(xml_raw(rendered))
 }
 
 struct GatherOut {
