@@ -38,3 +38,7 @@ bench: setup
     cargo bench --locked -p arflow-tests --bench pipeline
     cargo bench --locked -p arflow-optout --bench hold_latency
     cargo bench --locked -p arflow-replies --bench classify
+
+# Render every k8s overlay, validate each object offline (Kubernetes 1.32 schemas), checkov (k8s/.checkov.yaml), the manifests test
+k8s-check: setup
+    bash k8s/check.sh
