@@ -620,18 +620,22 @@ pub struct Sent {
     pub via: String,
 }
 
-pub async fn latest_to(conn: &mut PgConnection, number: &str) -> Result<Option<Sent>, sqlx::Error> {
+/// Every contact reached at `number` (a text sent or a call placed), the latest first, once per
+/// firm and contact: a number shared by two contacts (or two firms' contacts) names them all.
+pub async fn reached_at(conn: &mut PgConnection, number: &str) -> Result<Vec<Sent>, sqlx::Error> {
     sqlx::query_as(
         "SELECT firm_id, invoice_id, contact_id, client_id, step, step_due, cause_event_id, correlation_id, via FROM ( \
-           SELECT firm_id, invoice_id, contact_id, client_id, step, step_due, cause_event_id, correlation_id, \
-                  'text' AS via, sent_at AS at FROM texts WHERE to_number = $1 AND sent_at IS NOT NULL \
-           UNION ALL \
-           SELECT firm_id, invoice_id, contact_id, client_id, step, step_due, cause_event_id, correlation_id, \
-                  'call' AS via, placed_at AS at FROM calls WHERE to_number = $1 AND placed_at IS NOT NULL \
-         ) s ORDER BY at DESC LIMIT 1",
+           SELECT DISTINCT ON (firm_id, contact_id) * FROM ( \
+             SELECT firm_id, invoice_id, contact_id, client_id, step, step_due, cause_event_id, correlation_id, \
+                    'text' AS via, sent_at AS at FROM texts WHERE to_number = $1 AND sent_at IS NOT NULL \
+             UNION ALL \
+             SELECT firm_id, invoice_id, contact_id, client_id, step, step_due, cause_event_id, correlation_id, \
+                    'call' AS via, placed_at AS at FROM calls WHERE to_number = $1 AND placed_at IS NOT NULL \
+           ) s ORDER BY firm_id, contact_id, at DESC \
+         ) latest ORDER BY at DESC LIMIT 100",
     )
     .bind(number)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await
 }
 

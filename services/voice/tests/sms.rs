@@ -121,3 +121,50 @@ async fn inbound_help_is_answered_and_other_texts_are_classified() {
         .unwrap();
     assert_eq!(n.0, 1);
 }
+
+#[tokio::test]
+async fn a_stop_from_a_number_shared_by_two_contacts_holds_both() {
+    use arflow_contracts::subjects::subject;
+    use arflow_contracts::{Envelope, msg_id};
+    let app = TestApp::spawn().await;
+    // One phone, two contacts: one of this firm texted first, one of another firm texted last.
+    let first = sms_step();
+    app.publish_step(&first, 1).await;
+    app.wait_event_for(outreach::SMS_SENT, "step_id", first.step_id).await;
+    let other_firm = uuid::Uuid::now_v7();
+    let second = sms_step();
+    let env = Envelope::new(
+        outreach::STEP_DUE_SMS,
+        "scheduler",
+        tuesday_afternoon(),
+        other_firm,
+        second.invoice_id,
+        None,
+        second.clone(),
+    );
+    let kind = outreach::STEP_DUE_SMS;
+    app.bus.publish_event(&subject(kind, other_firm), &msg_id::step(second.step_id, "due"), &env).await.unwrap();
+    app.wait_event_for(outreach::SMS_SENT, "step_id", second.step_id).await;
+    let form = [("MessageSid", "SM0009"), ("From", "+14155552671"), ("To", "+12025550100"), ("Body", "STOP")];
+    let (s, twiml) = app.callback("sms/inbound", &form).await;
+    assert_eq!(s, 200, "{twiml}");
+    assert!(app.is_held(&contact_hold_key(second.contact.contact_id)).await, "the latest contact");
+    assert!(app.is_held(&contact_hold_key(first.contact.contact_id)).await, "the other contact at that number");
+    // Each firm hears of its own contact's opt-out, in its own stream.
+    let a = app.wait_event_for(reply::CLASSIFIED, "invoice_id", first.invoice_id).await;
+    let b = app.wait_event_for(reply::CLASSIFIED, "invoice_id", second.invoice_id).await;
+    assert_eq!((a["intent"].as_str(), b["intent"].as_str()), (Some("opt_out"), Some("opt_out")));
+    assert_eq!(a["contact_id"], first.contact.contact_id.to_string());
+    let envs = app.events(reply::CLASSIFIED).await;
+    let firm_of = |invoice: uuid::Uuid| {
+        envs.iter().find(|e| e.data["invoice_id"] == invoice.to_string()).map(|e| e.firm_id).unwrap()
+    };
+    assert_eq!(firm_of(first.invoice_id), app.firm);
+    assert_eq!(firm_of(second.invoice_id), other_firm);
+    // A reply that is not an opt-out still goes to the latest only.
+    let (_, _) = app
+        .callback("sms/inbound", &[("MessageSid", "SM0010"), ("From", "+14155552671"), ("Body", "I will pay Friday")])
+        .await;
+    let promises = app.wait_events(reply::CLASSIFIED, 3).await;
+    assert_eq!(promises.iter().filter(|e| e.data["intent"] == "promise_to_pay").count(), 1);
+}

@@ -423,8 +423,8 @@ pub async fn sms_inbound(State(ctx): State<Arc<Context>>, Form(p): Form<Params>)
         return Ok(xml_raw(previous));
     }
     let now = ctx.clock.now();
-    let matched = store::latest_to(&mut tx, &from).await?;
-    let Some(m) = matched else {
+    let reached = store::reached_at(&mut tx, &from).await?;
+    let Some((m, others)) = reached.split_first() else {
         let response = TwiML::new().render();
         let record = InboundText {
             message_sid: sid,
@@ -444,7 +444,8 @@ pub async fn sms_inbound(State(ctx): State<Arc<Context>>, Form(p): Form<Params>)
         return Ok(xml_raw(response));
     };
     let span = tracing::info_span!("sms_inbound", firm_id = %m.firm_id, invoice_id = %m.invoice_id, correlation_id = %m.correlation_id);
-    let out = inbound_matched(&ctx, &mut tx, &m, sid, &from, param(&p, "To"), &body, now).instrument(span).await?;
+    let out =
+        inbound_matched(&ctx, &mut tx, m, others, sid, &from, param(&p, "To"), &body, now).instrument(span).await?;
     tx.commit().await?;
     if out.1 {
         ctx.outbox.notify();
@@ -457,6 +458,7 @@ async fn inbound_matched(
     ctx: &Context,
     conn: &mut PgConnection,
     m: &Sent,
+    others: &[Sent],
     sid: &str,
     from: &str,
     to: Option<&str>,
@@ -473,23 +475,23 @@ async fn inbound_matched(
         }
         _ => arflow_replies::classify(Source::Voice, body, jiff_date(reference)),
     };
-    let origin = Origin {
-        firm_id: m.firm_id,
-        invoice_id: m.invoice_id,
-        correlation_id: m.correlation_id,
-        cause_event_id: m.cause_event_id,
-    };
+    let opt_out = kw != Some(Keyword::Help) && classification.intent == Intent::OptOut;
+    // STOP is about the number: every contact reached at it (a phone shared by two contacts,
+    // or by two firms' contacts, all texted from our number) is held, not just the latest.
+    let stopped: Vec<&Sent> = if opt_out { std::iter::once(m).chain(others).collect() } else { vec![m] };
     let (kind, response, publish) = if kw == Some(Keyword::Help) {
         ("help", TwiML::new().push(Verb::Message(sms::help_reply(firm, &step.firm.sender_email))), false)
-    } else if classification.intent == Intent::OptOut {
-        // Fence 2: the hold first.
-        let revision = ctx
-            .bus
-            .holds()
-            .hold(&contact_hold_key(m.contact_id), "opted_out", &format!("sms:{sid}"), now)
-            .await
-            .map_err(|e| ApiError::Internal(format!("contact hold: {e}")))?;
-        tracing::info!(contact_id = %m.contact_id, revision, "contact hold written (STOP)");
+    } else if opt_out {
+        // Fence 2: the holds first.
+        for s in &stopped {
+            let revision = ctx
+                .bus
+                .holds()
+                .hold(&contact_hold_key(s.contact_id), "opted_out", &format!("sms:{sid}"), now)
+                .await
+                .map_err(|e| ApiError::Internal(format!("contact hold: {e}")))?;
+            tracing::info!(firm_id = %s.firm_id, contact_id = %s.contact_id, revision, "contact hold written (STOP)");
+        }
         ("stop", TwiML::new().push(Verb::Message(sms::stop_reply(firm))), true)
     } else {
         ("reply", TwiML::new(), !body.is_empty())
@@ -497,24 +499,37 @@ async fn inbound_matched(
     let reply_id = arflow_core::new_id();
     let mut published = false;
     if publish {
-        let event = classified(Said {
-            reply_id,
-            channel: Channel::Sms,
-            text: body,
-            classification: &classification,
-            invoice_id: m.invoice_id,
-            contact_id: m.contact_id,
-            client_id: m.client_id,
-            matched_by: if m.via == "text" { "sms_sender" } else { "call_number" },
-            answered: None,
-            step: &m.step,
-            from: Some(from.to_string()),
-            received_at: now,
-            reference_date: reference,
-        });
-        let msg = events::reply_classified(origin, &event, msg_id::reply(reply_id, "classified"), now)
-            .map_err(ApiError::internal)?;
-        arflow_store::outbox::enqueue(conn, &[msg]).await?;
+        let mut messages = Vec::with_capacity(stopped.len());
+        for (i, s) in stopped.iter().enumerate() {
+            // Each contact's opt-out in its own firm's stream (the first is the matched reply).
+            let id = if i == 0 { reply_id } else { arflow_core::new_id() };
+            let event = classified(Said {
+                reply_id: id,
+                channel: Channel::Sms,
+                text: body,
+                classification: &classification,
+                invoice_id: s.invoice_id,
+                contact_id: s.contact_id,
+                client_id: s.client_id,
+                matched_by: if s.via == "text" { "sms_sender" } else { "call_number" },
+                answered: None,
+                step: &s.step,
+                from: Some(from.to_string()),
+                received_at: now,
+                reference_date: reference_day(&s.step_due.0, now),
+            });
+            let origin = Origin {
+                firm_id: s.firm_id,
+                invoice_id: s.invoice_id,
+                correlation_id: s.correlation_id,
+                cause_event_id: s.cause_event_id,
+            };
+            messages.push(
+                events::reply_classified(origin, &event, msg_id::reply(id, "classified"), now)
+                    .map_err(ApiError::internal)?,
+            );
+        }
+        arflow_store::outbox::enqueue(conn, &messages).await?;
         published = true;
     }
     tracing::info!(kind, intent = %classification.intent, "inbound text understood");
