@@ -55,6 +55,13 @@ impl Bus {
             .name(format!("arflow-{service}"))
             .retry_on_initial_connect()
             .connection_timeout(std::time::Duration::from_secs(5));
+        // A user and password in the URL (`nats://arflow-<service>:<password>@nats:4222`, the
+        // per-service users of deploy/nats): async-nats parses them but does not send them itself.
+        if let Ok(addr) = settings.url.parse::<async_nats::ServerAddr>()
+            && let (Some(user), Some(password)) = (addr.username(), addr.password())
+        {
+            opts = opts.user_and_password(user.to_string(), password.to_string());
+        }
         if let Some(path) = &settings.credentials_file {
             opts = opts
                 .credentials_file(path)
