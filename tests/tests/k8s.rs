@@ -96,8 +96,14 @@ impl Rendered {
     }
 }
 
+/// Whether a label selector (`matchLabels`) selects these labels.
 fn labels_match(selector: &Value, labels: &Value) -> bool {
-    let want = selector["matchLabels"].as_mapping().expect("matchLabels");
+    selects(&selector["matchLabels"], labels)
+}
+
+/// Whether every label of a non-empty map is among these labels (a Service's selector).
+fn selects(wanted: &Value, labels: &Value) -> bool {
+    let want = wanted.as_mapping().expect("a label map");
     !want.is_empty() && want.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -138,6 +144,13 @@ fn every_service_has_its_deployment_probes_pdb_networkpolicy_and_nats_user() {
             r.get("ServiceAccount", &name);
             let init = pod["initContainers"].as_sequence().and_then(|s| s.first()).expect("migrate init container");
             assert_eq!(init["args"], serde_yaml_ng::to_value(["migrate", service.as_str()]).unwrap(), "{ctx}");
+            // `arflow migrate` reads only [database]: the init container gets no other secret.
+            let init_secrets: Vec<String> = r
+                .environment(init)
+                .values()
+                .filter_map(|v| v["valueFrom"]["secretKeyRef"]["name"].as_str().map(str::to_string))
+                .collect();
+            assert_eq!(init_secrets, [format!("arflow-db-{service}")], "{ctx}: the migrate container's secrets");
             for container in [c, init] {
                 let sc = &container["securityContext"];
                 assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true), "{ctx}: runAsNonRoot");
@@ -151,10 +164,7 @@ fn every_service_has_its_deployment_probes_pdb_networkpolicy_and_nats_user() {
             }
             let port = c["ports"][0]["containerPort"].as_u64().unwrap();
             let svc = r.get("Service", &name);
-            assert!(labels_match(
-                &serde_yaml_ng::to_value(BTreeMap::from([("matchLabels", &svc["spec"]["selector"])])).unwrap(),
-                pod_labels
-            ));
+            assert!(selects(&svc["spec"]["selector"], pod_labels), "{ctx}: Service selector");
             assert_eq!(svc["spec"]["ports"][0]["targetPort"].as_str(), Some("http"), "{ctx}: Service port");
             let env = r.environment(c);
             assert_eq!(env["ARFLOW__HTTP__PORT"].as_str(), Some(port.to_string().as_str()), "{ctx}: http port");
