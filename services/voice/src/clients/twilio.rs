@@ -72,7 +72,9 @@ impl TwilioClient {
                 .map_err(|e| ProviderError::Transient(format!("unreadable {resource} answer: {e}")));
         }
         let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
-        let message = parsed.as_ref().map(|b| b.message.clone()).unwrap_or_else(|| format!("HTTP {status}"));
+        // Twilio names the number in its messages ("The 'To' number +1415... is not a valid
+        // phone number."); the error is logged and published, so the number is masked.
+        let message = parsed.as_ref().map(|b| mask_numbers(&b.message)).unwrap_or_else(|| format!("HTTP {status}"));
         let code = parsed.and_then(|b| b.code);
         if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
             Err(ProviderError::Permanent { status: status.as_u16(), code, message })
@@ -80,6 +82,32 @@ impl TwilioClient {
             Err(ProviderError::Transient(format!("HTTP {}: {message}", status.as_u16())))
         }
     }
+}
+
+/// `text` with every phone-number-like run (7 or more digits, a leading `+` kept with it)
+/// masked like `arflow_core::mask::phone`.
+pub fn mask_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let digits = run.chars().filter(char::is_ascii_digit).count();
+        if digits >= 7 {
+            out.push_str(&arflow_core::mask::phone(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || (c == '+' && run.is_empty()) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// A reqwest error in words, without its URL.
@@ -179,6 +207,43 @@ mod tests {
         }
         let no_rec = call_form(&CallRequest { recording_url: None, ..r });
         assert!(!no_rec.iter().any(|(k, _)| *k == "Record"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_naming_the_number_is_masked() {
+        let app = axum::Router::new().fallback(|| async {
+            let body = serde_json::json!({"code": 21211, "message": "The 'To' number +14155552671 is not a valid phone number.", "status": 400});
+            (axum::http::StatusCode::BAD_REQUEST, axum::Json(body))
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let settings = TelephonySettings {
+            api_base: format!("http://127.0.0.1:{port}"),
+            account_sid: "AC123".into(),
+            auth_token: "super-secret-token".to_string().into(),
+            from_number: "+12025550100".into(),
+            callback_base_url: "http://127.0.0.1:8080".into(),
+            ring_timeout_secs: 25,
+            request_timeout_secs: 5,
+        };
+        let request = CallRequest {
+            to: "+14155552671".into(),
+            from: "+12025550100".into(),
+            answer_url: "http://gw/answer".into(),
+            status_url: "http://gw/status".into(),
+            recording_url: None,
+            ring_timeout_secs: 25,
+        };
+        let err = TwilioClient::new(&settings).unwrap().create_call(request).await.unwrap_err();
+        let said = err.to_string();
+        assert!(err.is_permanent());
+        assert!(!said.contains("4155552671"), "{said}");
+        assert!(said.contains("+1******2671") && said.contains("21211"), "{said}");
+        assert_eq!(
+            mask_numbers("call 555-0100 or 14155552671, code 21211"),
+            "call 555-0100 or 14*****2671, code 21211"
+        );
     }
 
     #[test]
