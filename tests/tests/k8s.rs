@@ -112,6 +112,12 @@ fn every_service_has_its_deployment_probes_pdb_networkpolicy_and_nats_user() {
     let nats_conf = std::fs::read_to_string(root().join("deploy/nats/accounts.conf"))
         .expect("deploy/nats/accounts.conf (the NATS users, from the broker helper)");
     let nats_values = std::fs::read_to_string(root().join("deploy/nats/values.yaml")).expect("deploy/nats/values.yaml");
+    let pg: Value = serde_yaml_ng::from_str(
+        std::fs::read_to_string(root().join("deploy/postgres/cluster.yaml")).unwrap().split("\n---").next().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pg["kind"].as_str(), Some("Cluster"), "deploy/postgres/cluster.yaml starts with the CNPG Cluster");
+    let pg_cluster = pg["metadata"]["name"].as_str().unwrap().to_string();
     for overlay in overlays() {
         let r = Rendered { overlay: overlay.clone(), objects: render(&overlay) };
         let deny = r
@@ -174,7 +180,20 @@ fn every_service_has_its_deployment_probes_pdb_networkpolicy_and_nats_user() {
             );
             let policy = r.get("NetworkPolicy", &name);
             assert!(labels_match(&policy["spec"]["podSelector"], pod_labels), "{ctx}: NetworkPolicy selector");
-            assert!(!policy["spec"]["egress"].as_sequence().unwrap().is_empty(), "{ctx}: egress");
+            // Egress to the broker and to the CloudNativePG cluster of deploy/postgres.
+            let egress_to = |labels: &Value| {
+                policy["spec"]["egress"].as_sequence().unwrap().iter().any(|rule| {
+                    rule["to"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .any(|peer| labels_match(&peer["podSelector"], labels))
+                })
+            };
+            let nats_pods: Value = serde_yaml_ng::from_str("app.kubernetes.io/name: nats").unwrap();
+            assert!(egress_to(&nats_pods), "{ctx}: no egress to NATS");
+            let pg_pods: Value = serde_yaml_ng::from_str(&format!("cnpg.io/cluster: {pg_cluster}")).unwrap();
+            assert!(egress_to(&pg_pods), "{ctx}: no egress to the PostgreSQL cluster {pg_cluster}");
             let user = format!("arflow-{service}");
             assert!(
                 nats_conf.contains(&format!("\"{user}\"")) || nats_conf.contains(&format!("user: {user}")),
