@@ -8,7 +8,9 @@
 //! Then the config keys: every `ARFLOW__` variable a container gets is a key the service's
 //! config knows (its `config/default.toml` or a field of its `Config` struct, read from the
 //! source), secrets come only from `secretKeyRef`, and every `ARFLOW__` key `deploy/local/stack.sh`
-//! sets for `just demo` can be set in the manifests too.
+//! sets for `just demo` can be set in the manifests too. Last, each service's real config loader
+//! (`Config::load`, as `arflow serve` runs it) accepts exactly the environment its container gets
+//! (Secrets replaced by stand-ins), in every overlay.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_yaml_ng::Value;
@@ -395,6 +397,85 @@ fn every_key_the_local_stack_sets_is_set_in_the_manifests() {
         assert!(!knowing.is_empty(), "stack.sh sets {var}, which no service's config knows");
         for service in knowing {
             assert!(set[&service].contains(var), "stack.sh sets {var} for {service}; no overlay sets it for {service}");
+        }
+    }
+}
+
+/// A stand-in for a Secret's value, shaped like the real one where the config checks the shape.
+fn secret_stand_in(var: &str) -> String {
+    match key_of(var).as_deref() {
+        Some("database.url") => "postgres://arflow_k8s:password@arflow-db-rw:5432/arflow?sslmode=require".into(),
+        Some("telephony.account_sid") => format!("AC{}", "0".repeat(32)),
+        _ => "k8s-check-secret-0123456789abcdef".into(),
+    }
+}
+
+/// The variables a container gets, as the kubelet would set them (Secrets replaced by
+/// stand-ins, `$(VAR)` expanded from the earlier entries).
+fn container_env(r: &Rendered, container: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in r.environment(container) {
+        if !value["valueFrom"]["secretKeyRef"].is_null() {
+            out.push((name.clone(), secret_stand_in(&name)));
+        } else if let Some(v) = value.as_str() {
+            out.push((name, v.to_string()));
+        } else if let Some(v) = value["value"].as_str() {
+            out.push((name, v.to_string()));
+        }
+    }
+    let known: Vec<(String, String)> = out.clone();
+    for (_, v) in out.iter_mut() {
+        for (k, kv) in &known {
+            *v = v.replace(&format!("$({k})"), kv);
+        }
+    }
+    out
+}
+
+/// Loads one service's configuration the way `arflow serve` does, from this process's
+/// environment, when the parent test (below) runs this binary again for it; otherwise a no-op.
+#[test]
+fn load_config_from_the_environment() {
+    use arflow_runtime::ServiceConfig;
+    let Ok(service) = std::env::var("ARFLOW_K8S_LOAD_CONFIG") else { return };
+    let loaded = match service.as_str() {
+        "gateway" => arflow_gateway::Config::load().map(|_| ()),
+        "eligibility" => arflow_eligibility::Config::load().map(|_| ()),
+        "scheduler" => arflow_scheduler::Config::load().map(|_| ()),
+        "email" => arflow_email::Config::load().map(|_| ()),
+        "optout" => arflow_optout::Config::load().map(|_| ()),
+        "escalation" => arflow_escalation::Config::load().map(|_| ()),
+        "notification" => arflow_notification::Config::load().map(|_| ()),
+        "voice" => arflow_voice::Config::load().map(|_| ()),
+        other => panic!("no config loader for service {other}: add it here"),
+    };
+    if let Err(e) = loaded {
+        panic!("{service}: {e}");
+    }
+}
+
+#[test]
+fn every_service_accepts_the_configuration_the_manifests_give_it() {
+    let me = std::env::current_exe().unwrap();
+    for overlay in overlays() {
+        let r = Rendered { overlay: overlay.clone(), objects: render(&overlay) };
+        for service in services() {
+            let d = r.get("Deployment", &format!("arflow-{service}"));
+            let c = &d["spec"]["template"]["spec"]["containers"][0];
+            // Only the container's environment: nothing from this shell or the local stack.
+            let out = Command::new(&me)
+                .args(["--exact", "load_config_from_the_environment", "--nocapture", "--test-threads", "1"])
+                .env_clear()
+                .envs(container_env(&r, c))
+                .env("ARFLOW_K8S_LOAD_CONFIG", &service)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{overlay}/{service} refuses the manifests' configuration:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
