@@ -207,6 +207,20 @@ fn every_service_has_its_deployment_probes_pdb_networkpolicy_and_nats_user() {
             let url = env["ARFLOW__NATS__URL"]["value"].as_str().unwrap();
             assert!(url.starts_with(&format!("nats://{user}:$(NATS_PASSWORD)@")), "{ctx}: NATS URL {url}");
         }
+        // KEDA scales on durables that exist: the NATS user of that service may pull from each.
+        for so in r.of_kind("ScaledObject") {
+            let target = so["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
+            r.get("Deployment", target);
+            for t in so["spec"]["triggers"].as_sequence().unwrap() {
+                let m = &t["metadata"];
+                let (stream, consumer) = (m["stream"].as_str().unwrap(), m["consumer"].as_str().unwrap());
+                let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
+                assert!(
+                    nats_values.contains(&next),
+                    "{overlay}: {target} scales on {stream}/{consumer}, unknown to NATS"
+                );
+            }
+        }
         // The gateway is reachable from outside over TLS.
         let ingress = r.get("Ingress", "arflow-gateway");
         assert!(!ingress["spec"]["tls"].as_sequence().unwrap().is_empty(), "{overlay}: Ingress without TLS");
