@@ -279,3 +279,34 @@ async fn the_openapi_document_lists_the_telephony_callbacks() {
     let op = &doc["paths"]["/webhooks/telephony/voice/{call_id}/{event}"]["post"];
     assert!(op["responses"]["403"].is_object(), "{op}");
 }
+
+#[tokio::test]
+async fn a_callback_waits_for_a_voice_service_that_is_restarting() {
+    // The port is known, but the voice service only listens on it a moment after the STOP
+    // arrives (a restart): the provider would not send the text again, so the gateway waits.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let app = gateway(format!("http://127.0.0.1:{port}")).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let later = seen.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        let app = axum::Router::new().fallback(any(move |body: String| {
+            let seen = later.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                ([("content-type", "text/xml")], TWIML)
+            }
+        }));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+    let path = "/webhooks/telephony/sms/inbound";
+    let params = [("MessageSid", "SM0042"), ("From", "+14155552671"), ("Body", "STOP")];
+    let r = post(&app, path, Some(&sign(AUTH_TOKEN, &format!("{PUBLIC}{path}"), &params)), form(&params)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), TWIML);
+    assert_eq!(seen.lock().unwrap().len(), 1, "delivered once");
+}

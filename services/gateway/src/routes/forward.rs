@@ -71,15 +71,45 @@ impl Forwarder {
         headers: &[(header::HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Relayed, ApiError> {
-        let mut request =
-            self.client.request(method, url).header(INTERNAL_TOKEN_HEADER, self.token.expose_secret()).body(body);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let response = request.send().await.map_err(|e| {
-            tracing::warn!(error = %e, "upstream unreachable");
-            ApiError::Unavailable(format!("the {service} service is unavailable; retry later"))
-        })?;
+        self.relay_patiently(service, method, url, headers, body, Duration::ZERO).await
+    }
+
+    /// As [`Forwarder::relay`], but while the upstream refuses connections (restarting, a rolling
+    /// deploy) the request is tried again for up to `patience`. Only a refused connection is
+    /// retried: the upstream never saw the request, so nothing can be done twice.
+    pub async fn relay_patiently(
+        &self,
+        service: &'static str,
+        method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, HeaderValue)],
+        body: Bytes,
+        patience: Duration,
+    ) -> Result<Relayed, ApiError> {
+        let give_up = tokio::time::Instant::now() + patience;
+        let mut pause = Duration::from_millis(100);
+        let response = loop {
+            let mut request = self
+                .client
+                .request(method.clone(), url)
+                .header(INTERNAL_TOKEN_HEADER, self.token.expose_secret())
+                .body(body.clone());
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            match request.send().await {
+                Ok(r) => break r,
+                Err(e) if e.is_connect() && tokio::time::Instant::now() + pause <= give_up => {
+                    tracing::info!(error = %e, retry_in_ms = pause.as_millis() as u64, "upstream refused the connection; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "upstream unreachable");
+                    return Err(ApiError::Unavailable(format!("the {service} service is unavailable; retry later")));
+                }
+            }
+        };
         let status = response.status();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let body = response.bytes().await.map_err(|e| ApiError::Upstream(format!("{service}: {e}")))?;

@@ -6,7 +6,8 @@
 //! name). A missing or wrong signature is answered 403 and logged; nothing is forwarded or stored.
 //! A good one is forwarded, the same form body, to the voice service at
 //! `/internal/telephony/<rest of the path>?<query>` with the internal token, and its answer
-//! (TwiML or 204) is returned unchanged; the voice service down is 503.
+//! (TwiML or 204) is returned unchanged; the voice service down is 503 (after waiting up to
+//! [`UPSTREAM_PATIENCE`] for one that refuses connections, since the provider does not retry).
 use crate::error::ApiError;
 use crate::routes::forward::Relayed;
 use crate::startup::AppState;
@@ -21,6 +22,9 @@ use tracing::Instrument;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 const PREFIX: &str = "/webhooks/telephony/";
+/// How long a callback waits for a voice service that refuses connections (Twilio gives a
+/// webhook 15 seconds).
+pub const UPSTREAM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(6);
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
 /// Twilio's retry marker, passed on so the voice service can recognise a repeated callback.
 const IDEMPOTENCY_HEADER: &str = "i-twilio-idempotency-token";
@@ -132,7 +136,11 @@ async fn handle(
     if let Some(v) = headers.get(IDEMPOTENCY_HEADER) {
         passed.push((header::HeaderName::from_static(IDEMPOTENCY_HEADER), v.clone()));
     }
-    let answer = state.forward.relay("voice", Method::POST, &target, &passed, body).await?;
+    // The provider does not retry a failed callback (an inbound STOP would be lost, a call would
+    // hear "an application error has occurred"), so a voice service that is restarting is
+    // waited for, well inside the provider's 15-second webhook timeout.
+    let answer =
+        state.forward.relay_patiently("voice", Method::POST, &target, &passed, body, UPSTREAM_PATIENCE).await?;
     state.base.metrics.count("telephony_callbacks_accepted", 1);
     tracing::info!(status = answer.status.as_u16(), kind, "telephony callback forwarded to the voice service");
     Ok(answer)
