@@ -158,6 +158,17 @@ async fn every_scripted_client_gets_the_right_outcome_and_follow_up() {
     assert!(said("promise").to_lowercase().contains("friday"), "the date is confirmed back: {}", said("promise"));
     assert!(!said("voicemail").contains("2,400") && !said("voicemail").contains("INV-"), "{}", said("voicemail"));
     assert!(said("spanish").contains("Gracias"), "{}", said("spanish"));
+    // The agent said the link was on its way by text: it is.
+    assert!(said("promise").contains("payment link by text message now"), "{}", said("promise"));
+    let texts = app.telephony.messages();
+    for key in ["promise", "spanish"] {
+        let got: Vec<_> = texts.iter().filter(|m| m.to == person(key).phone).collect();
+        assert_eq!(got.len(), 1, "{key}: one payment-link text after the promise: {texts:?}");
+        assert!(got[0].body.contains("http"), "{key}: {}", got[0].body);
+    }
+    for key in ["dispute", "person", "voicemail", "no_answer", "busy"] {
+        assert!(texts.iter().all(|m| m.to != person(key).phone), "{key}: no text without a promise");
+    }
 
     // Follow-ups, through the public API.
     assert_eq!(status(&app, &firm, person("promise").invoice).await, "paused");

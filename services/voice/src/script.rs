@@ -56,8 +56,21 @@ pub struct CallFacts {
     pub amount: String,
     pub days_overdue: i64,
     pub tone: Tone,
-    /// The contact consented to texts and has a number: the link may be offered by text.
-    pub sms_ok: bool,
+    /// How the client gets the payment link, which is all the agent may promise about it.
+    pub link: LinkRoute,
+}
+
+/// Where the payment link reaches the client from a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRoute {
+    /// SMS consent, a number and a hosted invoice link: the voice service texts it when the
+    /// client promises to pay.
+    Text,
+    /// No texts, but email consent: the link is in the reminders already emailed (every overdue
+    /// reminder carries it).
+    Emails,
+    /// Neither (or no hosted link): the agent does not mention one.
+    None,
 }
 
 impl CallFacts {
@@ -70,7 +83,7 @@ impl CallFacts {
             amount: Money::new(step.invoice.amount_remaining, step.invoice.currency).to_string(),
             days_overdue: step.days_overdue,
             tone: step.tone,
-            sms_ok: step.contact.channels.contains(&Channel::Sms) && step.contact.phone.is_some(),
+            link: LinkRoute::of(step),
         }
     }
 
@@ -85,10 +98,26 @@ impl CallFacts {
     }
 
     fn link_offer(&self) -> &'static str {
-        if self.sms_ok {
-            "I can send you a secure payment link by text message or by email."
+        match self.link {
+            LinkRoute::Text => "I can text you a secure payment link.",
+            LinkRoute::Emails => "The secure payment link is in the emails we sent you.",
+            LinkRoute::None => "",
+        }
+    }
+}
+
+impl LinkRoute {
+    pub fn of(step: &StepDue) -> Self {
+        let has_link = step.invoice.hosted_invoice_url.as_deref().is_some_and(|u| !u.trim().is_empty());
+        let channels = &step.contact.channels;
+        if !has_link {
+            LinkRoute::None
+        } else if channels.contains(&Channel::Sms) && step.contact.phone.is_some() {
+            LinkRoute::Text
+        } else if channels.contains(&Channel::Email) && step.contact.email.is_some() {
+            LinkRoute::Emails
         } else {
-            "I can send you a secure payment link by email."
+            LinkRoute::None
         }
     }
 }
@@ -119,7 +148,9 @@ pub fn opening(f: &CallFacts) -> String {
             f.due_phrase()
         ),
     };
-    format!("{greeting} {who} {purpose} {} When will you be able to pay?", f.link_offer())
+    let offer = f.link_offer();
+    let offer = if offer.is_empty() { String::new() } else { format!("{offer} ") };
+    format!("{greeting} {who} {purpose} {offer}When will you be able to pay?")
 }
 
 /// Asked again after an unclear answer.
@@ -154,8 +185,16 @@ pub fn voicemail(firm_name: &str) -> String {
 
 /// What the agent answers to a clear intent, and whether the call ends there.
 pub fn closing(intent: Intent, promised: Option<NaiveDate>, f: &CallFacts, lang: Lang) -> Option<String> {
-    let by = if f.sms_ok { "by text message" } else { "by email" };
-    let by_es = if f.sms_ok { "por mensaje de texto" } else { "por correo electrónico" };
+    let link = match f.link {
+        LinkRoute::Text => " I am sending you the payment link by text message now.",
+        LinkRoute::Emails => " You can pay with the link in the emails we sent you.",
+        LinkRoute::None => "",
+    };
+    let link_es = match f.link {
+        LinkRoute::Text => " Le envío ahora el enlace de pago por mensaje de texto.",
+        LinkRoute::Emails => " Puede pagar con el enlace de los correos que le enviamos.",
+        LinkRoute::None => "",
+    };
     let text = match (intent, lang) {
         (Intent::OptOut, Lang::En) => {
             "Understood. I have noted that you do not want to be contacted about this any more. You will receive no \
@@ -163,16 +202,17 @@ pub fn closing(intent: Intent, promised: Option<NaiveDate>, f: &CallFacts, lang:
                 .to_string()
         }
         (Intent::OptOut, Lang::Es) => {
-            "Entendido. He anotado que no desea que le contactemos más. No recibirá más llamadas nuestras. Adiós."
+            "Entendido. He anotado que no desea que le contactemos más. No recibirá más llamadas, mensajes ni \
+             correos nuestros sobre esto. Adiós."
                 .to_string()
         }
         (Intent::PromiseToPay, Lang::En) => {
             let when = promised.map(|d| format!(" by {}", date_en(d))).unwrap_or_default();
-            format!("Thank you, I have noted that you will pay{when}. We will send you the payment link {by}. Goodbye.")
+            format!("Thank you, I have noted that you will pay{when}.{link} Goodbye.")
         }
         (Intent::PromiseToPay, Lang::Es) => {
             let when = promised.map(|d| format!(" el {}", date_es(d))).unwrap_or_default();
-            format!("Gracias, he anotado que pagará{when}. Le enviaremos el enlace de pago {by_es}. Adiós.")
+            format!("Gracias, he anotado que pagará{when}.{link_es} Adiós.")
         }
         (Intent::Dispute | Intent::PaymentPlan | Intent::Question | Intent::WrongContact, Lang::En) => {
             format!("Thank you. Someone from {} will follow up with you shortly. Goodbye.", f.firm_name)
@@ -308,7 +348,7 @@ pub fn is_spanish(text: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn facts(tone: Tone, sms_ok: bool) -> CallFacts {
+    fn facts(tone: Tone, link: LinkRoute) -> CallFacts {
         CallFacts {
             contact_name: "Jane Doe".into(),
             firm_name: "Acme Accounting".into(),
@@ -316,14 +356,14 @@ mod tests {
             amount: "3,200.00 USD".into(),
             days_overdue: 21,
             tone,
-            sms_ok,
+            link,
         }
     }
 
     #[test]
     fn the_opening_says_who_why_how_much_and_asks() {
         for tone in [Tone::Friendly, Tone::Firm, Tone::Final] {
-            let s = opening(&facts(tone, false));
+            let s = opening(&facts(tone, LinkRoute::Emails));
             for needle in [
                 "Acme Accounting",
                 "automated assistant",
@@ -331,14 +371,16 @@ mod tests {
                 "INV-0042",
                 "3,200.00 USD",
                 "21 days overdue",
-                "by email",
+                "link is in the emails we sent you",
                 "When will you be able to pay?",
             ] {
                 assert!(s.contains(needle), "{tone:?}: {needle} missing from {s}");
             }
         }
-        assert!(opening(&facts(Tone::Final, false)).contains("final reminder"));
-        assert!(opening(&facts(Tone::Friendly, true)).contains("by text message or by email"));
+        assert!(opening(&facts(Tone::Final, LinkRoute::Emails)).contains("final reminder"));
+        assert!(opening(&facts(Tone::Friendly, LinkRoute::Text)).contains("I can text you a secure payment link."));
+        let none = opening(&facts(Tone::Friendly, LinkRoute::None));
+        assert!(!none.contains("link") && none.contains("overdue. When will"), "{none}");
     }
 
     #[test]
@@ -350,13 +392,17 @@ mod tests {
 
     #[test]
     fn closings() {
-        let f = facts(Tone::Firm, false);
+        let f = facts(Tone::Firm, LinkRoute::Emails);
         let d = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
         assert_eq!(
             closing(Intent::PromiseToPay, Some(d), &f, Lang::En).unwrap(),
-            "Thank you, I have noted that you will pay by Friday 20 March. We will send you the payment link by email. Goodbye."
+            "Thank you, I have noted that you will pay by Friday 20 March. You can pay with the link in the emails we sent you. Goodbye."
         );
         assert!(closing(Intent::PromiseToPay, Some(d), &f, Lang::Es).unwrap().contains("viernes 20 de marzo"));
+        let by_text = facts(Tone::Firm, LinkRoute::Text);
+        assert!(closing(Intent::PromiseToPay, None, &by_text, Lang::En).unwrap().contains("by text message now"));
+        let no_link = closing(Intent::PromiseToPay, None, &facts(Tone::Firm, LinkRoute::None), Lang::En).unwrap();
+        assert_eq!(no_link, "Thank you, I have noted that you will pay. Goodbye.");
         assert!(closing(Intent::Dispute, None, &f, Lang::En).unwrap().contains("Someone from Acme Accounting"));
         assert!(closing(Intent::AlreadyPaid, None, &f, Lang::En).unwrap().contains("check our records"));
         assert!(closing(Intent::Acknowledged, None, &f, Lang::En).is_none());

@@ -169,7 +169,10 @@ impl Apply for OutcomeHandler {
             return Ok(());
         }
         let Some(step) = store::step(conn, step_id).await?.filter(|s| s.invoice_id == invoice_id) else {
-            return Err(ApplyError::Reject(format!("step {step_id} of invoice {invoice_id} is not the scheduler's")));
+            // Not a cadence step: the payment-link text the voice service sends when a caller
+            // promises to pay. Nothing follows from it here.
+            tracing::info!(%invoice_id, %step_id, outcome = %outcome.label(), "outcome of a step the scheduler did not plan; nothing to plan");
+            return Ok(());
         };
         let decision: Option<EligibilityChanged> = match plan.decision.clone().map(serde_json::from_value) {
             Some(Ok(d)) => Some(d),

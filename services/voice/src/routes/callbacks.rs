@@ -4,9 +4,9 @@
 use super::Context;
 use crate::events::{self, Origin, action_for};
 use crate::phone;
-use crate::script::{self, CallFacts, Lang};
+use crate::script::{self, CallFacts, Lang, LinkRoute};
 use crate::sms::{self, Keyword};
-use crate::store::{self, CallRow, Ending, InboundText, Sent, TurnRow};
+use crate::store::{self, CallRow, Ending, InboundText, Kind, Sent, TurnRow};
 use crate::twiml::{Response as TwiML, Verb};
 use arflow_contracts::events::{ReplyClassified, ReplyIntent, ReplyKind, StepDue};
 use arflow_contracts::msg_id;
@@ -210,6 +210,33 @@ pub async fn gather(
     Ok(xml_raw(rendered))
 }
 
+/// The text that carries the payment link promised on the call: one per call (its step id is
+/// derived from the call's), fenced and sent by the text worker like a cadence text.
+fn pay_link_text(row: &CallRow, now: chrono::DateTime<chrono::Utc>) -> store::NewItem {
+    let mut due = row.step_due.0.clone();
+    due.step_id = Uuid::new_v5(&row.id, b"pay-link");
+    due.step = format!("{}_link", row.step);
+    due.channel = Channel::Sms;
+    due.pay_link = true;
+    due.attempt = 1;
+    store::NewItem {
+        id: arflow_core::new_id(),
+        step_id: due.step_id,
+        firm_id: row.firm_id,
+        invoice_id: row.invoice_id,
+        contact_id: row.contact_id,
+        client_id: row.client_id,
+        step: due.step.clone(),
+        attempt: 1,
+        cause_event_id: row.cause_event_id,
+        correlation_id: row.correlation_id,
+        to_number: row.to_number.clone(),
+        not_before: now,
+        script: String::new(),
+        step_due: due,
+    }
+}
+
 struct GatherOut {
     response: TwiML,
     published: bool,
@@ -253,6 +280,11 @@ async fn gather_locked(
             }
             if let Some(d) = c.promised_date.and_then(naive) {
                 store::set_promised_date(conn, row.id, d).await?;
+            }
+            if c.intent == Intent::PromiseToPay && facts.link == LinkRoute::Text {
+                // The agent says the link is on its way: the text is queued in this transaction.
+                let queued = store::insert(conn, Kind::Text, &pay_link_text(row, now)).await?;
+                tracing::info!(queued, "payment link text queued after the promise");
             }
             let event = classified(Said {
                 reply_id: arflow_core::new_id(),
