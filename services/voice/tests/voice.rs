@@ -447,3 +447,41 @@ async fn a_gather_retried_by_the_provider_gets_the_same_answer_and_adds_nothing(
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(app.events_for(reply::CLASSIFIED, "invoice_id", step.invoice_id).await.len(), 1);
 }
+
+/// The provider never retries a failed answer: a caller's opt-out while the hold bucket cannot be
+/// reached is still confirmed, recorded and published (the opt-out service then writes the hold).
+#[tokio::test]
+async fn a_spoken_opt_out_is_kept_when_the_hold_bucket_is_down() {
+    let mut app = TestApp::spawn().await;
+    let step = voice_step(Tone::Firm);
+    app.publish_step(&step, 1).await;
+    let call_id = app.wait_call_state(step.step_id, "placed").await;
+    let sid = format!("CA{}", Uuid::new_v4().simple());
+    let (s, _) = app
+        .callback(
+            &format!("voice/{call_id}/answer"),
+            &[("CallSid", &sid), ("CallStatus", "in-progress"), ("AnsweredBy", "human")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    app.nats.kill();
+    let (s, twiml) = app
+        .callback(
+            &format!("voice/{call_id}/gather?turn=1"),
+            &[("CallSid", &sid), ("SpeechResult", "Please stop calling me"), ("Confidence", "0.9")],
+        )
+        .await;
+    assert_eq!(s, 200, "{twiml}");
+    assert!(twiml.contains("no more calls"), "{twiml}");
+    let (turns,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM voice.call_turns WHERE call_id = $1 AND speaker = 'client' AND intent = 'opt_out'",
+    )
+    .bind(call_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(turns, 1, "the opt-out is recorded");
+    app.nats.restart();
+    let said = app.wait_event_for(reply::CLASSIFIED, "contact_id", step.contact.contact_id).await;
+    assert_eq!(said["intent"], "opt_out");
+}

@@ -270,13 +270,16 @@ async fn gather_locked(
         if fresh {
             if c.intent == Intent::OptOut {
                 // Fence 2: the hold first, so nothing can claim the contact from now on.
-                let revision = ctx
-                    .bus
-                    .holds()
-                    .hold(&contact_hold_key(row.contact_id), "opted_out", &format!("call:{}:turn-{turn}", row.id), now)
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("contact hold: {e}")))?;
-                tracing::info!(contact_id = %row.contact_id, revision, "contact hold written (asked not to be called)");
+                let by = format!("call:{}:turn-{turn}", row.id);
+                match ctx.bus.holds().hold(&contact_hold_key(row.contact_id), "opted_out", &by, now).await {
+                    Ok(revision) => tracing::info!(contact_id = %row.contact_id, revision,
+                        "contact hold written (asked not to be called)"),
+                    // The provider does not retry a failed answer, so failing here would lose the
+                    // opt-out: it is still recorded and published below, and the opt-out service
+                    // writes the hold when the bucket answers again.
+                    Err(e) => tracing::error!(contact_id = %row.contact_id, error = %e,
+                        "contact hold could not be written now; the opt-out is recorded and the opt-out service holds"),
+                }
             }
             if let Some(d) = c.promised_date.and_then(naive) {
                 store::set_promised_date(conn, row.id, d).await?;
@@ -516,13 +519,14 @@ async fn inbound_matched(
     } else if opt_out {
         // Fence 2: the holds first.
         for s in &stopped {
-            let revision = ctx
-                .bus
-                .holds()
-                .hold(&contact_hold_key(s.contact_id), "opted_out", &format!("sms:{sid}"), now)
-                .await
-                .map_err(|e| ApiError::Internal(format!("contact hold: {e}")))?;
-            tracing::info!(firm_id = %s.firm_id, contact_id = %s.contact_id, revision, "contact hold written (STOP)");
+            match ctx.bus.holds().hold(&contact_hold_key(s.contact_id), "opted_out", &format!("sms:{sid}"), now).await {
+                Ok(revision) => tracing::info!(firm_id = %s.firm_id, contact_id = %s.contact_id, revision,
+                    "contact hold written (STOP)"),
+                // Twilio does not retry an inbound text: failing would lose the STOP. It is
+                // recorded and published below; the opt-out service holds when the bucket answers.
+                Err(e) => tracing::error!(firm_id = %s.firm_id, contact_id = %s.contact_id, error = %e,
+                    "contact hold could not be written now; the STOP is recorded and the opt-out service holds"),
+            }
         }
         ("stop", TwiML::new().push(Verb::Message(sms::stop_reply(firm))), true)
     } else {
