@@ -6,6 +6,7 @@ mod demo_firm;
 mod demo_phone;
 mod demo_replies;
 mod inbound;
+mod migrate;
 mod serve;
 mod telephony_sim;
 
@@ -29,7 +30,14 @@ enum Command {
     },
     /// Run one service, or all of them in one process (`all`), until SIGTERM.
     Serve {
-        /// gateway | eligibility | scheduler | email | all
+        /// gateway | eligibility | scheduler | email | optout | escalation | notification | voice | all
+        service: String,
+    },
+    /// Create one service's schema if missing and run its migrations, then exit (the Kubernetes
+    /// init container). Reads the service's `[database]` config: defaults, `$ARFLOW_CONFIG`,
+    /// `ARFLOW__DATABASE__URL` / `ARFLOW__DATABASE__SCHEMA`... Running it again changes nothing.
+    Migrate {
+        /// gateway | eligibility | scheduler | email | optout | escalation | notification | voice
         service: String,
     },
     /// Show or move the simulated clock shared by every service.
@@ -128,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Classify { eval } => classify::run(eval.as_deref()),
         Command::Serve { service } => serve::run(&service).await,
+        Command::Migrate { service } => migrate::run(&service).await,
         Command::Clock { action, nats } => clock(action, &nats).await,
         Command::Firm {
             action: FirmAction::Create { name, sender_email, timezone, webhook_secret, api, admin_token },

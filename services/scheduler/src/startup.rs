@@ -16,7 +16,7 @@ use sqlx::migrate::Migrator;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     base: Base,
