@@ -60,9 +60,18 @@ fn options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> 
 pub async fn connect(settings: &DatabaseSettings, migrator: &Migrator) -> Result<PgPool, StoreError> {
     let opts = options(settings)?;
     let mut boot = opts.connect().await.map_err(StoreError::Connect)?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", settings.schema)))
-        .execute(&mut boot)
+    // PostgreSQL checks the right to create schemas before `IF NOT EXISTS`, so a role that owns
+    // its schema but may not create schemas in the database (the production roles) would be
+    // refused: only ask to create it when it is missing.
+    let (exists,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+        .bind(&settings.schema)
+        .fetch_one(&mut boot)
         .await?;
+    if !exists {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", settings.schema)))
+            .execute(&mut boot)
+            .await?;
+    }
     boot.close().await?;
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)

@@ -55,3 +55,40 @@ async fn inbox_dedups_and_outbox_publishes() {
     let info = bus.js.get_stream("BILLING").await.unwrap().get_info().await.unwrap();
     assert_eq!(info.state.messages, 1);
 }
+
+/// The production roles own their schema but may not create schemas in the database (the
+/// CloudNativePG cluster grants them only CONNECT): connecting and migrating must still work.
+#[tokio::test]
+async fn a_role_that_owns_its_schema_but_cannot_create_schemas_migrates() {
+    use sqlx::Connection;
+    let db = TestDb::create().await;
+    let role = format!("arflow_t_{}", Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("REVOKE CREATE ON DATABASE \"{}\" FROM PUBLIC", db.url().rsplit('/').next().unwrap()),
+        format!("CREATE SCHEMA owned AUTHORIZATION {role}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
+    }
+    let url = db.url().replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let settings = DatabaseSettings {
+        url: Some(url.into()),
+        host: String::new(),
+        port: 0,
+        username: String::new(),
+        password: None,
+        database_name: String::new(),
+        require_tls: false,
+        schema: "owned".into(),
+        max_connections: 2,
+    };
+    let result = arflow_store::connect(&settings, &MIGRATOR).await;
+    if let Ok(pool) = &result {
+        pool.close().await;
+    }
+    for sql in ["DROP SCHEMA owned CASCADE".to_string(), format!("DROP ROLE {role}")] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
+    }
+    result.expect("the schema's owner migrates without CREATE on the database");
+}
