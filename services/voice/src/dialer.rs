@@ -309,6 +309,14 @@ impl Dialer {
         let mut tx = self.pool.begin().await?;
         match result {
             Ok(c) => store::mark_placed(&mut tx, row.id, &c.sid, &c.status).await?,
+            // The request may have reached the provider (a timeout, a reset): the call may be
+            // ringing. It stays `dialing`; its first callback adopts it, and without one it is
+            // failed "uncertain" after `voice.uncertain_after_secs` (retried by the scheduler).
+            // Ending it now would retry a call that is taking place.
+            Err(e) if !e.is_permanent() => {
+                tracing::warn!(error = %e, "no answer from the provider; waiting for its callbacks before deciding");
+                return Ok(());
+            }
             Err(e) => {
                 let detail = if e.is_permanent() {
                     format!("the provider refused the call (permanent): {e}")

@@ -293,10 +293,15 @@ pub async fn mark_dialing(conn: &mut PgConnection, id: Uuid, to: &str, at: DateT
 }
 
 /// The provider took the call.
+/// The provider's call id for the call, from its REST answer or from any callback (the REST
+/// answer can be lost after the provider placed the call, or arrive after a callback). A call
+/// still `dialing` becomes `placed`; one that already ended keeps its state and gets the id.
 pub async fn mark_placed(conn: &mut PgConnection, id: Uuid, sid: &str, status: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE calls SET state = 'placed', provider_sid = $2, provider_status = $3, updated_at = now() \
-         WHERE id = $1 AND state = 'dialing'",
+        "UPDATE calls SET provider_sid = coalesce(provider_sid, $2), \
+           provider_status = CASE WHEN state = 'dialing' THEN $3 ELSE provider_status END, \
+           state = CASE WHEN state = 'dialing' THEN 'placed' ELSE state END, updated_at = now() \
+         WHERE id = $1 AND state <> 'skipped' AND (state = 'dialing' OR provider_sid IS NULL)",
     )
     .bind(id)
     .bind(sid)

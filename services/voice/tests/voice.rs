@@ -485,3 +485,42 @@ async fn a_spoken_opt_out_is_kept_when_the_hold_bucket_is_down() {
     let said = app.wait_event_for(reply::CLASSIFIED, "contact_id", step.contact.contact_id).await;
     assert_eq!(said["intent"], "opt_out");
 }
+
+/// The provider placed the call but its REST answer was lost (a timeout): the call is not
+/// failed (the scheduler would call again tomorrow while this one rings); its callbacks adopt
+/// it and it ends by its real outcome. Without any callback it becomes failed "uncertain".
+#[tokio::test]
+async fn a_lost_rest_answer_waits_for_the_callbacks_instead_of_failing_the_call() {
+    let app = TestApp::spawn_with(tuesday_afternoon(), |c| {
+        c.telephony.request_timeout_secs = 1;
+        c.voice.uncertain_after_secs = 6;
+    })
+    .await;
+    let step = common::step(arflow_core::Channel::Voice, Tone::Firm, SLOW_NUMBER);
+    app.publish_step(&step, 1).await;
+    let (state, call_id) = loop {
+        if let Some((state, id)) = app.call_of(step.step_id).await
+            && state == "dialing"
+            && !app.provider.calls_to(SLOW_NUMBER).is_empty()
+        {
+            break (state, id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(state, "dialing");
+    tokio::time::sleep(SLOW_ANSWER).await;
+    assert_eq!(app.call_of(step.step_id).await.unwrap().0, "dialing", "not failed on a lost answer");
+    assert!(app.events_for(outreach::VOICE_FAILED, "step_id", step.step_id).await.is_empty());
+    // The provider's callbacks arrive: the call is adopted and ends by what happened.
+    let lines = app.converse(call_id, "human", &["I will pay on Friday"]).await;
+    assert!(lines.concat().contains("Friday"), "{lines:?}");
+    let ended = app.wait_event_for(outreach::VOICE_COMPLETED, "step_id", step.step_id).await;
+    assert!(ended["provider_call_sid"].as_str().is_some_and(|s| s.starts_with("CA")), "{ended}");
+    assert!(app.events_for(outreach::VOICE_FAILED, "step_id", step.step_id).await.is_empty());
+
+    // No callback at all: failed "uncertain" once voice.uncertain_after_secs has passed.
+    let silent = common::step(arflow_core::Channel::Voice, Tone::Firm, SLOW_NUMBER);
+    app.publish_step(&silent, 1).await;
+    let failed = app.wait_event_for(outreach::VOICE_FAILED, "step_id", silent.step_id).await;
+    assert!(failed["detail"].as_str().unwrap().contains("uncertain"), "{failed}");
+}

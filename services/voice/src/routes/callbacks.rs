@@ -38,6 +38,18 @@ fn xml_raw(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
+/// A callback proves the provider placed the call: record its `CallSid` when the REST answer
+/// never arrived (or has not yet), so the call is not failed as uncertain.
+async fn adopt(conn: &mut PgConnection, row: &CallRow, p: &Params) -> Result<(), sqlx::Error> {
+    match (row.provider_sid.as_deref(), param(p, "CallSid")) {
+        (None, Some(sid)) if !sid.is_empty() => {
+            tracing::info!(call_id = %row.id, state = %row.state, "call id learned from a callback");
+            store::mark_placed(conn, row.id, sid, param(p, "CallStatus").unwrap_or("in-progress")).await
+        }
+        _ => Ok(()),
+    }
+}
+
 fn param<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
     p.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
@@ -83,6 +95,7 @@ pub async fn answer(
     let span = span_for(&row);
     let answered_by = param(&p, "AnsweredBy");
     let now = ctx.clock.now();
+    adopt(&mut tx, &row, &p).await?;
     store::set_answered(&mut tx, call_id, answered_by).await?;
     let first = store::turns(&mut tx, call_id).await?.is_empty();
     let facts = CallFacts::from_step(&row.step_due.0);
@@ -387,6 +400,7 @@ pub async fn status(
     let mut tx = ctx.pool.begin().await?;
     let row = locked_call(&mut tx, call_id).await?;
     let span = span_for(&row);
+    adopt(&mut tx, &row, &p).await?;
     store::record_status(&mut tx, call_id, status, sequence, answered_by, duration, now).await?;
     let mut published = false;
     let answered = answered_by.or(row.answered_by.as_deref());

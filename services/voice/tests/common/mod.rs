@@ -34,6 +34,10 @@ pub const ACCOUNT: &str = "AC11111111111111111111111111111111";
 pub const WAIT: Duration = Duration::from_secs(20);
 /// A number the fake provider refuses (Twilio error 21211, invalid 'To').
 pub const REFUSED_NUMBER: &str = "+14155550199";
+/// The fake provider takes this long to answer a call to [`SLOW_NUMBER`] (past the client's
+/// request timeout in the test that uses it): the call is placed, the answer is lost.
+pub const SLOW_NUMBER: &str = "+14155550177";
+pub const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Tuesday 10 March 2026, 15:00 UTC: 11:00 in New York (EDT).
 pub fn tuesday_afternoon() -> DateTime<Utc> {
@@ -76,6 +80,9 @@ async fn create(
     let req = Request { resource: resource.clone(), account, authorization, form };
     let to = req.get("To").unwrap_or("").to_string();
     p.requests.lock().unwrap().push(req);
+    if to == SLOW_NUMBER {
+        tokio::time::sleep(SLOW_ANSWER).await;
+    }
     if to == REFUSED_NUMBER {
         let body = serde_json::json!({"code": 21211, "message": "The 'To' number is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400});
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
