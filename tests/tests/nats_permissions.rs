@@ -461,6 +461,10 @@ async fn exercise(service: Service) {
     }
     let stream = admin.js.get_stream(&*stream_of(other_kind)).await.unwrap();
     assert!(stream.get_last_raw_message_by_subject(&forbidden).await.is_err(), "{forbidden} reached the stream");
+    // Replies come to the service's own inbox prefix: every other inbox is out of reach.
+    for other_inbox in ["_INBOX.>".to_string(), format!("{}.>", arflow_bus::inbox_prefix("gateway-or-another"))] {
+        refused_subscription(&raw_client, &mut errors, &other_inbox).await;
+    }
 
     shutdown.cancel();
     for task in tasks {
@@ -660,15 +664,24 @@ async fn escalation_consumer_reads_escalations_and_nothing_else() {
     refused(&client, &mut errors, "$JS.API.CONSUMER.MSG.NEXT.ESCALATION.notification-escalation").await;
     refused(&client, &mut errors, "$JS.API.STREAM.INFO.BILLING").await;
     refused(&client, &mut errors, &opened).await;
-    client.subscribe("_INBOX.>").await.unwrap();
+    refused_subscription(&client, &mut errors, "_INBOX.>").await;
+}
+
+/// Subscribes to `subject` and waits for the server's permissions violation.
+async fn refused_subscription(
+    client: &async_nats::Client,
+    errors: &mut mpsc::UnboundedReceiver<String>,
+    subject: &str,
+) {
+    let _sub = client.subscribe(subject.to_string()).await.unwrap();
     client.flush().await.unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
         let error = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), errors.recv())
             .await
-            .expect("a subscription to _INBOX.> was not refused")
+            .unwrap_or_else(|_| panic!("a subscription to {subject} was not refused"))
             .unwrap();
-        if error.contains("Permissions Violation for Subscription") {
+        if error.contains("Permissions Violation for Subscription") && error.contains(subject) {
             break;
         }
     }

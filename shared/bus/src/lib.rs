@@ -49,10 +49,19 @@ pub struct Bus {
     inbound: object_store::ObjectStore,
 }
 
+/// `_INBOX_arflow-<service>`: the subjects a service's request replies arrive on.
+pub fn inbox_prefix(service: &str) -> String {
+    format!("_INBOX_arflow-{service}")
+}
+
 impl Bus {
     pub async fn connect(settings: &NatsSettings, service: &str, metrics: Metrics) -> Result<Self, BusError> {
         let mut opts = async_nats::ConnectOptions::new()
             .name(format!("arflow-{service}"))
+            // Replies (JetStream API answers, pulled messages, KV reads) come to this service's
+            // own inbox subjects, so its NATS user is granted `_INBOX_arflow-<service>.>` and
+            // cannot read another service's replies.
+            .custom_inbox_prefix(inbox_prefix(service))
             .retry_on_initial_connect()
             .connection_timeout(std::time::Duration::from_secs(5));
         // A user and password in the URL (`nats://arflow-<service>:<password>@nats:4222`, the
