@@ -8,8 +8,7 @@ use crate::config::EmailSettings;
 use crate::events;
 use crate::mail::{Mailer, SendError};
 use crate::store::{self, EmailRow, state};
-use arflow_bus::{Bus, Claim};
-use arflow_contracts::streams::{contact_channel_hold_key, contact_hold_key, invoice_hold_key};
+use arflow_bus::{Bus, Refusal};
 use arflow_core::{Channel, Clock, mask};
 use arflow_runtime::{Metrics, Shutdown};
 use arflow_store::{Outbox, OutboxMessage};
@@ -170,25 +169,18 @@ impl Sender {
     async fn deliver(&self, row: &EmailRow) -> Outcome {
         let now = self.clock.now();
         let by = format!("email:{}", row.step_id);
-        let holds = self.bus.holds();
         // The invoice, the contact on every channel, the contact's email (a hard bounce, an
         // email-only opt-out): each claimed by compare-and-swap, so a hold written first wins.
-        for (key, held_reason) in [
-            (invoice_hold_key(row.invoice_id), "invoice_held"),
-            (contact_hold_key(row.contact_id), "contact_held"),
-            (contact_channel_hold_key(row.contact_id, Channel::Email), "contact_held"),
-        ] {
-            match holds.claim(&key, &by, now).await {
-                Ok(Claim::Granted { .. }) => {}
-                Ok(Claim::Held { value, revision }) => {
-                    tracing::info!(%key, revision, reason = held_reason, "hold in place; email suppressed");
-                    let hold = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
-                    return Outcome::Suppressed { reason: held_reason, hold };
-                }
-                Err(e) => {
-                    tracing::warn!(%key, error = %e, "hold bucket unavailable; not sending");
-                    return Outcome::FenceUnavailable(e.to_string());
-                }
+        match self.bus.holds().claim_send(row.invoice_id, row.contact_id, Channel::Email, &by, now).await {
+            Ok(None) => {}
+            Ok(Some(Refusal { key, reason, value, revision })) => {
+                tracing::info!(%key, revision, reason, "hold in place; email suppressed");
+                let hold = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
+                return Outcome::Suppressed { reason, hold };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "hold bucket unavailable; not sending");
+                return Outcome::FenceUnavailable(e.to_string());
             }
         }
         let (message, message_id) = match self.mailer.build(row, now) {

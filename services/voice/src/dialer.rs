@@ -13,9 +13,8 @@ use crate::events;
 use crate::phone;
 use crate::sms;
 use crate::store::{self, CallRow, Ending, FenceNote, Kind, TextRow};
-use arflow_bus::{Bus, Claim};
+use arflow_bus::{Bus, Refusal};
 use arflow_contracts::events::StepDue;
-use arflow_contracts::streams::{contact_channel_hold_key, contact_hold_key, invoice_hold_key};
 use arflow_core::calls::{self, CallRefusal};
 use arflow_core::{Channel, Clock, mask};
 use arflow_runtime::{Metrics, Shutdown, TelephonySettings};
@@ -148,7 +147,7 @@ impl Dialer {
     }
 
     fn callback(&self, path: &str) -> String {
-        format!("{}/webhooks/telephony/{path}", self.telephony.callback_base_url.trim_end_matches('/'))
+        crate::routes::callback_url(&self.telephony.callback_base_url, path)
     }
 
     /// Fences a and b for a step on `channel`; `attempts` only for calls.
@@ -190,7 +189,7 @@ impl Dialer {
         }
     }
 
-    /// Fence c: the holds, claimed for this call or text.
+    /// Fence c: the holds, claimed for this call or text (`arflow_bus::Holds::claim_send`).
     async fn claim_holds(
         &self,
         contact_id: Uuid,
@@ -199,42 +198,67 @@ impl Dialer {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(&'static str, String)>, DialError> {
-        let holds = self.bus.holds();
-        for (key, held_reason) in [
-            (invoice_hold_key(invoice_id), "invoice_held"),
-            (contact_hold_key(contact_id), "contact_held"),
-            (contact_channel_hold_key(contact_id, channel), "contact_held"),
-        ] {
-            match holds.claim(&key, by, now).await {
-                Ok(Claim::Granted { .. }) => {}
-                Ok(Claim::Held { value, revision }) => {
-                    tracing::info!(%key, revision, reason = held_reason, "hold in place; not contacting");
-                    let hold = serde_json::to_string(&value).unwrap_or_default();
-                    return Ok(Some((held_reason, format!("hold {key} in place: {hold}"))));
-                }
-                Err(e) => return Err(DialError::Holds(e.to_string())),
-            }
-        }
-        Ok(None)
+        let refusal = self
+            .bus
+            .holds()
+            .claim_send(invoice_id, contact_id, channel, by, now)
+            .await
+            .map_err(|e| DialError::Holds(e.to_string()))?;
+        Ok(refusal.map(|Refusal { key, reason, value, revision }| {
+            tracing::info!(%key, revision, reason, "hold in place; not contacting");
+            let hold = serde_json::to_string(&value).unwrap_or_default();
+            (reason, format!("hold {key} in place: {hold}"))
+        }))
+    }
+
+    /// A call or text a fence refused (`note`): its verdict, its state and its `*.skipped`
+    /// event, committed together.
+    async fn skip(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        kind: Kind,
+        id: Uuid,
+        event: OutboxMessage,
+        note: FenceNote<'_>,
+    ) -> Result<(), DialError> {
+        store::skip(&mut tx, kind, id, note.result, &note).await?;
+        arflow_store::outbox::enqueue(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        tracing::info!(what = kind.table(), reason = note.result, detail = %note.detail, "skipped");
+        self.metrics.count(&format!("{}_skipped", kind.table()), 1);
+        self.outbox.notify();
+        Ok(())
+    }
+
+    /// Outside the window: the call or text waits for the opening; nothing is published.
+    async fn defer(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        kind: Kind,
+        id: Uuid,
+        until: DateTime<Utc>,
+        detail: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), DialError> {
+        let note = FenceNote { at: now, fence: "window", result: "waiting", detail: detail.clone() };
+        store::defer(&mut tx, kind, id, until, &note).await?;
+        tx.commit().await?;
+        tracing::info!(what = kind.table(), %until, %detail, "outside the window; waiting for the next opening");
+        Ok(())
     }
 
     async fn skip_call(
         &self,
-        mut tx: Transaction<'_, Postgres>,
+        tx: Transaction<'_, Postgres>,
         row: &CallRow,
         reason: &str,
         detail: &str,
         fence: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DialError> {
+        let event = events::call_skipped(row, reason, detail, now)?;
         let note = FenceNote { at: now, fence, result: reason, detail: detail.to_string() };
-        store::skip(&mut tx, Kind::Call, row.id, reason, &note).await?;
-        arflow_store::outbox::enqueue(&mut tx, &[events::call_skipped(row, reason, detail, now)?]).await?;
-        tx.commit().await?;
-        tracing::info!(reason, detail, "call skipped");
-        self.metrics.count("calls_skipped", 1);
-        self.outbox.notify();
-        Ok(())
+        self.skip(tx, Kind::Call, row.id, event, note).await
     }
 
     async fn place_call(&self, id: Uuid) -> Result<(), DialError> {
@@ -260,13 +284,7 @@ impl Dialer {
             Verdict::Skip { reason, detail, fence } => {
                 return self.skip_call(tx, &row, reason, &detail, fence, now).await;
             }
-            Verdict::Wait { until, detail } => {
-                let note = FenceNote { at: now, fence: "window", result: "waiting", detail: detail.clone() };
-                store::defer(&mut tx, Kind::Call, row.id, until, &note).await?;
-                tx.commit().await?;
-                tracing::info!(%until, %detail, "outside the calling window; the call waits for the next opening");
-                return Ok(());
-            }
+            Verdict::Wait { until, detail } => return self.defer(tx, Kind::Call, row.id, until, detail, now).await,
         };
         let by = format!("voice:{}", row.id);
         if let Some((reason, detail)) =
@@ -345,21 +363,16 @@ impl Dialer {
 
     async fn skip_text(
         &self,
-        mut tx: Transaction<'_, Postgres>,
+        tx: Transaction<'_, Postgres>,
         row: &TextRow,
         reason: &str,
         detail: &str,
         fence: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DialError> {
+        let event = events::text_skipped(row, reason, detail, now)?;
         let note = FenceNote { at: now, fence, result: reason, detail: detail.to_string() };
-        store::skip(&mut tx, Kind::Text, row.id, reason, &note).await?;
-        arflow_store::outbox::enqueue(&mut tx, &[events::text_skipped(row, reason, detail, now)?]).await?;
-        tx.commit().await?;
-        tracing::info!(reason, detail, "text skipped");
-        self.metrics.count("texts_skipped", 1);
-        self.outbox.notify();
-        Ok(())
+        self.skip(tx, Kind::Text, row.id, event, note).await
     }
 
     async fn send_text(&self, id: Uuid) -> Result<(), DialError> {
@@ -383,13 +396,7 @@ impl Dialer {
             Verdict::Skip { reason, detail, fence } => {
                 return self.skip_text(tx, &row, reason, &detail, fence, now).await;
             }
-            Verdict::Wait { until, detail } => {
-                let note = FenceNote { at: now, fence: "window", result: "waiting", detail: detail.clone() };
-                store::defer(&mut tx, Kind::Text, row.id, until, &note).await?;
-                tx.commit().await?;
-                tracing::info!(%until, %detail, "outside the texting window; the text waits for the next opening");
-                return Ok(());
-            }
+            Verdict::Wait { until, detail } => return self.defer(tx, Kind::Text, row.id, until, detail, now).await,
         };
         let by = format!("sms:{}", row.id);
         if let Some((reason, detail)) = self.claim_holds(row.contact_id, row.invoice_id, Channel::Sms, &by, now).await?

@@ -43,6 +43,31 @@ pub struct NewItem {
     pub script: String,
 }
 
+impl NewItem {
+    /// The row for `step`, due now: the number as E.164 (the raw text when it is not a valid
+    /// number, for the consent fence to refuse), the script its tone calls for.
+    pub fn of(step: StepDue, firm_id: Uuid, cause_event_id: Uuid, correlation_id: Uuid, now: DateTime<Utc>) -> Self {
+        let to_number =
+            step.contact.phone.as_deref().map(|p| crate::phone::e164(p).unwrap_or_else(|| p.trim().to_string()));
+        NewItem {
+            id: arflow_core::new_id(),
+            step_id: step.step_id,
+            firm_id,
+            invoice_id: step.invoice_id,
+            contact_id: step.contact.contact_id,
+            client_id: step.client.client_id,
+            step: step.step.clone(),
+            attempt: i32::try_from(step.attempt).unwrap_or(i32::MAX),
+            cause_event_id,
+            correlation_id,
+            to_number,
+            not_before: now,
+            script: crate::script::script_name(step.tone),
+            step_due: step,
+        }
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CallRow {
     pub id: Uuid,
@@ -122,7 +147,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn table(self) -> &'static str {
+    /// `calls` / `texts`: the table, and the plural in metric names and logs.
+    pub fn table(self) -> &'static str {
         match self {
             Kind::Call => "calls",
             Kind::Text => "texts",

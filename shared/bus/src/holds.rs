@@ -25,6 +25,16 @@ pub enum Claim {
     Held { value: HoldValue, revision: u64 },
 }
 
+/// The hold that stopped a send (see [`Holds::claim_send`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub key: String,
+    /// `invoice_held` or `contact_held`.
+    pub reason: &'static str,
+    pub value: HoldValue,
+    pub revision: u64,
+}
+
 #[derive(Clone)]
 pub struct Holds {
     kv: kv::Store,
@@ -116,5 +126,28 @@ impl Holds {
             }
         }
         Err(kv_err("claim", "too much contention on the key".into()))
+    }
+
+    /// Fences 1 and 2 right before a send on `channel`: claims the invoice, the contact on every
+    /// channel and the contact's `channel`, in that order; the first hold found refuses the send.
+    pub async fn claim_send(
+        &self,
+        invoice_id: uuid::Uuid,
+        contact_id: uuid::Uuid,
+        channel: arflow_core::Channel,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Refusal>, BusError> {
+        use arflow_contracts::streams::{contact_channel_hold_key, contact_hold_key, invoice_hold_key};
+        for (key, reason) in [
+            (invoice_hold_key(invoice_id), "invoice_held"),
+            (contact_hold_key(contact_id), "contact_held"),
+            (contact_channel_hold_key(contact_id, channel), "contact_held"),
+        ] {
+            if let Claim::Held { value, revision } = self.claim(&key, by, at).await? {
+                return Ok(Some(Refusal { key, reason, value, revision }));
+            }
+        }
+        Ok(None)
     }
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 pub use consumer::{ConsumerSettings, Handler, HandlerError, Incoming, Rejection};
-pub use holds::{Claim, HoldValue, Holds};
+pub use holds::{Claim, HoldValue, Holds, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

@@ -1,8 +1,6 @@
 //! `outreach.step_due.voice.<firm>` and `outreach.step_due.sms.<firm>`: each step becomes one
 //! `calls` or `texts` row (UNIQUE step_id: fence 3) with the whole StepDue, `queued`, in the
 //! same transaction as the inbox id. The dialer picks it up after commit and runs the fences.
-use crate::phone;
-use crate::script;
 use crate::store::{self, Kind, NewItem};
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
 use arflow_contracts::events::StepDue;
@@ -31,23 +29,7 @@ pub fn intake(m: &Incoming, now: chrono::DateTime<chrono::Utc>) -> Result<(Kind,
         Channel::Sms => Kind::Text,
         other => return Err(format!("step {} is for channel {other}, not voice or sms", step.step_id)),
     };
-    let to_number = step.contact.phone.as_deref().map(|p| phone::e164(p).unwrap_or_else(|| p.trim().to_string()));
-    let item = NewItem {
-        id: arflow_core::new_id(),
-        step_id: step.step_id,
-        firm_id: m.envelope.firm_id,
-        invoice_id: step.invoice_id,
-        contact_id: step.contact.contact_id,
-        client_id: step.client.client_id,
-        step: step.step.clone(),
-        attempt: i32::try_from(step.attempt).unwrap_or(i32::MAX),
-        cause_event_id: m.envelope.id,
-        correlation_id: m.envelope.correlation_id,
-        to_number,
-        not_before: now,
-        script: script::script_name(step.tone),
-        step_due: step,
-    };
+    let item = NewItem::of(step, m.envelope.firm_id, m.envelope.id, m.envelope.correlation_id, now);
     Ok((kind, item))
 }
 

@@ -232,22 +232,7 @@ fn pay_link_text(row: &CallRow, now: chrono::DateTime<chrono::Utc>) -> store::Ne
     due.channel = Channel::Sms;
     due.pay_link = true;
     due.attempt = 1;
-    store::NewItem {
-        id: arflow_core::new_id(),
-        step_id: due.step_id,
-        firm_id: row.firm_id,
-        invoice_id: row.invoice_id,
-        contact_id: row.contact_id,
-        client_id: row.client_id,
-        step: due.step.clone(),
-        attempt: 1,
-        cause_event_id: row.cause_event_id,
-        correlation_id: row.correlation_id,
-        to_number: row.to_number.clone(),
-        not_before: now,
-        script: String::new(),
-        step_due: due,
-    }
+    store::NewItem::of(due, row.firm_id, row.cause_event_id, row.correlation_id, now)
 }
 
 struct GatherOut {

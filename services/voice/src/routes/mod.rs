@@ -32,8 +32,14 @@ pub struct Context {
 
 impl Context {
     pub fn callback(&self, path: &str) -> String {
-        format!("{}/webhooks/telephony/{path}", self.callback_base_url.trim_end_matches('/'))
+        callback_url(&self.callback_base_url, path)
     }
+}
+
+/// The public URL the provider calls back for `path` (`voice/<id>/answer`...): on the gateway,
+/// which checks the signature and forwards to `/internal/telephony/<path>`.
+pub fn callback_url(base: &str, path: &str) -> String {
+    format!("{}/webhooks/telephony/{path}", base.trim_end_matches('/'))
 }
 
 pub fn router(ctx: Arc<Context>, internal_token: SecretString) -> Router {
