@@ -30,6 +30,9 @@ use uuid::Uuid;
 pub const UNCERTAIN_REASON: &str =
     "uncertain: the service stopped between committing the attempt and the provider's answer";
 
+/// How often rows left mid hand-off are looked for.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
 pub struct Dialer {
     pub pool: PgPool,
     pub bus: Bus,
@@ -64,9 +67,15 @@ impl Dialer {
         let mut changes = self.clock.changes();
         let poll = Duration::from_millis(self.settings.poll_ms);
         tracing::info!(poll_ms = self.settings.poll_ms, simulated = self.clock.is_simulated(), "dialer started");
+        // Rows are uncertain only after `uncertain_after_secs`: looking once a second is enough,
+        // not on every poll and wake-up.
+        let mut recovered_at: Option<tokio::time::Instant> = None;
         loop {
-            if let Err(e) = self.recover_uncertain().await {
-                tracing::warn!(error = %e, "cannot resolve calls or texts left mid hand-off; retrying");
+            if recovered_at.is_none_or(|t| t.elapsed() >= RECOVERY_INTERVAL) {
+                match self.recover_uncertain().await {
+                    Ok(()) => recovered_at = Some(tokio::time::Instant::now()),
+                    Err(e) => tracing::warn!(error = %e, "cannot resolve calls or texts left mid hand-off; retrying"),
+                }
             }
             let handled = match self.pass().await {
                 Ok(n) => n,
