@@ -189,8 +189,7 @@ pub fn parse(raw: &[u8], fallback_reference: Date) -> Result<Inbound, InboundErr
             let reference = reference_date.unwrap_or(fallback_reference);
             match auto_reason {
                 Some(evidence) => {
-                    let classification =
-                        Classification { intent: Intent::AutoReply, promised_date: None, evidence, sure: true };
+                    let classification = Classification::certain(Intent::AutoReply, None, evidence);
                     (own, language, Some(classification), Kind::AutoReply)
                 }
                 None => {

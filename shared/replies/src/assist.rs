@@ -181,14 +181,16 @@ pub async fn classify_assisted(
     }
     let own = match source {
         Source::Email => client_text(text),
-        Source::Voice => text.trim().to_string(),
+        Source::Voice | Source::Sms => text.trim().to_string(),
     };
+    // The assist names the likeliest intent for the reviewer; it never clears `needs_review`, so a
+    // reply the classifier was unsure of still goes to a person.
     match assist.classify(source, &own, reference).await {
         Ok(Some((intent, promised_date))) => Classification {
             intent,
             promised_date: if intent == Intent::PromiseToPay { promised_date } else { None },
             evidence: format!("llm:{}", assist.model()),
-            sure: false,
+            ..rules
         },
         Ok(None) | Err(_) => rules,
     }

@@ -136,6 +136,8 @@ pub enum Source {
     Email,
     /// Speech-recognition transcript of what the client said on a call.
     Voice,
+    /// A text message as typed on a phone.
+    Sms,
 }
 
 impl Source {
@@ -143,6 +145,7 @@ impl Source {
         match self {
             Source::Email => "email",
             Source::Voice => "voice",
+            Source::Sms => "sms",
         }
     }
 }
@@ -155,7 +158,7 @@ impl fmt::Display for Source {
 
 /// A channel that is neither `email` nor `voice`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown channel {0:?} (expected \"email\" or \"voice\")")]
+#[error("unknown channel {0:?} (expected \"email\", \"voice\" or \"sms\")")]
 pub struct UnknownSource(pub String);
 
 impl FromStr for Source {
@@ -164,26 +167,66 @@ impl FromStr for Source {
         match s.trim().to_ascii_lowercase().as_str() {
             "email" => Ok(Source::Email),
             "voice" => Ok(Source::Voice),
+            "sms" => Ok(Source::Sms),
             _ => Err(UnknownSource(s.to_string())),
         }
     }
 }
 
+/// One intent and its calibrated probability.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IntentScore {
+    pub intent: Intent,
+    pub score: f32,
+}
+
 /// The result of classifying one reply.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Classification {
     pub intent: Intent,
     /// Only for [`Intent::PromiseToPay`], when a date can be resolved.
     pub promised_date: Option<Date>,
-    /// The phrase (a substring of the client's text) that decided it; "" for the fallback.
+    /// The phrase (a substring of the client's text) that decided it; "" when nothing did.
     pub evidence: String,
-    /// False when no rule fired or only a weak heuristic did (the LLM assist may be asked).
+    /// `!needs_review`: the decision may be acted on without a person.
     pub sure: bool,
+    /// Calibrated probability (0-1) that `intent` is right.
+    pub confidence: f32,
+    /// A person must label this reply before automation acts on it: the invoice pauses and a
+    /// `needs_review` case opens. Any sign of opt-out that is not a sure opt-out sets it.
+    pub needs_review: bool,
+    /// The likeliest intents, best first (at most [`TOP_SCORES`]), for the reviewer.
+    pub scores: Vec<IntentScore>,
 }
 
+/// How many intents [`Classification::scores`] keeps.
+pub const TOP_SCORES: usize = 3;
+
 impl Classification {
+    /// A decision by a precise rule (a STOP keyword, DSN/ARF structure, auto-reply headers):
+    /// acted on without review.
+    pub fn certain(intent: Intent, promised_date: Option<Date>, evidence: String) -> Self {
+        Classification {
+            intent,
+            promised_date,
+            evidence,
+            sure: true,
+            confidence: 1.0,
+            needs_review: false,
+            scores: vec![IntentScore { intent, score: 1.0 }],
+        }
+    }
+
     fn fallback() -> Self {
-        Classification { intent: Intent::Acknowledged, promised_date: None, evidence: String::new(), sure: false }
+        Classification {
+            intent: Intent::Acknowledged,
+            promised_date: None,
+            evidence: String::new(),
+            sure: false,
+            confidence: 0.0,
+            needs_review: true,
+            scores: Vec::new(),
+        }
     }
 }
 
@@ -193,6 +236,6 @@ impl Classification {
 pub fn classify(source: Source, text: &str, reference: Date) -> Classification {
     match source {
         Source::Email => rules::classify_text(&client_text(text), reference),
-        Source::Voice => rules::classify_text(text.trim(), reference),
+        Source::Voice | Source::Sms => rules::classify_text(text.trim(), reference),
     }
 }

@@ -915,7 +915,7 @@ fn evidence(norm: &Normalized<'_>, hit: Hit) -> String {
 }
 
 fn decided(intent: Intent, norm: &Normalized<'_>, hit: Hit, date: Option<Date>) -> Classification {
-    Classification { intent, promised_date: date, evidence: evidence(norm, hit), sure: true }
+    Classification::certain(intent, date, evidence(norm, hit))
 }
 
 /// Classify the client's own text (already stripped of quotes for email).
@@ -969,6 +969,8 @@ pub(crate) fn classify_text(text: &str, reference: Date) -> Classification {
                     let hit = Hit { start: s, end: q + 1 };
                     let mut c = decided(intent, &norm, hit, None);
                     c.sure = false;
+                    c.needs_review = true;
+                    c.confidence = 0.5;
                     return c;
                 }
             }

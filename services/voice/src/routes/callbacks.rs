@@ -504,10 +504,8 @@ async fn inbound_matched(
     let reference = reference_day(step, now);
     let kw = sms::keyword(body);
     let classification = match kw {
-        Some(Keyword::Stop) => {
-            Classification { intent: Intent::OptOut, promised_date: None, evidence: body.to_string(), sure: true }
-        }
-        _ => arflow_replies::classify(Source::Voice, body, jiff_date(reference)),
+        Some(Keyword::Stop) => Classification::certain(Intent::OptOut, None, body.to_string()),
+        _ => arflow_replies::classify(Source::Sms, body, jiff_date(reference)),
     };
     let opt_out = kw != Some(Keyword::Help) && classification.intent == Intent::OptOut;
     // STOP is about the number: every contact reached at it (a phone shared by two contacts,
