@@ -63,6 +63,7 @@ fn case(firm_id: Uuid, case_id: Uuid, version: i64, status: CaseStatus) -> Escal
             invoice_activity: None,
             hosted_invoice: None,
         },
+        review: None,
     }
 }
 

@@ -349,6 +349,10 @@ fn classified(
         promised_date,
         evidence: evidence.into(),
         sure: true,
+        confidence: 1.0,
+        needs_review: false,
+        scores: vec![],
+        labelled_by: None,
         client_text: format!("Hi, {evidence}. Thanks, Hank"),
         invoice_id: Some(s.invoice.invoice_id),
         contact_id: Some(s.contact.contact_id),
@@ -1031,6 +1035,7 @@ fn case_event(
         },
         latest_activity: None,
         links: CaseLinks { case: String::new(), invoice_activity: None, hosted_invoice: None },
+        review: None,
     }
 }
 

@@ -220,6 +220,8 @@ async fn the_assist_is_asked_only_when_no_rule_is_sure() {
     receive(&app, mail("Please stop emailing me.").as_bytes()).await;
     let r = classified(&app, 1).await;
     assert_eq!(r[0].data["intent"], "opt_out");
+    assert_eq!((r[0].data["needs_review"].as_bool(), r[0].data["confidence"].as_f64()), (Some(false), Some(1.0)));
+    assert_eq!(r[0].data["scores"], serde_json::json!([{"intent": "opt_out", "score": 1.0}]));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
     // Nothing a rule recognises: the assist decides, and says so in the evidence.
     receive(&app, mail("Hmm.").as_bytes()).await;
@@ -227,5 +229,9 @@ async fn the_assist_is_asked_only_when_no_rule_is_sure() {
     assert_eq!(r[1].data["intent"], "question", "{}", r[1].data);
     assert_eq!(r[1].data["evidence"], "llm:test-model");
     assert_eq!(r[1].data["sure"], false);
+    // The assist's guess is for the reviewer: the reply still waits for a person.
+    assert_eq!(r[1].data["needs_review"], true, "{}", r[1].data);
+    assert!(r[1].data["labelled_by"].is_null());
+    assert!(r[1].data["action"].as_str().unwrap().contains("until a person labels it"), "{}", r[1].data);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -57,6 +57,7 @@ pub fn family(reason: EscalationReason) -> &'static str {
         }
         EscalationReason::AllContactsOptedOut => "unreachable",
         EscalationReason::Manual => "manual",
+        EscalationReason::NeedsReview => "review",
     }
 }
 
@@ -330,6 +331,7 @@ pub async fn act(
         }
         CaseActionKind::Note => {}
         CaseActionKind::Opened => return Err(CaseError::Invalid("a case is opened, not acted on, with opened".into())),
+        CaseActionKind::Label => return Err(CaseError::Invalid("label is not available yet".into())),
     }
     if input.kind == CaseActionKind::ReferToAgency {
         let summary = hand_off_summary(conn, case, &input, now).await?;
@@ -518,6 +520,7 @@ pub async fn payload(
         latest_activity: invoice.as_ref().and_then(|i| i.latest_activity.as_ref().map(|a| a.0.clone())),
         links: links.of(case, invoice.as_ref()),
         invoice: case_invoice,
+        review: None,
     })
 }
 

@@ -300,6 +300,10 @@ fn reply(intent: ReplyIntent) -> ReplyClassified {
         promised_date: NaiveDate::from_ymd_opt(2026, 3, 20),
         evidence: "we never ordered this".into(),
         sure: true,
+        confidence: 1.0,
+        needs_review: false,
+        scores: vec![],
+        labelled_by: None,
         client_text: "We never ordered this, we will not pay.".into(),
         invoice_id: Some(Uuid::now_v7()),
         contact_id: Some(Uuid::now_v7()),
@@ -355,6 +359,7 @@ fn dispute_case(firm: Uuid) -> EscalationCase {
             invoice_activity: None,
             hosted_invoice: None,
         },
+        review: None,
     }
 }
 

@@ -192,6 +192,10 @@ pub fn reply_classified(
     message(reply::CLASSIFIED, origin, msg, now, classified)
 }
 
+/// What is done about an answer a person must label first.
+pub const REVIEW_ACTION: &str =
+    "not understood with confidence: outreach paused until a person labels it (needs_review case)";
+
 /// What arflow does about what the client said, in words.
 pub fn action_for(intent: Intent) -> &'static str {
     match intent {

@@ -518,11 +518,14 @@ pub struct TurnRow {
     pub intent: Option<String>,
     pub evidence: Option<String>,
     pub at: DateTime<Utc>,
+    /// A client turn not understood with confidence (no intent recorded, nothing acted on).
+    pub needs_review: bool,
 }
 
 pub async fn turns(conn: &mut PgConnection, call_id: Uuid) -> Result<Vec<TurnRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT seq, turn, speaker, text, intent, evidence, at FROM call_turns WHERE call_id = $1 ORDER BY seq",
+        "SELECT seq, turn, speaker, text, intent, evidence, at, needs_review FROM call_turns WHERE call_id = $1 \
+         ORDER BY seq",
     )
     .bind(call_id)
     .fetch_all(conn)
@@ -557,6 +560,27 @@ pub async fn add_turn(
     .execute(conn)
     .await?;
     Ok(r.rows_affected() > 0)
+}
+
+/// Marks a client turn as not understood with confidence.
+pub async fn mark_turn_unclear(conn: &mut PgConnection, call_id: Uuid, turn: i32) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE call_turns SET needs_review = true WHERE call_id = $1 AND turn = $2 AND speaker = 'client'")
+        .bind(call_id)
+        .bind(turn)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the reply that sends the call's unclear answer to a person; false when the call
+/// already has one (it is published once).
+pub async fn set_review_reply(conn: &mut PgConnection, call_id: Uuid, reply_id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE calls SET review_reply_id = $2 WHERE id = $1 AND review_reply_id IS NULL")
+        .bind(call_id)
+        .bind(reply_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 // ---------- texts ----------

@@ -100,6 +100,19 @@ async fn inbound_help_is_answered_and_other_texts_are_classified() {
     assert_eq!(classified["intent"], "promise_to_pay");
     assert_eq!(classified["promised_date"], "2026-03-13");
     assert_eq!(classified["matched_by"], "sms_sender");
+    assert_eq!((classified["needs_review"].as_bool(), classified["confidence"].as_f64()), (Some(false), Some(1.0)));
+    // A text the classifier is not confident of goes to a person, flagged, with its scores.
+    let unsure = "the thing from last week?";
+    let c =
+        arflow_replies::classify(arflow_replies::Source::Sms, unsure, arflow_replies::Date::new(2026, 3, 10).unwrap());
+    assert!(c.needs_review, "the classifier is now sure of {unsure:?} ({c:?}): pick another text for this test");
+    app.callback("sms/inbound", &[("MessageSid", "SM2b"), ("From", "+14155552671"), ("Body", unsure)]).await;
+    let flagged = app.wait_events(reply::CLASSIFIED, 2).await;
+    let flagged =
+        flagged.iter().find(|e| e.data["client_text"] == unsure).expect("the unsure text published").data.clone();
+    assert_eq!((flagged["needs_review"].as_bool(), flagged["sure"].as_bool()), (Some(true), Some(false)), "{flagged}");
+    assert_eq!(flagged["channel"], "sms");
+    assert_eq!(flagged["scores"].as_array().unwrap().len(), c.scores.len());
     // An opt-out in words (Spanish) holds like STOP.
     let (_, twiml) = app
         .callback(

@@ -320,6 +320,89 @@ async fn no_answer_busy_and_a_silent_client() {
     assert_eq!(ended["detail"], "answered; the client said nothing");
 }
 
+/// What a caller says that the classifier is not confident of (checked, so a new classifier that
+/// understands one of them says so here rather than failing somewhere else).
+const UNCLEAR: [&str; 3] = ["uh huh", "sorry, my wife deals with the post", "the thing from last week?"];
+
+fn assert_unclear(lines: &[&str]) {
+    let day = arflow_replies::Date::new(2026, 3, 10).unwrap();
+    for line in lines {
+        let c = arflow_replies::classify(arflow_replies::Source::Voice, line, day);
+        assert!(
+            c.needs_review && c.intent != arflow_replies::Intent::OptOut,
+            "the classifier is now sure of {line:?} ({c:?}): pick an answer it does not understand for this test"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_caller_still_unclear_after_three_turns_goes_to_a_person() {
+    assert_unclear(&UNCLEAR);
+    let app = TestApp::spawn().await;
+    let step = voice_step(Tone::Friendly);
+    app.publish_step(&step, 1).await;
+    let call_id = app.wait_call_state(step.step_id, "placed").await;
+    let twiml = app.converse(call_id, "human", &UNCLEAR).await;
+    // Nothing acted on: asked again twice, then closed politely (no "someone will follow up" for
+    // the guessed question, no hang-up after the first turn).
+    assert_eq!(twiml.len(), 4, "answer + three turns: {twiml:?}");
+    assert!(twiml[1].contains("gather?turn=2") && twiml[2].contains("gather?turn=3"), "{twiml:?}");
+    assert!(twiml[3].contains("will follow up with you by email") && !twiml[3].contains("<Gather"));
+    let ended = app.wait_event_for(outreach::VOICE_COMPLETED, "call_id", call_id).await;
+    assert_eq!(ended["detail"], "the client's answer was not understood with confidence; a person will review it");
+    assert_eq!(ended["intents"], serde_json::json!([]), "no intent is claimed for what was not understood");
+    // One reply for the whole call, flagged for review, with every unclear answer in order.
+    app.wait_event_for(reply::CLASSIFIED, "invoice_id", step.invoice_id).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let replies = app.events_for(reply::CLASSIFIED, "invoice_id", step.invoice_id).await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    let r = &replies[0];
+    assert_eq!(r["needs_review"], true, "{r}");
+    assert_eq!(r["sure"], false);
+    assert_eq!(r["channel"], "voice");
+    assert_eq!(r["client_text"], UNCLEAR.join("\n"));
+    assert!(r["labelled_by"].is_null());
+    assert!(r["action"].as_str().unwrap().contains("a person labels it"), "{r}");
+    let day = arflow_replies::Date::new(2026, 3, 10).unwrap();
+    let last = arflow_replies::classify(arflow_replies::Source::Voice, UNCLEAR[2], day);
+    assert_eq!(r["scores"].as_array().unwrap().len(), last.scores.len(), "{r}");
+    assert!(!app.is_held(&contact_hold_key(step.contact.contact_id)).await);
+    // The transcript keeps what was said, without an intent for it.
+    let (_, view) = app.api(&format!("/v1/calls/{call_id}")).await;
+    assert_eq!(view["transcript"][1]["text"], UNCLEAR[0]);
+    assert!(view["transcript"][1]["intent"].is_null(), "{view}");
+}
+
+#[tokio::test]
+async fn an_unclear_answer_followed_by_a_clear_one_is_acted_on_and_a_hang_up_still_goes_to_a_person() {
+    assert_unclear(&UNCLEAR[..1]);
+    let app = TestApp::spawn().await;
+    // Unclear, then a promise: the promise is what counts, and no review.
+    let step = voice_step(Tone::Friendly);
+    app.publish_step(&step, 1).await;
+    let call_id = app.wait_call_state(step.step_id, "placed").await;
+    app.converse(call_id, "human", &[UNCLEAR[0], "I will pay on Friday"]).await;
+    let ended = app.wait_event_for(outreach::VOICE_COMPLETED, "call_id", call_id).await;
+    assert_eq!(ended["detail"], "promise to pay on 2026-03-13 confirmed");
+    let replies = app.events_for(reply::CLASSIFIED, "invoice_id", step.invoice_id).await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(
+        (replies[0]["intent"].as_str(), replies[0]["needs_review"].as_bool()),
+        (Some("promise_to_pay"), Some(false))
+    );
+
+    // Unclear, then the caller hangs up: the call's end sends it to a person, once.
+    let step = voice_step(Tone::Friendly);
+    app.publish_step(&step, 1).await;
+    let call_id = app.wait_call_state(step.step_id, "placed").await;
+    app.converse(call_id, "human", &UNCLEAR[..1]).await;
+    app.wait_event_for(outreach::VOICE_COMPLETED, "call_id", call_id).await;
+    let r = app.wait_event_for(reply::CLASSIFIED, "invoice_id", step.invoice_id).await;
+    assert_eq!((r["needs_review"].as_bool(), r["client_text"].as_str()), (Some(true), Some(UNCLEAR[0])), "{r}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.events_for(reply::CLASSIFIED, "invoice_id", step.invoice_id).await.len(), 1);
+}
+
 #[tokio::test]
 async fn a_late_recording_is_stored_and_shown_by_the_api() {
     let app = TestApp::spawn().await;

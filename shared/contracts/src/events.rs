@@ -635,7 +635,7 @@ pub struct ReplyReceived {
 
 /// What a client's reply means (labels and precedence: `../shared/corpus/README.md`).
 /// The wire form of the classifier's intent, so the contract does not move with the library.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyIntent {
     OptOut,
@@ -650,6 +650,24 @@ pub enum ReplyIntent {
 }
 
 impl ReplyIntent {
+    /// Every intent, in precedence order.
+    pub const ALL: [ReplyIntent; 9] = [
+        ReplyIntent::OptOut,
+        ReplyIntent::Dispute,
+        ReplyIntent::AlreadyPaid,
+        ReplyIntent::PaymentPlan,
+        ReplyIntent::PromiseToPay,
+        ReplyIntent::WrongContact,
+        ReplyIntent::Question,
+        ReplyIntent::Acknowledged,
+        ReplyIntent::AutoReply,
+    ];
+
+    /// The intent a label names (`opt_out`...), or `None` for anything else.
+    pub fn parse(label: &str) -> Option<ReplyIntent> {
+        ReplyIntent::ALL.into_iter().find(|i| i.as_str() == label)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReplyIntent::OptOut => "opt_out",
@@ -699,8 +717,19 @@ pub struct ReplyClassified {
     pub promised_date: Option<NaiveDate>,
     /// The phrase that decided the intent (shown in the activity history).
     pub evidence: String,
-    /// False when no rule was sure (the fallback, or an assist, decided).
+    /// `!needs_review`: the decision may be acted on without a person.
     pub sure: bool,
+    /// Calibrated probability (0-1) that `intent` is right (1.0 for precise rules and labels).
+    #[serde(default = "certain")]
+    pub confidence: f32,
+    /// The reply was not understood with confidence: no service acts on `intent`; the invoice
+    /// pauses (eligibility) and a `needs_review` case opens (escalation) until a firm user labels
+    /// it. Never set with intent `opt_out`, which is always acted on (see [`Self::awaits_review`]).
+    #[serde(default)]
+    pub needs_review: bool,
+    /// The likeliest intents with their scores, best first, for the reviewer.
+    #[serde(default)]
+    pub scores: Vec<IntentScore>,
     /// The client's own new text (quotes and signature removed), at most 4,000 characters.
     pub client_text: String,
     /// The invoice, contact and client of the message it answers; `None` when unmatched.
@@ -722,6 +751,35 @@ pub struct ReplyClassified {
     pub bounce: Option<BounceInfo>,
     /// What arflow does about it, in words (e.g. `contact opted out on every channel`).
     pub action: String,
+    /// Set when a firm user's label decided this event (the escalation service republishes the
+    /// reply with the labelled intent, `needs_review` false); `None` when the classifier did.
+    #[serde(default)]
+    pub labelled_by: Option<String>,
+}
+
+fn certain() -> f32 {
+    1.0
+}
+
+impl ReplyClassified {
+    /// Whether automation must wait for a person before acting on `intent`: the classifier was
+    /// not confident. An opt-out is always acted on at once (a false one is undone by a firm
+    /// opt-in; a missed one is not), so it never waits, whatever `needs_review` says.
+    pub fn awaits_review(&self) -> bool {
+        self.needs_review && self.intent != Some(ReplyIntent::OptOut) && self.labelled_by.is_none()
+    }
+
+    /// The intent services may act on: `None` while the reply awaits review.
+    pub fn actionable_intent(&self) -> Option<ReplyIntent> {
+        if self.awaits_review() { None } else { self.intent }
+    }
+}
+
+/// One intent and its calibrated score (0-1), as the classifier ranked it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct IntentScore {
+    pub intent: ReplyIntent,
+    pub score: f32,
 }
 
 // ---------- consent.* ----------
@@ -812,6 +870,9 @@ pub enum EscalationReason {
     DaysPastDue,
     /// Opened by a firm user.
     Manual,
+    /// A client's reply arflow did not understand with confidence: a person labels it (action
+    /// `label`), and arflow then acts on the label as on a classified reply.
+    NeedsReview,
 }
 
 impl EscalationReason {
@@ -827,6 +888,7 @@ impl EscalationReason {
             EscalationReason::AllContactsOptedOut => "all_contacts_opted_out",
             EscalationReason::DaysPastDue => "days_past_due",
             EscalationReason::Manual => "manual",
+            EscalationReason::NeedsReview => "needs_review",
         }
     }
 }
@@ -860,6 +922,9 @@ pub enum CaseActionKind {
     Note,
     /// The invoice was paid while the case was open; the case is resolved.
     Paid,
+    /// A firm user said what a `needs_review` reply means (`review.label`); the case is
+    /// resolved and arflow acts on the label as on a classified reply.
+    Label,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -954,6 +1019,38 @@ pub struct EscalationCase {
     pub action: CaseAction,
     pub latest_activity: Option<CaseActivity>,
     pub links: CaseLinks,
+    /// `needs_review` cases: the reply to label and what the classifier made of it; `null` for
+    /// every other reason.
+    #[serde(default)]
+    pub review: Option<CaseReview>,
+}
+
+/// The reply a `needs_review` case asks a person to label.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct CaseReview {
+    pub reply_id: Uuid,
+    /// `email`, `voice` (what a caller said) or `sms`.
+    pub channel: Channel,
+    /// The client's own words (quotes and signature removed).
+    pub client_text: String,
+    /// The phrase the classifier leaned on (may be empty).
+    pub evidence: String,
+    /// The classifier's confidence in its likeliest intent (0-1).
+    pub confidence: f32,
+    /// The likeliest intents with their scores, best first (may be empty).
+    pub scores: Vec<IntentScore>,
+    /// What a person labelled it, once they did.
+    pub label: Option<ReviewLabel>,
+}
+
+/// A person's label of a reply: what arflow then acts on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ReviewLabel {
+    pub intent: ReplyIntent,
+    /// For `promise_to_pay`, when the person gave the date.
+    pub promised_date: Option<NaiveDate>,
+    pub labelled_by: String,
+    pub labelled_at: DateTime<Utc>,
 }
 
 // ---------- notification.* ----------
@@ -984,5 +1081,61 @@ mod tests {
             assert_eq!(Tier::parse(t.as_str()), Some(t));
         }
         assert_eq!(Tier::parse("gold"), None);
+    }
+
+    #[test]
+    fn intent_labels_are_the_wire_names() {
+        for i in ReplyIntent::ALL {
+            assert_eq!(serde_json::to_value(i).unwrap(), serde_json::Value::String(i.as_str().into()));
+            assert_eq!(ReplyIntent::parse(i.as_str()), Some(i));
+        }
+        assert_eq!(ReplyIntent::parse("angry"), None);
+        assert_eq!(ReplyIntent::parse("OPT_OUT"), None, "labels are exact");
+    }
+
+    /// A `reply.classified` published before confidence, review and labels existed.
+    fn old_reply() -> serde_json::Value {
+        serde_json::json!({
+            "reply_id": "0190f1d2-0000-7000-8000-000000000001", "channel": "email", "kind": "reply",
+            "intent": "promise_to_pay", "promised_date": "2026-03-13", "evidence": "pay on Friday", "sure": true,
+            "client_text": "We will pay on Friday.", "invoice_id": null, "contact_id": null, "client_id": null,
+            "matched_by": null, "answered_message_id": null, "step": null, "from": null, "subject": null,
+            "received_at": "2026-03-10T10:00:00Z", "reference_date": "2026-03-10", "bounce": null,
+            "action": "payment promised"
+        })
+    }
+
+    #[test]
+    fn an_old_reply_event_parses_as_certain_and_acted_on() {
+        let r: ReplyClassified = serde_json::from_value(old_reply()).unwrap();
+        assert_eq!((r.confidence, r.needs_review, r.scores.len(), r.labelled_by.as_deref()), (1.0, false, 0, None));
+        assert!(!r.awaits_review());
+        assert_eq!(r.actionable_intent(), Some(ReplyIntent::PromiseToPay));
+        // And the new fields travel.
+        let mut v = old_reply();
+        v["needs_review"] = serde_json::json!(true);
+        v["confidence"] = serde_json::json!(0.4);
+        v["scores"] =
+            serde_json::json!([{"intent": "promise_to_pay", "score": 0.4}, {"intent": "question", "score": 0.3}]);
+        let r: ReplyClassified = serde_json::from_value(v).unwrap();
+        assert_eq!(r.scores[1], IntentScore { intent: ReplyIntent::Question, score: 0.3 });
+        assert_eq!(serde_json::to_value(&r).unwrap()["scores"][0]["intent"], "promise_to_pay");
+    }
+
+    #[test]
+    fn only_an_unlabelled_unsure_reply_that_is_not_an_opt_out_awaits_review() {
+        let mut r: ReplyClassified = serde_json::from_value(old_reply()).unwrap();
+        r.needs_review = true;
+        assert!(r.awaits_review());
+        assert_eq!(r.actionable_intent(), None, "nothing acts on an intent a person must check");
+        // Opt-out wins: acted on at once even if a classifier flagged it.
+        r.intent = Some(ReplyIntent::OptOut);
+        assert!(!r.awaits_review());
+        assert_eq!(r.actionable_intent(), Some(ReplyIntent::OptOut));
+        // A person's label is acted on.
+        r.intent = Some(ReplyIntent::Dispute);
+        r.labelled_by = Some("dana@firm.test".into());
+        assert!(!r.awaits_review());
+        assert_eq!(r.actionable_intent(), Some(ReplyIntent::Dispute));
     }
 }

@@ -50,6 +50,11 @@ pub fn case(case_id: Uuid, version: i64) -> String {
     format!("case:{case_id}:v{version}")
 }
 
+/// The reply a firm user labelled through a `needs_review` case: `label:<case_id>`.
+pub fn label(case_id: Uuid) -> String {
+    format!("label:{case_id}")
+}
+
 /// A command from the public API, by its request id.
 pub fn command(request_id: Uuid) -> String {
     format!("command:{request_id}")

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use arflow_contracts::Envelope;
 use arflow_contracts::events::{
-    CaseAction, CaseActionKind, CaseActivity, CaseClient, CaseContact, CaseFirm, CaseInvoice, CaseLinks, CaseStatus,
-    EscalationCase, EscalationReason, Tier,
+    CaseAction, CaseActionKind, CaseActivity, CaseClient, CaseContact, CaseFirm, CaseInvoice, CaseLinks, CaseReview,
+    CaseStatus, EscalationCase, EscalationReason, IntentScore, ReplyIntent, ReviewLabel, Tier,
 };
 use arflow_contracts::schema::{self, EventSchema};
 use arflow_contracts::subjects::escalation;
@@ -109,6 +109,7 @@ fn case() -> EscalationCase {
             invoice_activity: Some(format!("https://api.arflow.example/v1/invoices/{invoice_id}/activity")),
             hosted_invoice: Some("https://invoice.stripe.com/i/acct_1/test_42".into()),
         },
+        review: None,
     }
 }
 
@@ -137,6 +138,45 @@ fn the_schema_accepts_what_we_publish_and_rejects_what_we_do_not() {
     wide.resolved_at = Some(wide.updated_at);
     wide.latest_activity = None;
     assert_eq!(errors(&v, &published_event(wide)), Vec::<String>::new());
+
+    // A reply arflow did not understand, labelled by a firm user.
+    let mut review = case();
+    review.reason = EscalationReason::NeedsReview;
+    review.status = CaseStatus::Resolved;
+    review.resolved_at = Some(review.updated_at);
+    review.action.action = CaseActionKind::Label;
+    review.action.paused_until = None;
+    review.review = Some(CaseReview {
+        reply_id: Uuid::now_v7(),
+        channel: arflow_core::Channel::Email,
+        client_text: "Re your note: see the comments from my colleague below, regards".into(),
+        evidence: String::new(),
+        confidence: 0.41,
+        scores: vec![
+            IntentScore { intent: ReplyIntent::Question, score: 0.41 },
+            IntentScore { intent: ReplyIntent::Acknowledged, score: 0.33 },
+        ],
+        label: Some(ReviewLabel {
+            intent: ReplyIntent::OptOut,
+            promised_date: None,
+            labelled_by: "maria@northwind.example".into(),
+            labelled_at: review.updated_at,
+        }),
+    });
+    let labelled = published_event(review);
+    assert_eq!(labelled["data"]["review"]["scores"][0]["intent"], json!("question"));
+    assert_eq!(errors(&v, &labelled), Vec::<String>::new());
+    for (what, mutate) in [
+        ("an unknown intent", (|e| e["data"]["review"]["scores"][0]["intent"] = json!("angry")) as Mutation),
+        ("a score as a string", |e| e["data"]["review"]["scores"][0]["score"] = json!("0.4")),
+        ("a label without its author", |e| {
+            drop(e["data"]["review"]["label"].as_object_mut().unwrap().remove("labelled_by"))
+        }),
+    ] {
+        let mut bad = labelled.clone();
+        mutate(&mut bad);
+        assert!(!v.is_valid(&bad), "the schema accepted a review with {what}");
+    }
 
     let mutations: Vec<(&str, Mutation)> = vec![
         ("amount as a number", |e| e["data"]["invoice"]["amount_due"] = json!(12500.0)),

@@ -14,14 +14,16 @@
 use crate::SERVICE;
 use crate::store::{self, EmailRow, ReplyRecord};
 use arflow_bus::{Bus, Handler, HandlerError, Incoming, Rejection};
-use arflow_contracts::events::{BounceInfo, EmailBounced, ReplyClassified, ReplyIntent, ReplyKind, ReplyReceived};
+use arflow_contracts::events::{
+    BounceInfo, EmailBounced, IntentScore, ReplyClassified, ReplyIntent, ReplyKind, ReplyReceived,
+};
 use arflow_contracts::streams::contact_hold_key;
 use arflow_contracts::subjects::{outreach, reply, subject};
 use arflow_contracts::{Envelope, msg_id};
 use arflow_core::{Channel, Clock, mask};
 use arflow_inbound::{BounceType, Inbound, Kind};
-use arflow_replies::Intent;
 use arflow_replies::assist::{Assist, classify_assisted};
+use arflow_replies::{Classification, Intent};
 use arflow_store::{Outbox, OutboxMessage, inbox, retry};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -90,7 +92,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// What arflow does about a reply, in words for the activity history.
-fn action_for(kind: Kind, intent: Option<Intent>, bounce_hard: bool, matched: bool) -> &'static str {
+fn action_for(kind: Kind, intent: Option<Intent>, bounce_hard: bool, matched: bool, review: bool) -> &'static str {
     if !matched && !matches!(kind, Kind::AutoReply) {
         return match (kind, intent) {
             (Kind::Reply, Some(Intent::OptOut)) | (Kind::Complaint, _) => {
@@ -105,6 +107,7 @@ fn action_for(kind: Kind, intent: Option<Intent>, bounce_hard: bool, matched: bo
         (Kind::Bounce, _) => "soft bounce: reported; the cadence continues",
         (Kind::AutoReply, _) => "auto-reply ignored; the cadence continues",
         (_, Some(Intent::OptOut)) => "contact opted out on every channel",
+        _ if review => REVIEW_ACTION,
         (_, Some(Intent::Dispute)) => "invoice disputed: outreach halted, an escalation case opened for the firm",
         (_, Some(Intent::AlreadyPaid)) => "client says it is paid: outreach paused pending reconciliation with Stripe",
         (_, Some(Intent::PromiseToPay)) => "payment promised: outreach paused until the promised date plus grace",
@@ -115,6 +118,16 @@ fn action_for(kind: Kind, intent: Option<Intent>, bounce_hard: bool, matched: bo
         (_, Some(Intent::AutoReply)) => "auto-reply ignored; the cadence continues",
         (_, None) => "recorded",
     }
+}
+
+/// What is done about a reply a person must label first.
+const REVIEW_ACTION: &str =
+    "not understood with confidence: outreach paused until a person labels it (needs_review case)";
+
+/// Whether a reply must wait for a person: the classifier was not confident and it is not an
+/// opt-out (an opt-out is always acted on at once).
+fn needs_review(kind: Kind, c: Option<&Classification>) -> bool {
+    kind == Kind::Reply && c.is_some_and(|c| c.needs_review && c.intent != Intent::OptOut)
 }
 
 impl RepliesHandler {
@@ -174,14 +187,15 @@ impl RepliesHandler {
         let matched = self.find_email(conn, firm_id, &msg).await.map_err(db)?;
         let intent = msg.classification.as_ref().map(|c| c.intent);
         let bounce_hard = msg.bounce.as_ref().is_some_and(|b| b.kind == BounceType::Hard);
-        let action = action_for(msg.kind, intent, bounce_hard, matched.is_some());
+        let review = needs_review(msg.kind, msg.classification.as_ref());
+        let action = action_for(msg.kind, intent, bounce_hard, matched.is_some(), review);
         let email = matched.as_ref().map(|x| &x.email);
         let span = tracing::Span::current();
         if let Some(e) = email {
             span.record("invoice_id", tracing::field::display(e.invoice_id));
         }
         tracing::info!(
-            kind = ?msg.kind, intent = ?intent, matched_by = matched.as_ref().map(|x| x.by),
+            kind = ?msg.kind, intent = ?intent, needs_review = review, matched_by = matched.as_ref().map(|x| x.by),
             from = %msg.from.as_deref().map(mask::email).unwrap_or_default(), action, "inbound email understood"
         );
 
@@ -247,7 +261,10 @@ impl RepliesHandler {
             intent: intent.map(ReplyIntent::from),
             promised_date,
             evidence: evidence.clone(),
-            sure: msg.classification.as_ref().is_none_or(|c| c.sure),
+            sure: !review,
+            confidence: msg.classification.as_ref().map_or(1.0, |c| c.confidence),
+            needs_review: review,
+            scores: msg.classification.as_ref().map(wire_scores).unwrap_or_default(),
             client_text: truncate(&msg.client_text, MAX_TEXT),
             invoice_id: email.map(|e| e.invoice_id),
             contact_id: email.map(|e| e.contact_id),
@@ -261,6 +278,7 @@ impl RepliesHandler {
             reference_date,
             bounce: bounce.clone(),
             action: action.to_string(),
+            labelled_by: None,
         };
         let subject_id = email.map(|e| e.invoice_id).unwrap_or(received.reply_id);
         messages.push(event(reply::CLASSIFIED, m, subject_id, received.reply_id, "classified", now, &classified)?);
@@ -290,6 +308,11 @@ impl RepliesHandler {
         .map_err(db)?;
         Ok(messages)
     }
+}
+
+/// The classifier's ranking as events carry it.
+fn wire_scores(c: &Classification) -> Vec<IntentScore> {
+    c.scores.iter().map(|s| IntentScore { intent: s.intent.into(), score: s.score }).collect()
 }
 
 /// An event caused by the `reply.received` message `m`, with a deterministic id.
@@ -344,10 +367,34 @@ mod tests {
     fn every_intent_has_a_wire_form_and_an_action() {
         for i in Intent::ALL {
             assert_eq!(ReplyIntent::from(i).as_str(), i.as_str());
-            assert!(!action_for(Kind::Reply, Some(i), false, true).is_empty());
+            assert!(!action_for(Kind::Reply, Some(i), false, true, false).is_empty());
         }
-        assert!(action_for(Kind::Bounce, None, true, true).starts_with("hard bounce"));
-        assert!(action_for(Kind::Reply, Some(Intent::OptOut), false, false).starts_with("unmatched opt-out"));
+        assert!(action_for(Kind::Bounce, None, true, true, false).starts_with("hard bounce"));
+        assert!(action_for(Kind::Reply, Some(Intent::OptOut), false, false, false).starts_with("unmatched opt-out"));
+        assert_eq!(action_for(Kind::Reply, Some(Intent::Question), false, true, true), REVIEW_ACTION);
+        // An opt-out is acted on even when flagged for review.
+        assert!(action_for(Kind::Reply, Some(Intent::OptOut), false, true, true).starts_with("contact opted out"));
+    }
+
+    /// An unsure reply waits for a person, with its scores; an opt-out, an auto-reply, a bounce
+    /// never do.
+    #[test]
+    fn only_an_unsure_reply_that_is_not_an_opt_out_needs_review() {
+        let d = arflow_replies::Date::new(2026, 3, 10).unwrap();
+        let unsure = arflow_replies::classify(arflow_replies::Source::Email, "the invoice from March?", d);
+        assert!(unsure.needs_review, "the classifier changed: pick another unsure reply for this test");
+        assert!(needs_review(Kind::Reply, Some(&unsure)));
+        assert_eq!(
+            wire_scores(&unsure).iter().map(|s| (s.intent.as_str(), s.score)).collect::<Vec<_>>(),
+            unsure.scores.iter().map(|s| (s.intent.as_str(), s.score)).collect::<Vec<_>>()
+        );
+        let mut flagged_opt_out = unsure.clone();
+        flagged_opt_out.intent = Intent::OptOut;
+        assert!(!needs_review(Kind::Reply, Some(&flagged_opt_out)), "opt-out wins");
+        assert!(!needs_review(Kind::AutoReply, Some(&unsure)));
+        assert!(!needs_review(Kind::Bounce, None));
+        let sure = Classification::certain(Intent::Dispute, None, "wrong amount".into());
+        assert!(!needs_review(Kind::Reply, Some(&sure)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::script::{self, CallFacts, Lang, LinkRoute};
 use crate::sms::{self, Keyword};
 use crate::store::{self, CallRow, Ending, InboundText, Kind, Sent, TurnRow};
 use crate::twiml::{Response as TwiML, Verb};
-use arflow_contracts::events::{ReplyClassified, ReplyIntent, ReplyKind, StepDue};
+use arflow_contracts::events::{IntentScore, ReplyClassified, ReplyIntent, ReplyKind, StepDue};
 use arflow_contracts::msg_id;
 use arflow_contracts::streams::contact_hold_key;
 use arflow_core::Channel;
@@ -170,15 +170,27 @@ struct Said<'a> {
     reference_date: NaiveDate,
 }
 
+/// Whether an answer waits for a person: the classifier was not confident, and it is not an
+/// opt-out (always acted on at once).
+fn unclear(c: &Classification) -> bool {
+    c.needs_review && c.intent != Intent::OptOut
+}
+
 fn classified(s: Said<'_>) -> ReplyClassified {
+    let c = s.classification;
+    let review = unclear(c);
     ReplyClassified {
         reply_id: s.reply_id,
         channel: s.channel,
         kind: ReplyKind::Reply,
-        intent: Some(ReplyIntent::from(s.classification.intent)),
-        promised_date: s.classification.promised_date.and_then(naive),
-        evidence: s.classification.evidence.clone(),
-        sure: s.classification.sure,
+        intent: Some(ReplyIntent::from(c.intent)),
+        promised_date: c.promised_date.and_then(naive),
+        evidence: c.evidence.clone(),
+        sure: !review,
+        confidence: c.confidence,
+        needs_review: review,
+        scores: c.scores.iter().map(|x| IntentScore { intent: x.intent.into(), score: x.score }).collect(),
+        labelled_by: None,
         client_text: truncate(s.text, MAX_TEXT),
         invoice_id: Some(s.invoice_id),
         contact_id: Some(s.contact_id),
@@ -191,7 +203,7 @@ fn classified(s: Said<'_>) -> ReplyClassified {
         received_at: s.received_at,
         reference_date: s.reference_date,
         bounce: None,
-        action: action_for(s.classification.intent).to_string(),
+        action: if review { events::REVIEW_ACTION } else { action_for(c.intent) }.to_string(),
     }
 }
 
@@ -259,7 +271,19 @@ async fn gather_locked(
     let reference = reference_day(step, now);
     let classification =
         (!speech.is_empty()).then(|| arflow_replies::classify(Source::Voice, speech, jiff_date(reference)));
+    // An answer not understood with confidence is not acted on: the agent asks again, and a
+    // caller still unclear at the end goes to a person (`review_unclear_answer`).
+    let (classification, unclear_answer) = match classification {
+        Some(c) if unclear(&c) => {
+            tracing::info!(turn, guess = %c.intent, confidence = c.confidence, "client turn not understood with confidence");
+            (None, true)
+        }
+        other => (other, false),
+    };
     let mut published = false;
+    if unclear_answer && store::add_turn(conn, row.id, turn, "client", speech, None, None, now).await? {
+        store::mark_turn_unclear(conn, row.id, turn).await?;
+    }
     if let Some(c) = &classification {
         let fresh =
             store::add_turn(conn, row.id, turn, "client", speech, Some(c.intent.as_str()), Some(&c.evidence), now)
@@ -326,10 +350,54 @@ async fn gather_locked(
         None => {
             let text = script::close_unclear(&facts, lang);
             store::add_turn(conn, row.id, turn, "agent", &text, None, None, now).await?;
+            published |= review_unclear_answer(conn, row, now).await?;
             TwiML::new().push(ctx.say(text, lang)).push(Verb::Hangup)
         }
     };
     Ok(GatherOut { response, published })
+}
+
+/// A caller whose last answers were all unclear (the classifier not confident of any) goes to a
+/// person: one `reply.classified` with `needs_review` and what they said (those turns, in
+/// order), so the invoice pauses and a review case opens. At the last turn, or when the call
+/// ends first (the caller hung up); once per call. Returns whether it was published.
+async fn review_unclear_answer(conn: &mut PgConnection, row: &CallRow, now: DateTime<Utc>) -> Result<bool, ApiError> {
+    let turns = store::turns(conn, row.id).await?;
+    let mut unclear_turns: Vec<&TurnRow> =
+        turns.iter().rev().filter(|t| t.speaker == "client").take_while(|t| t.needs_review).collect();
+    unclear_turns.reverse();
+    let Some(last) = unclear_turns.last() else { return Ok(false) };
+    let reply_id = arflow_core::new_id();
+    if !store::set_review_reply(conn, row.id, reply_id).await? {
+        return Ok(false);
+    }
+    let step = &row.step_due.0;
+    let reference = reference_day(step, now);
+    // The classifier's view of the last answer, for the reviewer; flagged whatever it says now.
+    let mut c = arflow_replies::classify(Source::Voice, &last.text, jiff_date(reference));
+    c.needs_review = c.intent != Intent::OptOut;
+    let said: Vec<&str> = unclear_turns.iter().map(|t| t.text.as_str()).collect();
+    let text = said.join("\n");
+    let event = classified(Said {
+        reply_id,
+        channel: Channel::Voice,
+        text: &text,
+        classification: &c,
+        invoice_id: row.invoice_id,
+        contact_id: row.contact_id,
+        client_id: row.client_id,
+        matched_by: "call",
+        answered: row.provider_sid.clone(),
+        step: &row.step,
+        from: row.to_number.clone(),
+        received_at: now,
+        reference_date: reference,
+    });
+    let msg = events::reply_classified(Origin::from(row), &event, msg_id::call(row.id, "review"), now)
+        .map_err(ApiError::internal)?;
+    arflow_store::outbox::enqueue(conn, &[msg]).await?;
+    tracing::info!(%reply_id, turns = said.len(), "the caller's answer was unclear: sent to a person for review");
+    Ok(true)
 }
 
 /// The outcome of a final provider status, or `None` while the call goes on.
@@ -354,6 +422,10 @@ pub fn detail_for(outcome: &str, status: &str, turns: &[TurnRow], promised: Opti
             let last = turns.iter().rev().find_map(|t| {
                 (t.speaker == "client").then(|| t.intent.as_deref().and_then(|i| i.parse::<Intent>().ok())).flatten()
             });
+            let unclear_last = turns.iter().rev().find(|t| t.speaker == "client").is_some_and(|t| t.needs_review);
+            if unclear_last {
+                return "the client's answer was not understood with confidence; a person will review it".into();
+            }
             match last {
                 Some(Intent::PromiseToPay) => match promised {
                     Some(d) => format!("promise to pay on {d} confirmed"),
@@ -403,6 +475,8 @@ pub async fn status(
         if let Some(ended) = store::end_call(&mut tx, call_id, &ending).await? {
             let msg = events::call_ended(&ended, &turns, now).map_err(ApiError::internal)?;
             arflow_store::outbox::enqueue(&mut tx, &[msg]).await?;
+            // A caller who hung up on an unclear answer still goes to a person.
+            review_unclear_answer(&mut tx, &ended, now).instrument(span.clone()).await?;
             published = true;
             span.in_scope(|| tracing::info!(outcome, status, %detail, "call ended"));
         }
@@ -629,6 +703,7 @@ mod tests {
             intent: intent.map(Into::into),
             evidence: None,
             at: Utc::now(),
+            needs_review: false,
         }
     }
 
