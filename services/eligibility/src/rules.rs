@@ -26,6 +26,8 @@ pub mod rule {
     pub const NOT_DISPUTED: &str = "not_disputed";
     pub const NO_OPEN_ESCALATION: &str = "no_open_escalation";
     pub const NO_ACTIVE_PROMISE_OR_PLAN: &str = "no_active_promise_or_plan";
+    /// A reply not understood with confidence waits for a person's label (issue 13).
+    pub const NO_REPLY_AWAITING_REVIEW: &str = "no_reply_awaiting_review";
 }
 
 /// Everything one invoice's decision reads.
@@ -141,7 +143,7 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
     // The client experiences the due date in its own zone, else the firm's.
     let zone = client_tz.or(firm_tz).unwrap_or(Tz::UTC);
 
-    let mut checks = Vec::with_capacity(9);
+    let mut checks = Vec::with_capacity(10);
 
     // 1. The firm's Stripe connection.
     checks.push(match firm {
@@ -276,10 +278,24 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
         },
     });
 
+    // 10. No reply waiting for a person's label: what the client meant is not known yet, so
+    // nothing may go out on a guess.
+    let review = (inv.reviews_pending > 0).then(|| {
+        let words = quote(inv.review_evidence.as_deref().unwrap_or_default());
+        match inv.reviews_pending {
+            1 => format!("a reply awaits a person's review (not understood with confidence): {words}"),
+            n => format!("{n} replies await a person's review (not understood with confidence); the latest: {words}"),
+        }
+    });
+    checks.push(match &review {
+        Some(detail) => check(rule::NO_REPLY_AWAITING_REVIEW, false, detail.clone()),
+        None => check(rule::NO_REPLY_AWAITING_REVIEW, true, "no reply awaiting review"),
+    });
+
     let eligible = checks.iter().all(|c| c.passed);
     let (is_past_due, flips_at) = past_due(inv.due_date, zone, now);
-    // A dispute or a reply a person must answer is escalated, like an open case.
-    let escalated = inv.cases_open > 0 || client_dispute.is_some() || waiting.is_some();
+    // A dispute or a reply a person must answer (or label) is escalated, like an open case.
+    let escalated = inv.cases_open > 0 || client_dispute.is_some() || waiting.is_some() || review.is_some();
     let automation_status = match inv.status.as_deref() {
         Some("paid") => AutomationStatus::HaltedPaid,
         Some("void" | "uncollectible") => AutomationStatus::Uncollectible,
@@ -514,6 +530,8 @@ mod tests {
             client_dispute_evidence: None,
             handoff_intent: None,
             handoff_evidence: None,
+            reviews_pending: 0,
+            review_evidence: None,
             broken_promise: None,
             broken_pause_version: None,
             decision_version: 0,
@@ -537,7 +555,7 @@ mod tests {
         assert!(d.payload.eligible, "{:?}", d.payload.checks);
         assert!(d.payload.past_due);
         assert_eq!(d.payload.automation_status, AutomationStatus::Enabled);
-        assert_eq!(d.payload.checks.len(), 9);
+        assert_eq!(d.payload.checks.len(), 10);
         assert_eq!(d.payload.contacts[0].name, "zed");
         assert_eq!(d.payload.contacts[0].timezone.as_deref(), Some("Pacific/Auckland"));
         let mut bad = contact(&c, "zoe", false);
@@ -735,6 +753,36 @@ mod tests {
         i.case_paused_until = None;
         let d = decide_at(&i, &c, &f, &k, now() + days(400));
         assert_eq!(failed(&d), vec![rule::NO_OPEN_ESCALATION]);
+    }
+
+    #[test]
+    fn a_reply_awaiting_review_fails_its_own_check_and_stops_automation() {
+        let f = firm();
+        let c = client(&f);
+        let k = contact(&c, "amy", true);
+        let mut i = invoice(&c);
+        i.reviews_pending = 1;
+        i.review_evidence = Some("see the comments from my colleague below".into());
+        let d = decide_one(&i, &c, &f, &k);
+        assert_eq!(failed(&d), vec![rule::NO_REPLY_AWAITING_REVIEW]);
+        assert_eq!(
+            d.payload.checks[9].detail,
+            "a reply awaits a person's review (not understood with confidence): \
+             \"see the comments from my colleague below\""
+        );
+        assert_eq!(d.payload.automation_status, AutomationStatus::Escalated);
+        assert_eq!(d.next_check_at, None, "no date ends it: only a person");
+        i.reviews_pending = 2;
+        let d = decide_one(&i, &c, &f, &k);
+        assert!(
+            d.payload.checks[9].detail.starts_with("2 replies await a person's review"),
+            "{}",
+            d.payload.checks[9].detail
+        );
+        i.reviews_pending = 0;
+        let d = decide_one(&i, &c, &f, &k);
+        assert!(d.payload.eligible);
+        assert_eq!(d.payload.checks[9].detail, "no reply awaiting review");
     }
 
     #[test]

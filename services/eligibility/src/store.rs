@@ -91,6 +91,10 @@ pub struct InvoiceRow {
     /// Waiting for a person: the intent and the client's words.
     pub handoff_intent: Option<String>,
     pub handoff_evidence: Option<String>,
+    /// Replies not understood with confidence, waiting for a person's label, and the latest
+    /// one's words.
+    pub reviews_pending: i32,
+    pub review_evidence: Option<String>,
     /// The latest broken promise and the `pause_version` it was recorded for.
     pub broken_promise: Option<Json<PromiseBroken>>,
     pub broken_pause_version: Option<i64>,
@@ -373,7 +377,8 @@ pub async fn lock_invoices(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<
            amount_remaining, due_date, hosted_invoice_url, excluded, disputed, status, cases_open, case_reasons, \
            case_paused, case_paused_until, paused_until, \
            pause_reason, pause_version, pause_evidence, pause_reply_id, promised_date, client_dispute_evidence, \
-           handoff_intent, handoff_evidence, broken_promise, broken_pause_version, decision_version, decision_hash \
+           handoff_intent, handoff_evidence, reviews_pending, review_evidence, broken_promise, broken_pause_version, \
+           decision_version, decision_hash \
          FROM invoices WHERE invoice_id = ANY($1) ORDER BY invoice_id FOR UPDATE",
     )
     .bind(ids)
@@ -692,6 +697,69 @@ pub async fn record_last_reply(conn: &mut PgConnection, r: ReplyRecord<'_>) -> R
     .bind(r.intent)
     .bind(r.evidence)
     .bind(r.received_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A reply waits for a person's label. False when it was already recorded (or already labelled:
+/// the label overtook it).
+pub async fn record_review(conn: &mut PgConnection, firm_id: Uuid, r: ReplyRecord<'_>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO reply_reviews (reply_id, firm_id, invoice_id, evidence, received_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (reply_id) DO NOTHING",
+    )
+    .bind(r.reply_id)
+    .bind(firm_id)
+    .bind(r.invoice_id)
+    .bind(r.evidence)
+    .bind(r.received_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A person decided about a reply: labelled it (`label`), or took the review case over without a
+/// label (`None`). Recorded even before the unsure reply itself arrives, so it never waits then.
+/// False when it was already decided.
+pub async fn resolve_review(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    r: ReplyRecord<'_>,
+    label: Option<&str>,
+    by: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO reply_reviews (reply_id, firm_id, invoice_id, evidence, received_at, label, resolved_by, \
+           resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (reply_id) DO UPDATE SET label = EXCLUDED.label, resolved_by = EXCLUDED.resolved_by, \
+           resolved_at = EXCLUDED.resolved_at \
+         WHERE reply_reviews.resolved_at IS NULL AND reply_reviews.firm_id = EXCLUDED.firm_id",
+    )
+    .bind(r.reply_id)
+    .bind(firm_id)
+    .bind(r.invoice_id)
+    .bind(r.evidence)
+    .bind(r.received_at)
+    .bind(label)
+    .bind(by)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Recomputes the invoice's pending reviews from `reply_reviews`.
+pub async fn refresh_reviews(conn: &mut PgConnection, invoice_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE invoices i SET reviews_pending = a.n, review_evidence = a.latest, updated_at = now() \
+         FROM (SELECT count(*)::int AS n, \
+                 (array_agg(evidence ORDER BY received_at DESC, reply_id DESC))[1] AS latest \
+               FROM reply_reviews WHERE invoice_id = $1 AND resolved_at IS NULL) a \
+         WHERE i.invoice_id = $1",
+    )
+    .bind(invoice_id)
     .execute(conn)
     .await?;
     Ok(())

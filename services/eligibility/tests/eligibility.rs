@@ -6,9 +6,9 @@ use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
     AllContactsOptedOut, AutomationStatus, CaseAction, CaseActionKind, CaseClient, CaseFirm, CaseInvoice, CaseLinks,
-    CaseStatus, ClientUpserted, Consent, ConsentChanged, ContactUpserted, EligibilityChanged, EscalationCase,
-    EscalationReason, FirmUpdated, HaltReason, InvoiceHalted, InvoicePaused, InvoiceStatus, InvoiceUpserted,
-    PromiseBroken, ReplyClassified, ReplyIntent, ReplyKind, Tier,
+    CaseReview, CaseStatus, ClientUpserted, Consent, ConsentChanged, ContactUpserted, EligibilityChanged,
+    EscalationCase, EscalationReason, FirmUpdated, HaltReason, IntentScore, InvoiceHalted, InvoicePaused,
+    InvoiceStatus, InvoiceUpserted, PromiseBroken, ReplyClassified, ReplyIntent, ReplyKind, Tier,
 };
 use arflow_contracts::{Envelope, subjects};
 use arflow_core::{Channel, Currency, SendWindow};
@@ -381,7 +381,7 @@ async fn all_checks_pass_makes_the_invoice_eligible() {
     let d = app.wait_decision(s.invoice.invoice_id, |d| d.eligible && d.contacts.len() == 2).await;
     assert!(d.past_due);
     assert_eq!(d.automation_status, AutomationStatus::Enabled);
-    assert_eq!(d.checks.len(), 9);
+    assert_eq!(d.checks.len(), 10);
     assert!(d.checks.iter().all(|c| c.passed));
     // Primary first; zone resolved contact -> client.
     assert_eq!(d.contacts[0].contact_id, s.contact.contact_id);
@@ -1082,5 +1082,110 @@ async fn escalation_cases_stop_pause_and_resume_automation() {
             .await
             .unwrap();
     assert_eq!((open, disputed), (0, None));
+    app.stop().await;
+}
+
+/// The same reply as the classifier sent it, unsure of what it means.
+fn unsure(s: &Setup, words: &str, received_at: DateTime<Utc>) -> ReplyClassified {
+    ReplyClassified {
+        sure: false,
+        confidence: 0.35,
+        needs_review: true,
+        scores: vec![
+            IntentScore { intent: ReplyIntent::Question, score: 0.35 },
+            IntentScore { intent: ReplyIntent::Dispute, score: 0.3 },
+        ],
+        evidence: String::new(),
+        client_text: words.into(),
+        ..classified(s, ReplyIntent::Question, None, words, received_at)
+    }
+}
+
+/// What the escalation service republishes when a firm user labels `r`.
+fn labelled(r: &ReplyClassified, intent: ReplyIntent, promised_date: Option<NaiveDate>) -> ReplyClassified {
+    ReplyClassified {
+        intent: Some(intent),
+        promised_date,
+        sure: true,
+        confidence: 1.0,
+        needs_review: false,
+        scores: vec![IntentScore { intent, score: 1.0 }],
+        evidence: r.client_text.clone(),
+        labelled_by: Some("pat@acme.test".into()),
+        ..r.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_reply_not_understood_pauses_the_invoice_until_a_person_labels_it() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    let invoice = s.invoice.invoice_id;
+    app.wait_decision(invoice, |d| d.eligible).await;
+    // Unsure, with a guess of "question" and "dispute": neither is acted on, the invoice waits.
+    let r = unsure(&s, "see the comments from my colleague below", t0());
+    app.publish(subjects::reply::CLASSIFIED, r.reply_id, r.clone()).await;
+    let d = app.wait_decision(invoice, |d| failing(d, "no_reply_awaiting_review")).await;
+    assert_eq!(d.failed_rules(), vec!["no_reply_awaiting_review"], "no guess acted on: {:?}", d.checks);
+    assert_eq!(
+        detail(&d, "no_reply_awaiting_review"),
+        "a reply awaits a person's review (not understood with confidence): \"see the comments from my colleague below\""
+    );
+    assert_eq!(d.automation_status, AutomationStatus::Escalated);
+    // The same event again changes nothing.
+    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), r.clone()).await;
+    app.process_until_idle().await;
+
+    // Labelled a dispute by a person: the review ends and the dispute applies, quoting the client.
+    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), labelled(&r, ReplyIntent::Dispute, None)).await;
+    let d = app.wait_decision(invoice, |d| failing(d, "not_disputed")).await;
+    assert!(detail(&d, "not_disputed").contains("see the comments from my colleague below"), "{:?}", d.checks);
+
+    // A second unsure reply labelled a promise: paused until the promised day plus grace.
+    let r2 = unsure(&s, "will sort it with accounts, end of next week probably", t0() + chrono::Duration::hours(1));
+    app.publish(subjects::reply::CLASSIFIED, r2.reply_id, r2.clone()).await;
+    app.wait_decision(invoice, |d| d.failed_rules() == ["not_disputed", "no_reply_awaiting_review"]).await;
+    let friday = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
+    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), labelled(&r2, ReplyIntent::PromiseToPay, Some(friday)))
+        .await;
+    let d = app.wait_decision(invoice, |d| d.failed_rules() == ["not_disputed", "no_active_promise_or_plan"]).await;
+    assert!(detail(&d, "no_active_promise_or_plan").contains("client promised to pay by 2026-03-20"), "{:?}", d.checks);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_label_that_overtakes_its_reply_and_a_review_case_taken_over_never_leave_the_invoice_waiting() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    let invoice = s.invoice.invoice_id;
+    app.wait_decision(invoice, |d| d.eligible).await;
+    // The label arrives first (a replay, a lagging consumer): the unsure reply after it waits for nothing.
+    let r = unsure(&s, "ok noted, regards", t0());
+    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), labelled(&r, ReplyIntent::Acknowledged, None)).await;
+    app.process_until_idle().await;
+    app.publish(subjects::reply::CLASSIFIED, r.reply_id, r).await;
+    app.process_until_idle().await;
+    let d = app.decisions(invoice).await.pop().unwrap();
+    assert!(d.eligible, "{:?}", d.checks);
+
+    // Another unsure reply; its review case is resolved with continue_automation by a person.
+    let r = unsure(&s, "see below", t0() + chrono::Duration::hours(2));
+    app.publish(subjects::reply::CLASSIFIED, r.reply_id, r.clone()).await;
+    app.wait_decision(invoice, |d| failing(d, "no_reply_awaiting_review")).await;
+    let case_id = Uuid::now_v7();
+    let mut case = case_event(&s, app.firm, case_id, 2, CaseStatus::Resolved, CaseActionKind::ContinueAutomation);
+    case.reason = EscalationReason::NeedsReview;
+    case.review = Some(CaseReview {
+        reply_id: r.reply_id,
+        channel: Channel::Email,
+        client_text: r.client_text.clone(),
+        evidence: String::new(),
+        confidence: r.confidence,
+        scores: r.scores.clone(),
+        label: None,
+    });
+    app.publish(subjects::escalation::RESOLVED, case_id, case).await;
+    let d = app.wait_decision(invoice, |d| d.eligible).await;
+    assert_eq!(detail(&d, "no_reply_awaiting_review"), "no reply awaiting review");
     app.stop().await;
 }

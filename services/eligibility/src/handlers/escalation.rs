@@ -2,12 +2,14 @@
 //! changes nothing). An open or referred case fails `no_open_escalation` (automation escalated);
 //! a paused one pauses automation until its date or indefinitely; a case resolved with
 //! `continue_automation` (or paused) also clears what the client's replies set (dispute,
-//! hand-off), so automation resumes; any other resolution just closes the case here.
+//! hand-off, and for a `needs_review` case the review of its reply), so automation resumes; any
+//! other resolution just closes the case here (a `label` ends the review through the labelled
+//! `reply.classified`, which is then applied).
 use super::{Apply, ApplyError, Context, data, process};
 use crate::evaluate::Touched;
-use crate::store::{self, CaseRecord};
+use crate::store::{self, CaseRecord, ReplyRecord};
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
-use arflow_contracts::events::{CaseActionKind, CaseStatus, EscalationCase};
+use arflow_contracts::events::{CaseActionKind, CaseStatus, EscalationCase, EscalationReason};
 use arflow_contracts::subjects::escalation;
 use sqlx::PgConnection;
 use std::sync::Arc;
@@ -79,6 +81,19 @@ impl Apply for EscalationHandler {
             || (c.status == CaseStatus::Resolved && c.action.action == CaseActionKind::ContinueAutomation);
         if takes_over {
             store::clear_reply_holds(conn, invoice.invoice_id, c.action.at).await?;
+            // A person took a review case over without labelling the reply: it waits no more
+            // (and nothing is done on the classifier's guess).
+            if let Some(review) = c.review.as_ref().filter(|_| c.reason == EscalationReason::NeedsReview) {
+                let reply = ReplyRecord {
+                    invoice_id: invoice.invoice_id,
+                    reply_id: review.reply_id,
+                    intent: "none",
+                    evidence: &review.client_text,
+                    received_at: c.opened_at,
+                };
+                store::resolve_review(conn, env.firm_id, reply, None, &c.action.actor, c.action.at).await?;
+                store::refresh_reviews(conn, invoice.invoice_id).await?;
+            }
         }
         store::refresh_cases(conn, invoice.invoice_id).await?;
         tracing::info!(case_id = %c.case_id, invoice_id = %invoice.invoice_id, status = %status, action = %action, actor = %c.action.actor, "escalation case applied");

@@ -1,7 +1,9 @@
-//! `reply.classified.>` from the email service: what a client answered, matched to the
-//! invoice of the email it answers. A dispute or a reply a person must answer stops
-//! outreach; a payment promise or a claimed payment pauses it. Opt-outs are not handled
-//! here: the email service writes the contact hold and publishes `consent.opted_out`.
+//! `reply.classified.>` from the email and voice services (and a person's label, republished by
+//! the escalation service): what a client answered, matched to the invoice it is about. A dispute
+//! or a reply a person must answer stops outreach; a payment promise or a claimed payment pauses
+//! it; a reply not understood with confidence pauses it until a person labels it, and the label
+//! is then applied like a classified reply. Opt-outs are not handled here: the channel service
+//! writes the contact hold and the opt-out service publishes `consent.opted_out`.
 use super::{Apply, ApplyError, Context, data, process};
 use crate::evaluate::Touched;
 use crate::replies::{self, Action};
@@ -51,9 +53,11 @@ impl Apply for RepliesHandler {
             tracing::info!(reply_id = %r.reply_id, intent, "reply not matched to an invoice; nothing to act on");
             return Ok(());
         };
-        // Most replies (acknowledgements, auto-replies) change nothing here: no lookup for them.
-        let probe = replies::action(r.intent, r.promised_date, r.received_at, Tz::UTC, &self.ctx.settings);
-        if probe == Action::Nothing {
+        // A reply a person must label (or just labelled) always touches the invoice; most others
+        // (acknowledgements, auto-replies) change nothing here: no lookup for them.
+        let review = r.awaits_review() || r.labelled_by.is_some();
+        let probe = replies::action(r.actionable_intent(), r.promised_date, r.received_at, Tz::UTC, &self.ctx.settings);
+        if probe == Action::Nothing && !review {
             tracing::debug!(reply_id = %r.reply_id, %invoice_id, intent, "reply needs nothing from eligibility");
             return Ok(());
         }
@@ -65,21 +69,46 @@ impl Apply for RepliesHandler {
             tracing::warn!(reply_id = %r.reply_id, %invoice_id, "reply names an invoice of another firm; ignored");
             return Ok(());
         }
+        let words = if r.evidence.trim().is_empty() { &r.client_text } else { &r.evidence };
+        let record =
+            ReplyRecord { invoice_id, reply_id: r.reply_id, intent, evidence: words, received_at: r.received_at };
+        if r.awaits_review() {
+            // Not understood with confidence: nothing is done on the guess; the invoice waits
+            // for the person who labels it (`no_reply_awaiting_review`).
+            if store::record_review(conn, env.firm_id, record).await? {
+                store::refresh_reviews(conn, invoice_id).await?;
+                tracing::info!(reply_id = %r.reply_id, %invoice_id, guess = intent, confidence = r.confidence, "reply awaits a person's review; invoice paused");
+                touched.invoice(invoice_id, Some(env));
+            } else {
+                tracing::info!(reply_id = %r.reply_id, %invoice_id, "reply already recorded for review (or labelled)");
+            }
+            return Ok(());
+        }
+        if let Some(by) = &r.labelled_by {
+            // The person's label: the review ends, then the label is applied like any reply.
+            if store::resolve_review(conn, env.firm_id, record, Some(intent), by, env.time).await? {
+                store::refresh_reviews(conn, invoice_id).await?;
+                tracing::info!(reply_id = %r.reply_id, %invoice_id, intent, labelled_by = %by, "reply labelled by a person; review ended");
+                touched.invoice(invoice_id, Some(env));
+            }
+        }
         // A promised day is the client's calendar day: the client's zone, else the firm's.
         let zone = [target.client_timezone.as_deref(), target.firm_timezone.as_deref()]
             .into_iter()
             .flatten()
             .find_map(|z| parse_tz(z).ok())
             .unwrap_or(Tz::UTC);
-        let record =
-            ReplyRecord { invoice_id, reply_id: r.reply_id, intent, evidence: &r.evidence, received_at: r.received_at };
+        let record = ReplyRecord { evidence: &r.evidence, ..record };
         let applied = match replies::action(r.intent, r.promised_date, r.received_at, zone, &self.ctx.settings) {
             Action::Dispute => store::record_dispute(conn, record).await?,
             Action::Handoff => store::record_handoff(conn, record).await?,
             Action::Pause { until, reason, promised_date } => {
                 store::record_reply_pause(conn, record, until, reason, promised_date).await?
             }
-            Action::Nothing => false,
+            Action::Nothing => {
+                tracing::debug!(reply_id = %r.reply_id, %invoice_id, intent, "labelled reply needs nothing more from eligibility");
+                return Ok(());
+            }
         };
         if !applied {
             tracing::info!(reply_id = %r.reply_id, %invoice_id, intent, "a newer reply is already applied; this one changes nothing");
