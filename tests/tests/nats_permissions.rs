@@ -287,8 +287,8 @@ enum Objects {
 
 struct Service {
     name: &'static str,
-    /// One event kind it publishes (`<kind>.<firm>`) and its stream.
-    publishes: (&'static str, &'static str),
+    /// Event kinds it publishes (`<kind>.<firm>`), each with its stream.
+    publishes: &'static [(&'static str, &'static str)],
     /// Its durable consumers, exactly as its start-up declares them.
     consumers: Vec<ConsumerSpec>,
     holds: bool,
@@ -361,9 +361,11 @@ async fn exercise(service: Service) {
     .await;
 
     // Its events.
-    let (kind, stream) = service.publishes;
-    let ack = bus.publish_event(&subjects::subject(kind, firm), &format!("probe:{kind}"), &envelope(kind, firm)).await;
-    assert_eq!(ack.unwrap_or_else(|e| panic!("{user} cannot publish {kind}: {e}")).stream, stream);
+    for &(kind, stream) in service.publishes {
+        let ack =
+            bus.publish_event(&subjects::subject(kind, firm), &format!("probe:{kind}"), &envelope(kind, firm)).await;
+        assert_eq!(ack.unwrap_or_else(|e| panic!("{user} cannot publish {kind}: {e}")).stream, stream);
+    }
 
     // Its durable consumers: one message each is handled and acked; one is dead-lettered.
     let (tx, mut seen) = mpsc::unbounded_channel();
@@ -490,7 +492,7 @@ async fn gateway_user_does_what_the_gateway_does_and_no_more() {
     use arflow_gateway::startup::ACTIVITY_CONSUMER;
     exercise(Service {
         name: arflow_gateway::SERVICE,
-        publishes: (subjects::billing::INVOICE_PAID, "BILLING"),
+        publishes: &[(subjects::billing::INVOICE_PAID, "BILLING")],
         consumers: vec![
             spec("ELIGIBILITY", ACTIVITY_CONSUMER, &["eligibility.>"]),
             spec("OUTREACH", ACTIVITY_CONSUMER, &["outreach.>"]),
@@ -510,7 +512,7 @@ async fn eligibility_user_does_what_eligibility_does_and_no_more() {
     use arflow_eligibility::handlers::{billing, consent, escalation, replies};
     exercise(Service {
         name: arflow_eligibility::SERVICE,
-        publishes: (subjects::eligibility::CHANGED, "ELIGIBILITY"),
+        publishes: &[(subjects::eligibility::CHANGED, "ELIGIBILITY")],
         consumers: vec![
             spec("BILLING", billing::CONSUMER, &["billing.>"]),
             spec("CONSENT", consent::CONSUMER, &["consent.>"]),
@@ -528,7 +530,7 @@ async fn eligibility_user_does_what_eligibility_does_and_no_more() {
 async fn scheduler_user_does_what_the_scheduler_does_and_no_more() {
     exercise(Service {
         name: arflow_scheduler::SERVICE,
-        publishes: (subjects::outreach::STEP_DUE_EMAIL, "OUTREACH"),
+        publishes: &[(subjects::outreach::STEP_DUE_EMAIL, "OUTREACH")],
         consumers: vec![
             spec("ELIGIBILITY", "scheduler-eligibility", &["eligibility.changed.*"]),
             spec(
@@ -551,7 +553,7 @@ async fn email_user_does_what_the_email_service_does_and_no_more() {
     use arflow_email::handlers::{replies, steps};
     exercise(Service {
         name: arflow_email::SERVICE,
-        publishes: (subjects::outreach::EMAIL_SENT, "OUTREACH"),
+        publishes: &[(subjects::outreach::EMAIL_SENT, "OUTREACH")],
         consumers: vec![
             spec("OUTREACH", steps::DURABLE, &["outreach.step_due.email.>"]),
             spec("REPLY", replies::DURABLE, &["reply.received.>"]),
@@ -568,7 +570,7 @@ async fn voice_user_does_what_the_voice_service_does_and_no_more() {
     use arflow_voice::handlers::steps;
     exercise(Service {
         name: arflow_voice::SERVICE,
-        publishes: (subjects::outreach::VOICE_COMPLETED, "OUTREACH"),
+        publishes: &[(subjects::outreach::VOICE_COMPLETED, "OUTREACH")],
         consumers: vec![spec("OUTREACH", steps::DURABLE, &["outreach.step_due.voice.>", "outreach.step_due.sms.>"])],
         holds: true,
         objects: Objects::None,
@@ -582,7 +584,7 @@ async fn optout_user_does_what_the_optout_service_does_and_no_more() {
     use arflow_optout::handlers::{commands, contacts, replies};
     exercise(Service {
         name: arflow_optout::SERVICE,
-        publishes: (subjects::consent::OPTED_OUT, "CONSENT"),
+        publishes: &[(subjects::consent::OPTED_OUT, "CONSENT")],
         consumers: vec![
             spec("BILLING", contacts::CONSUMER, &["billing.contact_upserted.>"]),
             spec("REPLY", replies::CONSUMER, &["reply.classified.>"]),
@@ -600,7 +602,12 @@ async fn escalation_user_does_what_the_escalation_service_does_and_no_more() {
     use arflow_escalation::handlers::{billing, eligibility, outreach, replies};
     exercise(Service {
         name: arflow_escalation::SERVICE,
-        publishes: (subjects::escalation::OPENED, "ESCALATION"),
+        // Its cases, a person's label of a reply (issue 13), and the Stripe command.
+        publishes: &[
+            (subjects::escalation::OPENED, "ESCALATION"),
+            (subjects::reply::CLASSIFIED, "REPLY"),
+            (subjects::command::STRIPE_MARK_UNCOLLECTIBLE, "COMMAND"),
+        ],
         consumers: vec![
             spec("BILLING", billing::CONSUMER, &["billing.>"]),
             spec("ELIGIBILITY", eligibility::CONSUMER, &["eligibility.>"]),
@@ -622,7 +629,7 @@ async fn notification_user_does_what_the_notification_service_does_and_no_more()
         .collect();
     exercise(Service {
         name: arflow_notification::SERVICE,
-        publishes: (subjects::notification::DELIVERED, "NOTIFY"),
+        publishes: &[(subjects::notification::DELIVERED, "NOTIFY")],
         consumers,
         holds: false,
         objects: Objects::None,

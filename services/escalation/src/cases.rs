@@ -4,8 +4,9 @@ use crate::SERVICE;
 use crate::store::{self, ActionRow, CaseRow};
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
-    CaseAction, CaseActionKind, CaseActivity, CaseClient, CaseContact, CaseFirm, CaseInvoice, CaseLinks, CaseStatus,
-    EscalationCase, EscalationReason, MarkUncollectible, Tier,
+    CaseAction, CaseActionKind, CaseActivity, CaseClient, CaseContact, CaseFirm, CaseInvoice, CaseLinks, CaseReview,
+    CaseStatus, EscalationCase, EscalationReason, IntentScore, MarkUncollectible, ReplyClassified, ReplyIntent,
+    ReviewLabel, Tier,
 };
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_core::Currency;
@@ -57,7 +58,17 @@ pub fn family(reason: EscalationReason) -> &'static str {
         }
         EscalationReason::AllContactsOptedOut => "unreachable",
         EscalationReason::Manual => "manual",
+        // One case per reply to label (see `family_key`).
         EscalationReason::NeedsReview => "review",
+    }
+}
+
+/// The family key of a trigger's case: its family, except that every reply to label has a case of
+/// its own (`review:<reply_id>`), so two unclear replies of one invoice are labelled one by one.
+fn family_key(t: &Trigger) -> String {
+    match (t.reason, &t.review) {
+        (EscalationReason::NeedsReview, Some(r)) => format!("review:{}", r.reply.reply_id),
+        (reason, _) => family(reason).to_string(),
     }
 }
 
@@ -99,12 +110,23 @@ pub struct Trigger {
     /// `None`: a client-wide case.
     pub invoice_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
+    /// `needs_review`: the reply a person must label (stored with the case it opens).
+    pub review: Option<Review>,
     pub reason: EscalationReason,
     pub evidence: String,
     pub actor: String,
     pub note: String,
     /// What caused it (stored with the action).
     pub details: serde_json::Value,
+}
+
+/// The reply a `needs_review` case is opened for, as it came in.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub reply: ReplyClassified,
+    /// The event it came in: the labelled reply continues its chain.
+    pub cause_event_id: Uuid,
+    pub correlation_id: Uuid,
 }
 
 /// What a trigger did.
@@ -148,9 +170,9 @@ pub async fn open_or_note(
     now: DateTime<Utc>,
     cause: Option<&RawEnvelope>,
 ) -> Result<(Outcome, Vec<OutboxMessage>), CaseError> {
-    let family = family(t.reason);
+    let family = family_key(&t);
     let key = t.invoice_id.unwrap_or(t.client_id);
-    if let Some(mut case) = store::lock_active_case(conn, t.firm_id, key, family).await? {
+    if let Some(mut case) = store::lock_active_case(conn, t.firm_id, key, &family).await? {
         let note = format!("{}: {}", t.reason.as_str(), t.note);
         let details = json!({ "trigger": t.reason, "evidence": t.evidence, "cause": t.details });
         // New evidence on a case a person paused needs a person again.
@@ -174,7 +196,7 @@ pub async fn open_or_note(
         contact_id,
         invoice_id: t.invoice_id,
         reason: t.reason.as_str().to_string(),
-        family: family.to_string(),
+        family,
         evidence: t.evidence.clone(),
         status: "open".into(),
         version: 0,
@@ -204,6 +226,18 @@ pub async fn open_or_note(
         details: Json(json!({ "trigger": t.reason, "cause": t.details })),
     };
     store::insert_action(conn, &action).await?;
+    if let Some(r) = t.review {
+        let review = store::ReviewRow {
+            case_id: case.case_id,
+            firm_id: case.firm_id,
+            reply_id: r.reply.reply_id,
+            reply: Json(r.reply),
+            cause_event_id: r.cause_event_id,
+            correlation_id: r.correlation_id,
+            label: None,
+        };
+        store::insert_review(conn, &review).await?;
+    }
     tracing::info!(case_id = %case.case_id, invoice_id = ?case.invoice_id, reason = %case.reason, "case opened");
     let message = event(conn, links, &case, &action, subjects::escalation::OPENED, now, cause).await?;
     Ok((Outcome::Opened(case), vec![message]))
@@ -234,6 +268,9 @@ pub struct ActionInput {
     pub note: String,
     pub paused_until: Option<DateTime<Utc>>,
     pub agency: Option<String>,
+    /// `label`: what the reply means, and for `promise_to_pay` the promised day if the person
+    /// gave it.
+    pub label: Option<(ReplyIntent, Option<NaiveDate>)>,
     pub details: serde_json::Value,
 }
 
@@ -245,6 +282,7 @@ impl ActionInput {
             note: note.to_string(),
             paused_until: None,
             agency: None,
+            label: None,
             details: json!({}),
         }
     }
@@ -271,9 +309,38 @@ pub async fn act(
     }
     let mut input = input;
     let mut extra = Vec::new();
+    let review = case.reason == EscalationReason::NeedsReview.as_str();
     match input.kind {
+        CaseActionKind::Resolve if review => {
+            return Err(CaseError::Conflict(format!(
+                "case {} waits for the reply to be labelled: use label (or continue_automation to resume without \
+                 acting on it)",
+                case.case_id
+            )));
+        }
         CaseActionKind::ContinueAutomation | CaseActionKind::Resolve | CaseActionKind::Paid => {
             mark_resolved(case, now);
+        }
+        CaseActionKind::Label => {
+            let Some((intent, promised_date)) = input.label else {
+                return Err(CaseError::Invalid(format!("label needs the intent: one of {}", intent_labels())));
+            };
+            if !review {
+                return Err(CaseError::Invalid(format!(
+                    "case {} is a {} case: only needs_review cases are labelled",
+                    case.case_id, case.reason
+                )));
+            }
+            if promised_date.is_some() && intent != ReplyIntent::PromiseToPay {
+                return Err(CaseError::Invalid("promised_date goes only with promise_to_pay".into()));
+            }
+            let Some(reviewed) = store::review(conn, case.case_id).await? else {
+                return Err(CaseError::Invalid(format!("case {} has no reply to label", case.case_id)));
+            };
+            let label = ReviewLabel { intent, promised_date, labelled_by: input.actor.clone(), labelled_at: now };
+            extra.push(labelled_reply(conn, case, &reviewed, &label, now).await?);
+            mark_resolved(case, now);
+            input.details = json!({ "reply_id": reviewed.reply_id, "intent": intent, "promised_date": promised_date });
         }
         CaseActionKind::MarkUncollectible => {
             // A person asks: Stripe is called by the gateway; the case resolves when Stripe's
@@ -331,7 +398,6 @@ pub async fn act(
         }
         CaseActionKind::Note => {}
         CaseActionKind::Opened => return Err(CaseError::Invalid("a case is opened, not acted on, with opened".into())),
-        CaseActionKind::Label => return Err(CaseError::Invalid("label is not available yet".into())),
     }
     if input.kind == CaseActionKind::ReferToAgency {
         let summary = hand_off_summary(conn, case, &input, now).await?;
@@ -340,6 +406,66 @@ pub async fn act(
     let mut messages = record(conn, links, case, input, now, cause).await?;
     messages.extend(extra);
     Ok(messages)
+}
+
+/// The nine labels, for an error message.
+fn intent_labels() -> String {
+    ReplyIntent::ALL.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// What a person's label does: the reply becomes a labelled example (one per reply) and is
+/// published again, as `reply.classified` for the same reply, invoice and contact, with the
+/// label as its intent, sure and not in review. From there every service acts on it as on a
+/// classified reply (an opt-out: the opt-out service holds the contact first, then records it).
+async fn labelled_reply(
+    conn: &mut PgConnection,
+    case: &CaseRow,
+    reviewed: &store::ReviewRow,
+    label: &ReviewLabel,
+    now: DateTime<Utc>,
+) -> Result<OutboxMessage, CaseError> {
+    let original = &reviewed.reply.0;
+    store::set_review_label(conn, case.case_id, label).await?;
+    let example = store::LabelledRow {
+        reply_id: reviewed.reply_id,
+        firm_id: case.firm_id,
+        case_id: case.case_id,
+        channel: original.channel.as_str().to_string(),
+        reference_date: original.reference_date,
+        text: original.client_text.clone(),
+        intent: label.intent.as_str().to_string(),
+        promised_date: label.promised_date,
+        labelled_by: label.labelled_by.clone(),
+        labelled_at: now,
+    };
+    if !store::insert_labelled(conn, &example).await? {
+        return Err(CaseError::Conflict(format!("reply {} is already labelled", reviewed.reply_id)));
+    }
+    let evidence = if original.evidence.trim().is_empty() {
+        original.client_text.chars().take(200).collect()
+    } else {
+        original.evidence.clone()
+    };
+    let data = ReplyClassified {
+        intent: Some(label.intent),
+        promised_date: label.promised_date,
+        evidence,
+        sure: true,
+        confidence: 1.0,
+        needs_review: false,
+        scores: vec![IntentScore { intent: label.intent, score: 1.0 }],
+        labelled_by: Some(label.labelled_by.clone()),
+        action: format!("labelled {} by {}", label.intent.as_str(), label.labelled_by),
+        ..original.clone()
+    };
+    let kind = subjects::reply::CLASSIFIED;
+    let subject_id = original.invoice_id.unwrap_or(original.reply_id);
+    let mut env = Envelope::new(kind, SERVICE, now, case.firm_id, subject_id, None, data);
+    // The same reply's chain: what follows from the label is correlated with the reply.
+    env.correlation_id = reviewed.correlation_id;
+    env.causation_id = Some(reviewed.cause_event_id);
+    tracing::info!(case_id = %case.case_id, reply_id = %reviewed.reply_id, intent = %label.intent.as_str(), labelled_by = %label.labelled_by, "reply labelled");
+    Ok(OutboxMessage::new(subjects::subject(kind, case.firm_id), msg_id::label(case.case_id), env)?)
 }
 
 fn mark_resolved(case: &mut CaseRow, now: DateTime<Utc>) {
@@ -520,8 +646,27 @@ pub async fn payload(
         latest_activity: invoice.as_ref().and_then(|i| i.latest_activity.as_ref().map(|a| a.0.clone())),
         links: links.of(case, invoice.as_ref()),
         invoice: case_invoice,
-        review: None,
+        review: review_of(conn, case).await?,
     })
+}
+
+/// The reply a `needs_review` case is about, with what the classifier made of it and the label.
+async fn review_of(conn: &mut PgConnection, case: &CaseRow) -> Result<Option<CaseReview>, CaseError> {
+    if case.reason != EscalationReason::NeedsReview.as_str() {
+        return Ok(None);
+    }
+    Ok(store::review(conn, case.case_id).await?.map(|r| {
+        let reply = r.reply.0;
+        CaseReview {
+            reply_id: r.reply_id,
+            channel: reply.channel,
+            client_text: reply.client_text,
+            evidence: reply.evidence,
+            confidence: reply.confidence,
+            scores: reply.scores,
+            label: r.label.map(|l| l.0),
+        }
+    }))
 }
 
 /// The text handed to a collection agency: the case, the invoice, the client and its contact,
@@ -577,4 +722,53 @@ async fn hand_off_summary(
 /// Latest activity for the payload.
 pub fn activity(kind: &str, at: DateTime<Utc>, summary: String) -> CaseActivity {
     CaseActivity { at, kind: kind.to_string(), summary }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger(reason: EscalationReason, review: Option<Review>) -> Trigger {
+        Trigger {
+            firm_id: Uuid::nil(),
+            client_id: Uuid::nil(),
+            invoice_id: Some(Uuid::nil()),
+            contact_id: None,
+            review,
+            reason,
+            evidence: String::new(),
+            actor: ARFLOW.into(),
+            note: String::new(),
+            details: json!({}),
+        }
+    }
+
+    fn reply(reply_id: Uuid) -> Review {
+        let reply: ReplyClassified = serde_json::from_value(json!({
+            "reply_id": reply_id, "channel": "email", "kind": "reply", "intent": "question", "promised_date": null,
+            "evidence": "", "sure": false, "needs_review": true, "client_text": "see below", "invoice_id": null,
+            "contact_id": null, "client_id": null, "matched_by": null, "answered_message_id": null, "step": null,
+            "from": null, "subject": null, "received_at": "2026-03-10T10:00:00Z", "reference_date": "2026-03-10",
+            "bounce": null, "action": ""
+        }))
+        .unwrap();
+        Review { reply, cause_event_id: Uuid::nil(), correlation_id: Uuid::nil() }
+    }
+
+    /// Each reply to label is a case of its own; every other reason keeps one case per family.
+    #[test]
+    fn each_reply_to_label_has_its_own_case_family() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = family_key(&trigger(EscalationReason::NeedsReview, Some(reply(a))));
+        let second = family_key(&trigger(EscalationReason::NeedsReview, Some(reply(b))));
+        assert_eq!(first, format!("review:{a}"));
+        assert_ne!(first, second);
+        assert_eq!(family_key(&trigger(EscalationReason::Question, None)), "client_request");
+        assert_eq!(family_key(&trigger(EscalationReason::PaymentPlan, None)), family(EscalationReason::Question));
+        // Review cases never share a family with what the label may open.
+        for reason in [EscalationReason::Dispute, EscalationReason::Question, EscalationReason::WrongContact] {
+            assert_ne!(family(reason), family(EscalationReason::NeedsReview));
+        }
+        assert_eq!(intent_labels().split(", ").count(), 9);
+    }
 }

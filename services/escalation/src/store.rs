@@ -2,6 +2,7 @@
 //! Every query names the firm: another firm's case is simply not found (tenant isolation).
 use arflow_contracts::events::{
     CaseActivity, ClientUpserted, ContactUpserted, FirmUpdated, InvoiceSnapshot, InvoiceStatus, InvoiceUpserted,
+    ReplyClassified, ReviewLabel,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -682,6 +683,113 @@ pub async fn lock_expired_pauses(
     ))
     .bind(now)
     .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+// ---------- reviews and labelled replies ----------
+
+/// The reply a `needs_review` case asks a person to label.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReviewRow {
+    pub case_id: Uuid,
+    pub firm_id: Uuid,
+    pub reply_id: Uuid,
+    pub reply: Json<ReplyClassified>,
+    pub cause_event_id: Uuid,
+    pub correlation_id: Uuid,
+    pub label: Option<Json<ReviewLabel>>,
+}
+
+pub async fn insert_review(conn: &mut PgConnection, r: &ReviewRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO reviews (case_id, firm_id, reply_id, reply, cause_event_id, correlation_id, label) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(r.case_id)
+    .bind(r.firm_id)
+    .bind(r.reply_id)
+    .bind(&r.reply)
+    .bind(r.cause_event_id)
+    .bind(r.correlation_id)
+    .bind(&r.label)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+const REVIEW_COLUMNS: &str = "case_id, firm_id, reply_id, reply, cause_event_id, correlation_id, label";
+
+pub async fn review(conn: &mut PgConnection, case_id: Uuid) -> Result<Option<ReviewRow>, sqlx::Error> {
+    sqlx::query_as(sql!("SELECT {REVIEW_COLUMNS} FROM reviews WHERE case_id = $1"))
+        .bind(case_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Whether a reply already has a review case (open or labelled): a reply is reviewed once.
+pub async fn reviewed(conn: &mut PgConnection, firm_id: Uuid, reply_id: Uuid) -> Result<bool, sqlx::Error> {
+    let row: Option<(Uuid,)> = sqlx::query_as("SELECT case_id FROM reviews WHERE reply_id = $1 AND firm_id = $2")
+        .bind(reply_id)
+        .bind(firm_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+pub async fn set_review_label(conn: &mut PgConnection, case_id: Uuid, label: &ReviewLabel) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE reviews SET label = $2 WHERE case_id = $1")
+        .bind(case_id)
+        .bind(Json(label))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One labelled reply, as the training export writes it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LabelledRow {
+    pub reply_id: Uuid,
+    pub firm_id: Uuid,
+    pub case_id: Uuid,
+    pub channel: String,
+    pub reference_date: NaiveDate,
+    pub text: String,
+    pub intent: String,
+    pub promised_date: Option<NaiveDate>,
+    pub labelled_by: String,
+    pub labelled_at: DateTime<Utc>,
+}
+
+/// Stores a labelled reply; false when the reply was already labelled (one example per reply).
+pub async fn insert_labelled(conn: &mut PgConnection, l: &LabelledRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO labelled_replies (reply_id, firm_id, case_id, channel, reference_date, text, intent, \
+           promised_date, labelled_by, labelled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (reply_id) DO NOTHING",
+    )
+    .bind(l.reply_id)
+    .bind(l.firm_id)
+    .bind(l.case_id)
+    .bind(&l.channel)
+    .bind(l.reference_date)
+    .bind(&l.text)
+    .bind(&l.intent)
+    .bind(l.promised_date)
+    .bind(&l.labelled_by)
+    .bind(l.labelled_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The firm's labelled replies, oldest label first.
+pub async fn labelled(conn: &mut PgConnection, firm_id: Uuid) -> Result<Vec<LabelledRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT reply_id, firm_id, case_id, channel, reference_date, text, intent, promised_date, labelled_by, \
+           labelled_at FROM labelled_replies WHERE firm_id = $1 ORDER BY labelled_at, reply_id",
+    )
+    .bind(firm_id)
     .fetch_all(conn)
     .await
 }

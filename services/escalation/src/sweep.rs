@@ -64,6 +64,7 @@ async fn days_past_due(ctx: &Context) -> Result<usize, CaseError> {
             client_id: invoice.client_id,
             invoice_id: Some(invoice_id),
             contact_id: None,
+            review: None,
             reason: EscalationReason::DaysPastDue,
             evidence: evidence.clone(),
             actor: ARFLOW.into(),

@@ -7,8 +7,9 @@ use arflow_bus::Bus;
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
     AllContactsOptedOut, CadenceExhausted, CaseActionKind, CaseStatus, ClientUpserted, Consent, ContactUpserted,
-    EscalationCase, EscalationReason, FirmUpdated, HaltReason, InvoiceHalted, InvoiceStatus, InvoiceUpserted,
-    MarkUncollectible, PromiseBroken, ReplyClassified, ReplyIntent, ReplyKind, StripeCommandFailed, Tier,
+    EscalationCase, EscalationReason, FirmUpdated, HaltReason, IntentScore, InvoiceHalted, InvoiceStatus,
+    InvoiceUpserted, MarkUncollectible, PromiseBroken, ReplyClassified, ReplyIntent, ReplyKind, StripeCommandFailed,
+    Tier,
 };
 use arflow_contracts::{Envelope, subjects};
 use arflow_core::{Channel, Currency, SendWindow};
@@ -558,13 +559,21 @@ async fn a_firm_user_acts_on_cases_with_who_and_why_and_another_firm_sees_nothin
     assert_eq!(status, 200);
     let (status, _) = app.act(second, json!({"action": "mark_uncollectible", "note": "again"})).await;
     assert_eq!(status, 409, "one request waits for Stripe at a time");
-    let commands: Vec<MarkUncollectible> = app
-        .stream("COMMAND")
-        .await
-        .into_iter()
-        .filter(|e| e.kind == subjects::command::STRIPE_MARK_UNCOLLECTIBLE)
-        .map(|e| e.data_as().unwrap())
-        .collect();
+    // The outbox relay publishes after the commit the answer follows: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let commands: Vec<MarkUncollectible> = loop {
+        let commands: Vec<MarkUncollectible> = app
+            .stream("COMMAND")
+            .await
+            .into_iter()
+            .filter(|e| e.kind == subjects::command::STRIPE_MARK_UNCOLLECTIBLE)
+            .map(|e| e.data_as().unwrap())
+            .collect();
+        if !commands.is_empty() || Instant::now() > deadline {
+            break commands;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(commands.len(), 1);
     let cmd = &commands[0];
     assert_eq!((cmd.case_id, cmd.invoice_id, cmd.actor.as_str()), (second, s.invoice.invoice_id, "pat@acme.test"));
@@ -627,5 +636,161 @@ async fn a_firm_user_acts_on_cases_with_who_and_why_and_another_firm_sees_nothin
     assert!(page["next_cursor"].is_null());
     let (_, open) = app.call(app.firm, reqwest::Method::GET, "/v1/escalations?status=open", None).await;
     assert_eq!(open["data"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+/// An unsure reply about `s.invoice`: the classifier's guess and scores, `needs_review`.
+fn unsure(s: &Setup, text: &str) -> ReplyClassified {
+    ReplyClassified {
+        reply_id: Uuid::now_v7(),
+        channel: Channel::Email,
+        kind: ReplyKind::Reply,
+        intent: Some(ReplyIntent::Question),
+        promised_date: None,
+        evidence: String::new(),
+        sure: false,
+        confidence: 0.38,
+        needs_review: true,
+        scores: vec![
+            IntentScore { intent: ReplyIntent::Question, score: 0.38 },
+            IntentScore { intent: ReplyIntent::OptOut, score: 0.31 },
+            IntentScore { intent: ReplyIntent::Acknowledged, score: 0.2 },
+        ],
+        labelled_by: None,
+        client_text: text.into(),
+        invoice_id: Some(s.invoice.invoice_id),
+        contact_id: Some(s.contact.contact_id),
+        client_id: Some(s.client.client_id),
+        matched_by: Some("reply_token".into()),
+        answered_message_id: Some("<rem-1@acme.test>".into()),
+        step: Some("overdue_7".into()),
+        from: Some("hank@globex.test".into()),
+        subject: Some("Re: Invoice INV-0001".into()),
+        received_at: t0(),
+        reference_date: t0().date_naive(),
+        bounce: None,
+        action: "not understood with confidence".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_unsure_reply_opens_a_review_case_and_its_label_is_published_as_the_reply() {
+    let app = TestApp::spawn().await;
+    let s = app.setup().await;
+    let text = "Re your note: see the comments from my colleague below, regards";
+    let r = unsure(&s, text);
+    let sent = app.publish(subjects::reply::CLASSIFIED, r.reply_id, r.clone()).await;
+    // A review case, not a question case on the guess; the reviewer sees the text and the scores.
+    let events = app.wait_cases(1).await;
+    let c = &events[0].1;
+    assert_eq!((c.reason, c.status), (EscalationReason::NeedsReview, CaseStatus::Open));
+    assert_eq!(c.evidence, text, "no evidence phrase: the client's words");
+    assert_eq!(c.action.note, text);
+    let review = c.review.as_ref().expect("a review case carries its reply");
+    assert_eq!((review.reply_id, review.channel, review.client_text.as_str()), (r.reply_id, Channel::Email, text));
+    assert_eq!((review.confidence, review.scores.clone(), review.label.clone()), (0.38, r.scores.clone(), None));
+    let case_id = c.case_id;
+    let (status, detail) = app.call(app.firm, reqwest::Method::GET, &format!("/v1/escalations/{case_id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["actions"][0]["details"]["cause"]["scores"][1]["intent"], "opt_out", "{detail}");
+    // The same reply again (republished): no second case.
+    app.publish(subjects::reply::CLASSIFIED, r.reply_id, r.clone()).await;
+    app.settle().await;
+    assert_eq!(app.cases().await.len(), 1);
+
+    // Refused: resolving without a label, an unknown or missing intent, a date with another intent.
+    let (status, body) = app.act(case_id, json!({"action": "resolve", "note": "done"})).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = app.act(case_id, json!({"action": "label", "intent": "angry"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("opt_out, dispute"), "{body}");
+    let (status, _) = app.act(case_id, json!({"action": "label"})).await;
+    assert_eq!(status, 422);
+    let (status, _) =
+        app.act(case_id, json!({"action": "label", "intent": "dispute", "promised_date": "2026-03-20"})).await;
+    assert_eq!(status, 422);
+
+    // Labelled opt_out (no note needed): resolved, and the reply republished with the label.
+    let (status, body) = app.act(case_id, json!({"action": "label", "intent": "opt_out"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["status"].as_str(), body["action"]["action"].as_str()), (Some("resolved"), Some("label")));
+    assert_eq!(body["action"]["actor"], "pat@acme.test");
+    assert_eq!(body["review"]["label"]["intent"], "opt_out");
+    assert_eq!(body["review"]["label"]["labelled_by"], "pat@acme.test");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let labelled = loop {
+        let found = app
+            .stream("REPLY")
+            .await
+            .into_iter()
+            .find(|e| e.data["labelled_by"].is_string() && e.data["reply_id"] == r.reply_id.to_string());
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "the labelled reply was not published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let l: ReplyClassified = labelled.data_as().unwrap();
+    assert_eq!((l.intent, l.needs_review, l.sure, l.confidence), (Some(ReplyIntent::OptOut), false, true, 1.0));
+    assert_eq!(l.labelled_by.as_deref(), Some("pat@acme.test"));
+    assert_eq!((l.invoice_id, l.contact_id, l.client_text.as_str()), (r.invoice_id, r.contact_id, text));
+    assert_eq!((labelled.source.as_str(), labelled.correlation_id), ("escalation", sent.correlation_id));
+    let stream = app.bus.js.get_stream("REPLY").await.unwrap();
+    let info = stream.get_info().await.unwrap();
+    let mut msg_ids = vec![];
+    for seq in 1..=info.state.last_sequence {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        msg_ids.extend(m.headers.get("Nats-Msg-Id").map(|v| v.to_string()));
+    }
+    assert!(msg_ids.contains(&format!("label:{case_id}")), "{msg_ids:?}");
+    // Labelled once.
+    let (status, _) = app.act(case_id, json!({"action": "label", "intent": "dispute"})).await;
+    assert_eq!(status, 409);
+
+    // A label on a case that is not a review case is refused.
+    app.reply(&s, ReplyIntent::Dispute, Channel::Email, "wrong amount").await;
+    let events = app.wait_cases(3).await;
+    let dispute = events.iter().find(|(_, c)| c.reason == EscalationReason::Dispute).unwrap().1.case_id;
+    let (status, body) = app.act(dispute, json!({"action": "label", "intent": "dispute"})).await;
+    assert_eq!(status, 422, "{body}");
+
+    // A second unsure reply labelled a promise with its date: in the training export with the first.
+    let r2 = ReplyClassified {
+        reply_id: Uuid::now_v7(),
+        client_text: "will see with accounts next friday".into(),
+        ..unsure(&s, "")
+    };
+    app.publish(subjects::reply::CLASSIFIED, r2.reply_id, r2.clone()).await;
+    let events = app.wait_cases(4).await;
+    let second = events[3].1.case_id;
+    assert_eq!(events[3].1.reason, EscalationReason::NeedsReview, "each unsure reply has its own case");
+    let (status, _) = app
+        .act(second, json!({"action": "label", "intent": "promise_to_pay", "promised_date": "2026-03-13", "note": "called them"}))
+        .await;
+    assert_eq!(status, 200);
+    let res = app
+        .http
+        .get(format!("http://127.0.0.1:{}/v1/escalations/training-examples", app.port))
+        .header("x-arflow-internal-token", TOKEN)
+        .header("x-arflow-firm-id", app.firm.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let body = res.text().await.unwrap();
+    let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            json!({"id": r.reply_id.to_string(), "channel": "email", "reference_date": "2026-03-10", "text": text,
+                   "intent": "opt_out", "promised_date": null}),
+            json!({"id": r2.reply_id.to_string(), "channel": "email", "reference_date": "2026-03-10",
+                   "text": "will see with accounts next friday", "intent": "promise_to_pay", "promised_date": "2026-03-13"}),
+        ]
+    );
+    // Another firm's export is empty.
+    let (status, _) = app.call(Uuid::now_v7(), reqwest::Method::GET, "/v1/escalations/training-examples", None).await;
+    assert_eq!(status, 200);
     app.stop().await;
 }

@@ -68,6 +68,7 @@ impl Apply for OutreachHandler {
                     client_id: invoice.client_id,
                     invoice_id: Some(c.invoice_id),
                     contact_id: None,
+                    review: None,
                     reason: EscalationReason::CadenceExhausted,
                     evidence: evidence.clone(),
                     actor: ARFLOW.into(),

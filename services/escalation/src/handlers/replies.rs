@@ -1,8 +1,11 @@
 //! `reply.classified.>`: what a client answered. A dispute, a payment-plan request, a question or
 //! a wrong-contact reply opens a case with the client's words; a question asked during a call
-//! (channel `voice`) means the client asked for a person (`person_requested`).
+//! (channel `voice`) means the client asked for a person (`person_requested`). A reply not
+//! understood with confidence opens a `needs_review` case of its own (the client's text, the
+//! evidence, the classifier's scores) and nothing is opened on the guess; its label comes back
+//! here as a labelled `reply.classified` and opens what the label calls for.
 use super::{Apply, ApplyError, Context, data, opened, process};
-use crate::cases::{self, ARFLOW, Trigger};
+use crate::cases::{self, ARFLOW, Review, Trigger};
 use crate::store;
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
 use arflow_contracts::events::{EscalationReason, ReplyClassified, ReplyIntent};
@@ -75,7 +78,12 @@ impl Apply for RepliesHandler {
             return Err(ApplyError::Retry(format!("invoice {invoice_id} not known yet")));
         };
         let intent = r.intent.map_or("none", |i| i.as_str());
-        let summary = format!("{} reply ({intent}): \"{}\"", r.channel.as_str(), r.evidence);
+        let words = if r.evidence.trim().is_empty() { r.client_text.clone() } else { r.evidence.clone() };
+        let summary = match (&r.labelled_by, r.awaits_review()) {
+            (Some(by), _) => format!("{} reply labelled {intent} by {by}: \"{words}\"", r.channel.as_str()),
+            (None, true) => format!("{} reply not understood, awaiting review: \"{words}\"", r.channel.as_str()),
+            (None, false) => format!("{} reply ({intent}): \"{}\"", r.channel.as_str(), r.evidence),
+        };
         store::record_activity(
             conn,
             env.firm_id,
@@ -83,22 +91,43 @@ impl Apply for RepliesHandler {
             &cases::activity(reply::CLASSIFIED, r.received_at, summary),
         )
         .await?;
-        let Some(reason) = reason(r.intent, r.channel) else { return Ok(()) };
-        let client_id = invoice.client_id;
-        let evidence = if r.evidence.trim().is_empty() { r.client_text.clone() } else { r.evidence.clone() };
+        let reason = if r.awaits_review() {
+            // Reviewed once: the same reply again (republished) opens nothing new.
+            if store::reviewed(conn, env.firm_id, r.reply_id).await? {
+                tracing::info!(reply_id = %r.reply_id, "reply already has a review case");
+                return Ok(());
+            }
+            EscalationReason::NeedsReview
+        } else {
+            let Some(reason) = reason(r.actionable_intent(), r.channel) else { return Ok(()) };
+            reason
+        };
+        let mut details = json!({
+            "reply_id": r.reply_id, "channel": r.channel, "intent": r.intent, "from": r.from,
+            "subject": r.subject, "received_at": r.received_at,
+        });
+        if reason == EscalationReason::NeedsReview {
+            details["confidence"] = json!(r.confidence);
+            details["scores"] = json!(r.scores);
+        }
+        if let Some(by) = &r.labelled_by {
+            details["labelled_by"] = json!(by);
+        }
         let t = Trigger {
             firm_id: env.firm_id,
-            client_id,
+            client_id: invoice.client_id,
             invoice_id: Some(invoice_id),
             contact_id: r.contact_id,
+            review: (reason == EscalationReason::NeedsReview).then(|| Review {
+                reply: r.clone(),
+                cause_event_id: env.id,
+                correlation_id: env.correlation_id,
+            }),
             reason,
-            evidence,
+            evidence: words,
             actor: ARFLOW.into(),
             note: r.client_text.chars().take(NOTE_CHARS).collect(),
-            details: json!({
-                "reply_id": r.reply_id, "channel": r.channel, "intent": r.intent, "from": r.from,
-                "subject": r.subject, "received_at": r.received_at,
-            }),
+            details,
         };
         let (outcome, messages) = cases::open_or_note(conn, &ctx.links, t, now, Some(env)).await?;
         opened(ctx, &outcome);

@@ -4,13 +4,14 @@ use crate::cases::{self, ActionInput, CaseError, Trigger};
 use crate::config::THRESHOLD_RANGE;
 use crate::handlers::Context;
 use crate::store::{self, ActionRow, CaseRow};
-use arflow_contracts::events::{CaseActionKind, EscalationCase, EscalationReason};
+use arflow_contracts::events::{CaseActionKind, EscalationCase, EscalationReason, ReplyIntent};
 use arflow_service::api::{ApiError, Caller};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -168,6 +169,7 @@ pub async fn open(
         client_id: invoice.client_id,
         invoice_id: Some(invoice.invoice_id),
         contact_id: None,
+        review: None,
         reason,
         evidence: note.clone(),
         actor: caller.actor.clone(),
@@ -193,10 +195,27 @@ pub struct ActionBody {
     pub note: String,
     pub paused_until: Option<DateTime<Utc>>,
     pub agency: Option<String>,
+    /// `label`: one of the nine intents (`opt_out`, `dispute`, ...).
+    pub intent: Option<String>,
+    /// `label` with `promise_to_pay`: the day the client promised, if they said.
+    pub promised_date: Option<NaiveDate>,
+}
+
+/// The label a `label` action names: required, one of the nine intents.
+fn label(b: &ActionBody) -> Result<(ReplyIntent, Option<NaiveDate>), ApiError> {
+    let labels = || ReplyIntent::ALL.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ");
+    let Some(given) = b.intent.as_deref() else {
+        return Err(ApiError::Validation(format!("label needs intent: one of {}", labels())));
+    };
+    let Some(intent) = ReplyIntent::parse(given.trim()) else {
+        return Err(ApiError::Validation(format!("unknown intent {given:?}: expected one of {}", labels())));
+    };
+    Ok((intent, b.promised_date))
 }
 
 /// `POST /v1/escalations/{id}/actions`: continue_automation, pause, mark_uncollectible,
-/// refer_to_agency, resolve or note; recorded with who and why, then published.
+/// refer_to_agency, resolve, note, or label (a `needs_review` case: what the reply means);
+/// recorded with who and why, then published.
 pub async fn act(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -204,7 +223,12 @@ pub async fn act(
     payload: Result<Json<ActionBody>, JsonRejection>,
 ) -> Result<Json<EscalationCase>, ApiError> {
     let b = body(payload)?;
-    let note = note(&b.note)?;
+    let label = (b.action == CaseActionKind::Label).then(|| label(&b)).transpose()?;
+    // A label says what it decided; its note is optional.
+    let note = match label {
+        Some((intent, _)) if b.note.trim().is_empty() => format!("labelled {}", intent.as_str()),
+        _ => note(&b.note)?,
+    };
     if matches!(b.action, CaseActionKind::Opened | CaseActionKind::Paid) {
         return Err(ApiError::Validation(format!(
             "{} is recorded by arflow, not asked for",
@@ -219,6 +243,7 @@ pub async fn act(
     let mut input = ActionInput::new(b.action, &caller.actor, &note);
     input.paused_until = b.paused_until.filter(|_| b.action == CaseActionKind::Pause);
     input.agency = b.agency.map(|a| a.trim().to_string()).filter(|_| b.action == CaseActionKind::ReferToAgency);
+    input.label = label;
     let messages = cases::act(&mut tx, &ctx.links, &mut case, input, now, None).await?;
     store::enqueue(&mut tx, &messages).await?;
     tx.commit().await?;
@@ -252,4 +277,37 @@ pub async fn put_settings(
     store::set_threshold(&ctx.pool, caller.firm_id, b.days_past_due_threshold, &caller.actor, ctx.clock.now()).await?;
     tracing::info!(firm_id = %caller.firm_id, actor = %caller.actor, days = b.days_past_due_threshold, "threshold set");
     Ok(Json(b))
+}
+
+/// One labelled reply in the reply corpus's format (`shared/corpus/README.md`): what the
+/// classifier is trained and measured on.
+#[derive(Debug, Serialize)]
+struct TrainingExample<'a> {
+    id: String,
+    channel: &'a str,
+    reference_date: NaiveDate,
+    text: &'a str,
+    intent: &'a str,
+    promised_date: Option<NaiveDate>,
+}
+
+/// `GET /v1/escalations/training-examples`: every reply the firm's people labelled, one JSON
+/// object a line (`application/x-ndjson`), oldest label first.
+pub async fn training_examples(caller: Caller, State(ctx): State<Arc<Context>>) -> Result<Response, ApiError> {
+    let mut conn = ctx.pool.acquire().await?;
+    let rows = store::labelled(&mut conn, caller.firm_id).await?;
+    let mut body = String::new();
+    for r in &rows {
+        let line = TrainingExample {
+            id: r.reply_id.to_string(),
+            channel: &r.channel,
+            reference_date: r.reference_date,
+            text: &r.text,
+            intent: &r.intent,
+            promised_date: r.promised_date,
+        };
+        body.push_str(&serde_json::to_string(&line).map_err(ApiError::internal)?);
+        body.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }

@@ -13,6 +13,7 @@ pub fn router(ctx: Arc<Context>, internal_token: SecretString) -> Router {
     Router::new()
         .route("/v1/escalations", get(cases::list).post(cases::open))
         .route("/v1/escalations/settings", get(cases::get_settings).put(cases::put_settings))
+        .route("/v1/escalations/training-examples", get(cases::training_examples))
         .route("/v1/escalations/{case_id}", get(cases::get_case))
         .route("/v1/escalations/{case_id}/actions", post(cases::act))
         .layer(axum::Extension(InternalAuth(internal_token)))
