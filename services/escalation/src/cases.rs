@@ -455,7 +455,11 @@ async fn labelled_reply(
         needs_review: false,
         scores: vec![IntentScore { intent: label.intent, score: 1.0 }],
         labelled_by: Some(label.labelled_by.clone()),
-        action: format!("labelled {} by {}", label.intent.as_str(), label.labelled_by),
+        action: format!(
+            "labelled {} by {}: acted on like a classified reply",
+            label.intent.as_str(),
+            label.labelled_by
+        ),
         ..original.clone()
     };
     let kind = subjects::reply::CLASSIFIED;

@@ -711,6 +711,13 @@ pub struct ActivityDetail {
     /// A call attempt: what happened and what was said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<CallActivity>,
+    /// A reply not understood with confidence: the classifier's likeliest intents with their
+    /// scores, for the person who labels it (`needs_review` case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Vec<arflow_contracts::events::IntentScore>>,
+    /// A reply a firm user labelled: who (the intent is `intent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelled_by: Option<String>,
 }
 
 /// One call attempt in an invoice's history.
@@ -885,15 +892,23 @@ pub struct ReplyRow {
     pub from_address: Option<String>,
     pub subject: Option<String>,
     pub action: String,
+    /// Not understood with confidence: waiting for a firm user's label.
+    pub needs_review: bool,
+    /// The firm user who labelled it.
+    pub labelled_by: Option<String>,
 }
 
-/// Records a classified reply in the firm's inbox (once).
+/// Records a classified reply in the firm's inbox (once); a firm user's label of it replaces
+/// what the classifier said (intent, date, action) and ends its review.
 pub async fn add_reply(conn: &mut PgConnection, firm_id: Uuid, r: &ReplyRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO replies (reply_id, firm_id, received_at, channel, kind, intent, promised_date, evidence, \
-         client_text, invoice_id, contact_id, matched_by, from_address, subject, action) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE EXISTS (SELECT 1 FROM firms WHERE id = $2) \
-         ON CONFLICT (reply_id) DO NOTHING",
+         client_text, invoice_id, contact_id, matched_by, from_address, subject, action, needs_review, labelled_by) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
+         WHERE EXISTS (SELECT 1 FROM firms WHERE id = $2) \
+         ON CONFLICT (reply_id) DO UPDATE SET intent = EXCLUDED.intent, promised_date = EXCLUDED.promised_date, \
+           action = EXCLUDED.action, needs_review = false, labelled_by = EXCLUDED.labelled_by \
+         WHERE EXCLUDED.labelled_by IS NOT NULL AND replies.labelled_by IS NULL AND replies.firm_id = EXCLUDED.firm_id",
     )
     .bind(r.reply_id)
     .bind(firm_id)
@@ -910,6 +925,8 @@ pub async fn add_reply(conn: &mut PgConnection, firm_id: Uuid, r: &ReplyRow) -> 
     .bind(&r.from_address)
     .bind(&r.subject)
     .bind(&r.action)
+    .bind(r.needs_review)
+    .bind(&r.labelled_by)
     .execute(conn)
     .await?;
     Ok(())
@@ -926,8 +943,8 @@ pub async fn list_replies(
 ) -> Result<Vec<ReplyRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT reply_id, received_at, channel, kind, intent, promised_date, evidence, client_text, invoice_id, \
-         contact_id, matched_by, from_address, subject, action FROM replies \
-         WHERE firm_id = $1 AND ($2::text IS NULL OR intent = $2 OR kind = $2) \
+         contact_id, matched_by, from_address, subject, action, needs_review, labelled_by FROM replies \
+         WHERE firm_id = $1 AND ($2::text IS NULL OR intent = $2 OR kind = $2 OR ($2 = 'needs_review' AND needs_review)) \
          AND ($3::bool IS NULL OR (invoice_id IS NOT NULL) = $3) AND ($4::uuid IS NULL OR reply_id < $4) \
          ORDER BY reply_id DESC LIMIT $5",
     )

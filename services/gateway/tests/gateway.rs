@@ -706,6 +706,122 @@ async fn a_client_saying_paid_is_checked_with_stripe_at_once() {
     assert!(app.bus.holds().get(&invoice_hold_key(ids[1])).await.unwrap().is_none());
 }
 
+/// A reply not understood with confidence: in the history and the reply inbox as awaiting a
+/// person's label, with the classifier's likeliest intents, and never reconciled with Stripe on
+/// the guess; the firm user's label then replaces it in the inbox and is its own history entry
+/// (and an `already_paid` label is checked with Stripe like a classified one).
+#[tokio::test]
+async fn a_reply_awaiting_review_and_its_label_are_in_the_history_and_the_inbox() {
+    use arflow_contracts::events::{IntentScore, ReplyClassified, ReplyIntent, ReplyKind};
+    let sim = StripeSim::start().await;
+    let base = sim.base_url();
+    let app = spawn_app_with(|c| c.gateway.stripe_api_base = base).await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let object = invoice("in_rv", "cus_rv", "INV-RV", 50_000, "usd", DUE, "open");
+    let ack: Value =
+        app.deliver(firm.id, SECRET, &event("evt_rv", "invoice.finalized", 1, object)).await.json().await.unwrap();
+    let invoice_id: Uuid = ack["invoice_id"].as_str().unwrap().parse().unwrap();
+    sim.add_invoice(open_invoice("in_rv", "cus_rv", 50_000));
+    let unsure = ReplyClassified {
+        reply_id: Uuid::now_v7(),
+        channel: arflow_core::Channel::Email,
+        kind: ReplyKind::Reply,
+        intent: Some(ReplyIntent::AlreadyPaid),
+        promised_date: None,
+        evidence: String::new(),
+        sure: false,
+        confidence: 0.42,
+        needs_review: true,
+        scores: vec![
+            IntentScore { intent: ReplyIntent::AlreadyPaid, score: 0.42 },
+            IntentScore { intent: ReplyIntent::Question, score: 0.3 },
+        ],
+        labelled_by: None,
+        client_text: "see the remittance from my colleague below".into(),
+        invoice_id: Some(invoice_id),
+        contact_id: None,
+        client_id: None,
+        matched_by: Some("reply_token".into()),
+        answered_message_id: None,
+        step: Some("overdue_7".into()),
+        from: Some("ap@client.test".into()),
+        subject: Some("Re: reminder".into()),
+        received_at: chrono::Utc::now(),
+        reference_date: chrono::Utc::now().date_naive(),
+        bounce: None,
+        action: "not understood with confidence: outreach paused until a person labels it (needs_review case)".into(),
+    };
+    let kind = arflow_contracts::subjects::reply::CLASSIFIED;
+    let publish = |data: &ReplyClassified, source: &str| {
+        let env =
+            arflow_contracts::Envelope::new(kind, source, chrono::Utc::now(), firm.id, invoice_id, None, data.clone());
+        let subject = arflow_contracts::subjects::subject(kind, firm.id);
+        let bus = app.bus.clone();
+        async move { bus.publish_event(&subject, &env.id.to_string(), &env).await.unwrap() }
+    };
+    publish(&unsure, "email").await;
+    let path = format!("/v1/invoices/{invoice_id}/activity");
+    let entry = |kind: &'static str| {
+        let (app, path, key) = (&app, &path, &firm.key);
+        eventually(kind, move || async move {
+            let a: Value = app.get(key, path).await.json().await.unwrap();
+            a["history"].as_array().unwrap().iter().find(|e| e["kind"] == kind).cloned()
+        })
+    };
+    let waiting = entry("reply_needs_review").await;
+    let summary = waiting["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("not understood with confidence (likeliest: already_paid 0.42, question 0.30)"),
+        "{summary}"
+    );
+    assert!(summary.contains("see the remittance from my colleague below"), "{summary}");
+    assert!(waiting["intent"].is_null(), "nothing is acted on: {waiting}");
+    assert_eq!(waiting["scores"][0]["intent"], "already_paid");
+    let inbox: Value = app.get(&firm.key, "/v1/replies?intent=needs_review").await.json().await.unwrap();
+    assert_eq!(inbox["data"].as_array().unwrap().len(), 1, "{inbox}");
+    assert_eq!(
+        (inbox["data"][0]["needs_review"].as_bool(), inbox["data"][0]["labelled_by"].as_str()),
+        (Some(true), None)
+    );
+    // The guess "already paid" is not reconciled with Stripe.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!sim.requests().iter().any(|r| r == "GET /v1/invoices/in_rv"), "{:?}", sim.requests());
+
+    // The firm user labels it already_paid (the escalation service republishes the reply).
+    let labelled = ReplyClassified {
+        sure: true,
+        confidence: 1.0,
+        needs_review: false,
+        scores: vec![IntentScore { intent: ReplyIntent::AlreadyPaid, score: 1.0 }],
+        labelled_by: Some("maria@firm.test".into()),
+        action: "labelled already_paid by maria@firm.test".into(),
+        ..unsure.clone()
+    };
+    publish(&labelled, "escalation").await;
+    let label = entry("reply_labelled").await;
+    let summary = label["summary"].as_str().unwrap();
+    assert_eq!(
+        summary,
+        "maria@firm.test labelled what a***@client.test replied by email: already_paid \
+         (\"see the remittance from my colleague below\")"
+    );
+    assert_eq!(
+        (label["intent"].as_str(), label["labelled_by"].as_str()),
+        (Some("already_paid"), Some("maria@firm.test"))
+    );
+    let inbox: Value = app.get(&firm.key, "/v1/replies").await.json().await.unwrap();
+    let row = &inbox["data"][0];
+    assert_eq!(inbox["data"].as_array().unwrap().len(), 1, "one reply, labelled: {inbox}");
+    assert_eq!(
+        (row["intent"].as_str(), row["needs_review"].as_bool(), row["labelled_by"].as_str()),
+        (Some("already_paid"), Some(false), Some("maria@firm.test"))
+    );
+    eventually("the labelled claim is checked with Stripe", || async {
+        sim.requests().iter().any(|r| r == "GET /v1/invoices/in_rv").then_some(())
+    })
+    .await;
+}
+
 /// The firm's call window: accepted only inside 08:00-21:00, stored, shown, cleared with `null`,
 /// and published in `billing.firm_updated` for eligibility, the scheduler and the voice service.
 #[tokio::test]

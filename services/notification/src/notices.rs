@@ -139,7 +139,9 @@ fn dispute_key(env: &RawEnvelope) -> String {
     format!("dispute:{}", env.correlation_id)
 }
 
-/// `reply.classified`: a dispute, or a promise to pay.
+/// `reply.classified`: a dispute, or a promise to pay. Not for a reply awaiting a person's label
+/// (the classifier's guess is not a dispute; the review case is notified as an escalation); its
+/// label, when it comes, is notified like a classified reply.
 pub fn reply(env: &RawEnvelope, r: &ReplyClassified, links: &Links) -> Option<Notice> {
     let who = r.from.clone().unwrap_or_else(|| "A client".into());
     let mut link_map = BTreeMap::new();
@@ -149,7 +151,7 @@ pub fn reply(env: &RawEnvelope, r: &ReplyClassified, links: &Links) -> Option<No
     if let Some(client) = r.client_id {
         link_map.insert("client".to_string(), links.client(client));
     }
-    let (kind, event_key, title, summary) = match r.intent? {
+    let (kind, event_key, title, summary) = match r.actionable_intent()? {
         ReplyIntent::Dispute => (
             Kind::Dispute,
             dispute_key(env),
@@ -227,5 +229,39 @@ pub fn dead_letter(env: &RawEnvelope, d: &DeadLetter) -> Notice {
         ),
         links: BTreeMap::new(),
         event: env.data.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arflow_contracts::Envelope;
+
+    fn dispute() -> ReplyClassified {
+        serde_json::from_value(serde_json::json!({
+            "reply_id": Uuid::now_v7(), "channel": "email", "kind": "reply", "intent": "dispute",
+            "promised_date": null, "evidence": "wrong amount", "sure": true, "client_text": "wrong amount",
+            "invoice_id": Uuid::now_v7(), "contact_id": null, "client_id": null, "matched_by": null,
+            "answered_message_id": null, "step": null, "from": "hank@globex.test", "subject": null,
+            "received_at": "2026-03-10T10:00:00Z", "reference_date": "2026-03-10", "bounce": null, "action": ""
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_guess_awaiting_review_is_not_notified_and_its_label_is() {
+        let links = Links { base: "https://arflow.test" };
+        let mut r = dispute();
+        r.needs_review = true;
+        let env = |r: &ReplyClassified| {
+            Envelope::new("reply.classified", "email", chrono::Utc::now(), Uuid::now_v7(), Uuid::now_v7(), None, r)
+                .into_raw()
+                .unwrap()
+        };
+        assert!(reply(&env(&r), &r, &links).is_none(), "the classifier's guess is no dispute");
+        r.labelled_by = Some("pat@acme.test".into());
+        let notice = reply(&env(&r), &r, &links).expect("the person's label is");
+        assert_eq!(notice.kind, Kind::Dispute);
+        assert!(reply(&env(&dispute()), &dispute(), &links).is_some());
     }
 }

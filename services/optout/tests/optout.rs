@@ -50,6 +50,28 @@ async fn every_source_is_recorded_with_evidence_held_and_published() {
     assert!(h[0]["evidence"].as_str().unwrap().contains("\"STOP\" (sms"), "{}", h[0]);
     assert!(app.held(&contact_hold_key(t.contact)).await.is_some());
 
+    // A reply arflow was not sure of, labelled an opt-out by a firm user (the escalation service
+    // republishes it): held and recorded like any opt-out, the evidence names who labelled it.
+    let l = app.person(firm, "l@client.test").await;
+    let mut labelled = classified(&l, ReplyKind::Reply, Some(ReplyIntent::OptOut), "");
+    labelled.client_text = "see the comments from my colleague below".into();
+    labelled.labelled_by = Some("dana@firm.test".into());
+    app.reply(&l, labelled).await;
+    let h = app.history(&l, 1).await;
+    assert_eq!((h[0]["source"].as_str(), h[0]["actor"].as_str()), (Some("email_reply"), Some("client")));
+    let evidence = h[0]["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("see the comments from my colleague")
+            && evidence.ends_with("labelled opt_out by dana@firm.test)"),
+        "{evidence}"
+    );
+    assert!(app.held(&contact_hold_key(l.contact)).await.is_some());
+    // An unsure reply guessed to be something else is not an opt-out.
+    let u = app.person(firm, "u@client.test").await;
+    let mut unsure = classified(&u, ReplyKind::Reply, Some(ReplyIntent::Question), "see below");
+    unsure.needs_review = true;
+    app.reply(&u, unsure).await;
+
     // A spam complaint: every channel.
     let c = app.person(firm, "c@client.test").await;
     app.reply(&c, classified(&c, ReplyKind::Complaint, None, "")).await;
@@ -57,6 +79,8 @@ async fn every_source_is_recorded_with_evidence_held_and_published() {
     assert_eq!(h[0]["source"], "spam_complaint");
     assert!(h[0]["evidence"].as_str().unwrap().contains("spam"));
     assert!(app.held(&contact_hold_key(c.contact)).await.is_some());
+    // Handled in order before the complaint: the unsure reply held and recorded nothing.
+    assert!(app.held(&contact_hold_key(u.contact)).await.is_none());
 
     // A hard bounce: email only (its own key; the contact's key stays free for calls).
     let d = app.person(firm, "d@client.test").await;
@@ -121,6 +145,7 @@ async fn every_source_is_recorded_with_evidence_held_and_published() {
         (&a, "email_reply", Value::Null),
         (&b, "call_request", Value::Null),
         (&t, "sms_stop", Value::Null),
+        (&l, "email_reply", Value::Null),
         (&c, "spam_complaint", Value::Null),
         (&d, "hard_bounce", json!("email")),
         (&e, "unsubscribe_link", Value::Null),
@@ -138,9 +163,9 @@ async fn every_source_is_recorded_with_evidence_held_and_published() {
         assert_eq!(events[0].data["channel"], channel);
         assert_eq!(events[0].data["client_id"], p.client.to_string());
     }
-    // Drained: the redelivered reply, the stray and the promise added nothing.
+    // Drained: the redelivered reply, the stray, the unsure reply and the promise added nothing.
     let ledger = app.get_json(firm, "/v1/consent/ledger?limit=100").await;
-    assert_eq!(ledger["data"].as_array().unwrap().len(), 7);
+    assert_eq!(ledger["data"].as_array().unwrap().len(), 8);
     assert!(app.dead_letters().await.is_empty());
     app.stop().await;
 }

@@ -776,7 +776,7 @@ impl ReplyClassified {
 }
 
 /// One intent and its calibrated score (0-1), as the classifier ranked it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct IntentScore {
     pub intent: ReplyIntent,
     pub score: f32,

@@ -307,6 +307,8 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
                 from_address: d.from.clone(),
                 subject: d.subject.clone(),
                 action: d.action.clone(),
+                needs_review: d.awaits_review(),
+                labelled_by: d.labelled_by.clone(),
             };
             store::add_reply(tx, env.firm_id, &row).await?;
             let Some(invoice_id) = d.invoice_id else {
@@ -330,29 +332,28 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
                     d.action
                 ),
                 (ReplyKind::Complaint, _) => format!("{from} marked our email as spam: {}", d.action),
-                _ => {
-                    let intent = d.intent.map(|i| i.as_str()).unwrap_or("unknown");
-                    let promised = d.promised_date.map(|p| format!(" for {p}")).unwrap_or_default();
-                    let evidence = if d.evidence.is_empty() { String::new() } else { format!(" (\"{}\")", d.evidence) };
-                    let how = match d.channel {
-                        Channel::Voice => "said on the call".to_string(),
-                        Channel::Sms => "replied by text".to_string(),
-                        other => format!("replied by {other}"),
-                    };
-                    format!("{from} {how}: {intent}{promised}{evidence}: {}", d.action)
-                }
+                _ => reply_summary(&d, &from),
             };
+            let review = d.awaits_review();
             let detail = ActivityDetail {
                 reason: Some(d.action.clone()),
                 step: d.step.clone(),
-                intent: d.intent.map(|i| i.as_str().to_string()),
+                // What arflow acts on: nothing for a reply awaiting review (its guess is in `scores`).
+                intent: d.actionable_intent().map(|i| i.as_str().to_string()),
                 evidence: Some(d.evidence.clone()).filter(|e| !e.is_empty()),
                 client_text: Some(d.client_text.clone()),
-                promised_date: d.promised_date,
+                promised_date: d.promised_date.filter(|_| !review),
                 channel: Some(d.channel.to_string()),
+                scores: review.then(|| d.scores.clone()),
+                labelled_by: d.labelled_by.clone(),
                 ..Default::default()
             };
-            store::add_activity(tx, &entry(m, invoice_id, "reply_received", summary, detail)).await?;
+            let kind = match (review, &d.labelled_by) {
+                (true, _) => "reply_needs_review",
+                (false, Some(_)) => "reply_labelled",
+                (false, None) => "reply_received",
+            };
+            store::add_activity(tx, &entry(m, invoice_id, kind, summary, detail)).await?;
         }
         eligibility::PROMISE_BROKEN => {
             let d: PromiseBroken = env.data_as()?;
@@ -378,6 +379,29 @@ async fn project(tx: &mut PgConnection, m: &Incoming) -> Result<(), ProjectError
         }
     }
     Ok(())
+}
+
+/// A client's reply in words: what it meant (or that it awaits a person's label, with the
+/// classifier's likeliest intents), and what arflow does about it.
+fn reply_summary(d: &ReplyClassified, from: &str) -> String {
+    let how = match d.channel {
+        Channel::Voice => "said on the call".to_string(),
+        Channel::Sms => "replied by text".to_string(),
+        other => format!("replied by {other}"),
+    };
+    let evidence = if d.evidence.is_empty() { String::new() } else { format!(" (\"{}\")", d.evidence) };
+    if d.awaits_review() {
+        let likeliest: Vec<String> = d.scores.iter().map(|s| format!("{} {:.2}", s.intent.as_str(), s.score)).collect();
+        let guess =
+            if likeliest.is_empty() { String::new() } else { format!(" (likeliest: {})", likeliest.join(", ")) };
+        return format!("{from} {how}: not understood with confidence{guess}: \"{}\": {}", d.client_text, d.action);
+    }
+    let intent = d.intent.map(|i| i.as_str()).unwrap_or("unknown");
+    let promised = d.promised_date.map(|p| format!(" for {p}")).unwrap_or_default();
+    match &d.labelled_by {
+        Some(by) => format!("{by} labelled what {from} {how}: {intent}{promised} (\"{}\")", d.client_text),
+        None => format!("{from} {how}: {intent}{promised}{evidence}: {}", d.action),
+    }
 }
 
 /// A call attempt as a history entry: the outcome, who was called (masked), the attempt, what

@@ -89,7 +89,10 @@ impl Handler for ReconcileHandler {
                     continue;
                 }
             };
-            let (Some(ReplyIntent::AlreadyPaid), Some(invoice_id)) = (d.intent, d.invoice_id) else { continue };
+            // Not on a guess awaiting a person's label; its label, when it says so, is asked.
+            let (Some(ReplyIntent::AlreadyPaid), Some(invoice_id)) = (d.actionable_intent(), d.invoice_id) else {
+                continue;
+            };
             let span = m.span();
             span.record("invoice_id", tracing::field::display(invoice_id));
             match reconcile(&self.state, m.envelope.firm_id, invoice_id, d.reply_id).instrument(span.clone()).await {

@@ -4,7 +4,7 @@ use crate::auth::FirmAuth;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store;
-use arflow_contracts::events::{AutomationStatus, Check, NextAction};
+use arflow_contracts::events::{AutomationStatus, Check, IntentScore, NextAction};
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,7 +30,9 @@ pub struct HistoryEntry {
     /// `invoice_created`, `eligibility_changed`, `plan_updated`, `step_due`, `step_skipped`,
     /// `email_sent`, `email_failed`, `email_suppressed`, `call_completed`, `call_no_answer`,
     /// `call_voicemail`, `call_failed`, `call_skipped`, `sms_sent`, `sms_failed`, `sms_skipped`,
-    /// `reply_received`, `halted`, `payment_failed`, `opted_out`...
+    /// `reply_received`, `reply_needs_review` (not understood with confidence: nothing is done
+    /// until a firm user labels it), `reply_labelled` (that label, acted on like a reply),
+    /// `halted`, `payment_failed`, `opted_out`...
     ///
     /// A call's `body` is its transcript (`Agent: ...` / `Client: ... [intent]` lines) and its
     /// `template` the script; a text's `body` is the message sent.
@@ -74,6 +76,12 @@ pub struct HistoryEntry {
     /// A call attempt (`call_*` entries): outcome, attempt, transcript, recording, script.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call: Option<store::CallActivity>,
+    /// `reply_needs_review`: the classifier's likeliest intents with their scores (0-1), best first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Vec<IntentScore>>,
+    /// `reply_labelled`: the firm user who said what the reply means (`intent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labelled_by: Option<String>,
     /// The arflow event id or Stripe event id behind the entry.
     pub event_id: String,
 }
@@ -126,6 +134,8 @@ pub async fn invoice_activity(
                 channel: d.channel,
                 to: d.to,
                 call: d.call,
+                scores: d.scores,
+                labelled_by: d.labelled_by,
                 event_id: r.event_id,
             }
         })

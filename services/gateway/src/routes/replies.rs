@@ -37,6 +37,11 @@ pub struct Reply {
     pub subject: Option<String>,
     /// What arflow did about it.
     pub action: String,
+    /// Not understood with confidence: arflow does nothing on it until a firm user labels it
+    /// (the `needs_review` escalation case); `intent` is then only the classifier's guess.
+    pub needs_review: bool,
+    /// The firm user whose label decided `intent`.
+    pub labelled_by: Option<String>,
 }
 
 impl From<ReplyRow> for Reply {
@@ -56,13 +61,16 @@ impl From<ReplyRow> for Reply {
             from: r.from_address,
             subject: r.subject,
             action: r.action,
+            needs_review: r.needs_review,
+            labelled_by: r.labelled_by,
         }
     }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ReplyFilter {
-    /// An intent (`opt_out`...) or a kind (`bounce`, `complaint`, `auto_reply`).
+    /// An intent (`opt_out`...), a kind (`bounce`, `complaint`, `auto_reply`), or `needs_review`
+    /// (the replies waiting for a firm user's label).
     pub intent: Option<String>,
     /// `false`: only the replies no invoice could be found for.
     pub matched: Option<bool>,

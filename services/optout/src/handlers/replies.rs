@@ -1,6 +1,9 @@
 //! `reply.classified.>`: what a client said (email, call, SMS) or what their mail system
 //! reported, already matched to a contact by the channel service.
-//! - intent `opt_out` -> every channel (`email_reply`, `call_request` or `sms_stop` by channel);
+//! - intent `opt_out` -> every channel (`email_reply`, `call_request` or `sms_stop` by channel),
+//!   always, even when flagged for review (a missed opt-out is the worst error); a firm user's
+//!   label (`labelled_by`) is recorded the same way, its evidence naming who labelled it. The
+//!   hold is written first here too: a labelled opt-out has been held by nobody else;
 //! - a spam complaint -> every channel (`spam_complaint`);
 //! - a hard bounce -> the email channel only (`hard_bounce`).
 //!
@@ -71,7 +74,10 @@ pub fn decode(m: &Incoming) -> Result<Option<Request>, String> {
             Channel::Sms => Source::SmsStop,
         };
         let said = if r.evidence.is_empty() { truncate(&r.client_text, 200) } else { truncate(&r.evidence, 200) };
-        (None, source, "client", format!("\"{said}\" ({} {}{answering})", r.channel, r.reply_id))
+        // A reply arflow was not sure of, labelled an opt-out by a firm user: the client asked,
+        // the person read it so.
+        let labelled = r.labelled_by.as_deref().map(|by| format!(", labelled opt_out by {by}")).unwrap_or_default();
+        (None, source, "client", format!("\"{said}\" ({} {}{answering}{labelled})", r.channel, r.reply_id))
     };
     Ok(Some(Request {
         contact_id,
