@@ -6,6 +6,7 @@ mod eligibility;
 mod fences;
 mod optout;
 mod replies;
+mod review;
 mod story;
 mod timezones;
 mod voice;

@@ -143,7 +143,7 @@ async fn opt_out(app: &TestApp, firm: &Firm, t: &Target) {
 }
 
 /// The contact's hold key history: (revision, value) oldest first.
-async fn history(app: &TestApp, key: &str) -> Vec<(u64, Option<HoldValue>)> {
+pub(crate) async fn history(app: &TestApp, key: &str) -> Vec<(u64, Option<HoldValue>)> {
     let kv = app.bus.js.get_key_value(HOLDS_BUCKET).await.unwrap();
     let mut entries = kv.history(key).await.unwrap();
     let mut out = vec![];

@@ -65,7 +65,7 @@ fn french_reply(to_token: &str, in_reply_to: &str, subject: &str, said_qp: &str,
 }
 
 /// The Reply-To token and Message-ID of the email arflow sent.
-fn thread_of(mail: &arflow_testkit::smtp::ReceivedMail) -> (String, String, String) {
+pub(crate) fn thread_of(mail: &arflow_testkit::smtp::ReceivedMail) -> (String, String, String) {
     let reply_to = mail.header("Reply-To").expect("Reply-To").to_string();
     let token = reply_to.split("reply+").nth(1).and_then(|s| s.split('@').next()).expect("reply token").to_string();
     assert!(reply_to.contains(REPLY_DOMAIN), "{reply_to}");
