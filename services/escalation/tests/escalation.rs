@@ -153,32 +153,7 @@ impl TestApp {
         channel: Channel,
         evidence: &str,
     ) -> Envelope<ReplyClassified> {
-        let r = ReplyClassified {
-            reply_id: Uuid::now_v7(),
-            channel,
-            kind: ReplyKind::Reply,
-            intent: Some(intent),
-            promised_date: None,
-            evidence: evidence.into(),
-            sure: true,
-            confidence: 1.0,
-            needs_review: false,
-            scores: vec![],
-            labelled_by: None,
-            client_text: format!("Hi, {evidence}. Thanks, Hank"),
-            invoice_id: Some(s.invoice.invoice_id),
-            contact_id: Some(s.contact.contact_id),
-            client_id: Some(s.client.client_id),
-            matched_by: Some("reply_token".into()),
-            answered_message_id: None,
-            step: Some("overdue_7".into()),
-            from: Some("hank@globex.test".into()),
-            subject: Some("Re: Invoice INV-0001".into()),
-            received_at: t0(),
-            reference_date: t0().date_naive(),
-            bounce: None,
-            action: String::new(),
-        };
+        let r = classified(s, intent, channel, evidence);
         self.publish(subjects::reply::CLASSIFIED, r.reply_id, r).await
     }
 
@@ -273,6 +248,36 @@ impl TestApp {
 
     async fn set_clock(&self, at: DateTime<Utc>) {
         arflow_bus::clock::set(&self.bus, at).await.unwrap();
+    }
+}
+
+/// A reply to an email about `s.invoice`, matched and classified, as the email service publishes it.
+fn classified(s: &Setup, intent: ReplyIntent, channel: Channel, evidence: &str) -> ReplyClassified {
+    ReplyClassified {
+        reply_id: Uuid::now_v7(),
+        channel,
+        kind: ReplyKind::Reply,
+        intent: Some(intent),
+        promised_date: None,
+        evidence: evidence.into(),
+        sure: true,
+        confidence: 1.0,
+        needs_review: false,
+        scores: vec![],
+        labelled_by: None,
+        client_text: format!("Hi, {evidence}. Thanks, Hank"),
+        invoice_id: Some(s.invoice.invoice_id),
+        contact_id: Some(s.contact.contact_id),
+        client_id: Some(s.client.client_id),
+        matched_by: Some("reply_token".into()),
+        answered_message_id: None,
+        step: Some("overdue_7".into()),
+        from: Some("hank@globex.test".into()),
+        subject: Some("Re: Invoice INV-0001".into()),
+        received_at: t0(),
+        reference_date: t0().date_naive(),
+        bounce: None,
+        action: String::new(),
     }
 }
 
@@ -642,11 +647,7 @@ async fn a_firm_user_acts_on_cases_with_who_and_why_and_another_firm_sees_nothin
 /// An unsure reply about `s.invoice`: the classifier's guess and scores, `needs_review`.
 fn unsure(s: &Setup, text: &str) -> ReplyClassified {
     ReplyClassified {
-        reply_id: Uuid::now_v7(),
-        channel: Channel::Email,
-        kind: ReplyKind::Reply,
         intent: Some(ReplyIntent::Question),
-        promised_date: None,
         evidence: String::new(),
         sure: false,
         confidence: 0.38,
@@ -656,20 +657,10 @@ fn unsure(s: &Setup, text: &str) -> ReplyClassified {
             IntentScore { intent: ReplyIntent::OptOut, score: 0.31 },
             IntentScore { intent: ReplyIntent::Acknowledged, score: 0.2 },
         ],
-        labelled_by: None,
         client_text: text.into(),
-        invoice_id: Some(s.invoice.invoice_id),
-        contact_id: Some(s.contact.contact_id),
-        client_id: Some(s.client.client_id),
-        matched_by: Some("reply_token".into()),
         answered_message_id: Some("<rem-1@acme.test>".into()),
-        step: Some("overdue_7".into()),
-        from: Some("hank@globex.test".into()),
-        subject: Some("Re: Invoice INV-0001".into()),
-        received_at: t0(),
-        reference_date: t0().date_naive(),
-        bounce: None,
         action: "not understood with confidence".into(),
+        ..classified(s, ReplyIntent::Question, Channel::Email, text)
     }
 }
 

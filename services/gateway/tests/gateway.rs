@@ -625,11 +625,10 @@ async fn inbound_email_is_authenticated_stored_once_and_published() {
 }
 
 /// What the email service publishes when a client writes "we already paid this".
-async fn client_says_paid(app: &support::TestApp, firm: Uuid, invoice_id: Uuid) -> Uuid {
+fn paid_reply(invoice_id: Uuid) -> arflow_contracts::events::ReplyClassified {
     use arflow_contracts::events::{ReplyClassified, ReplyIntent, ReplyKind};
-    let reply_id = Uuid::now_v7();
-    let data = ReplyClassified {
-        reply_id,
+    ReplyClassified {
+        reply_id: Uuid::now_v7(),
         channel: arflow_core::Channel::Email,
         kind: ReplyKind::Reply,
         intent: Some(ReplyIntent::AlreadyPaid),
@@ -653,7 +652,12 @@ async fn client_says_paid(app: &support::TestApp, firm: Uuid, invoice_id: Uuid) 
         reference_date: chrono::Utc::now().date_naive(),
         bounce: None,
         action: "client says it is paid: outreach paused pending reconciliation with Stripe".into(),
-    };
+    }
+}
+
+async fn client_says_paid(app: &support::TestApp, firm: Uuid, invoice_id: Uuid) -> Uuid {
+    let data = paid_reply(invoice_id);
+    let reply_id = data.reply_id;
     let kind = arflow_contracts::subjects::reply::CLASSIFIED;
     let env = arflow_contracts::Envelope::new(kind, "email", chrono::Utc::now(), firm, invoice_id, None, data);
     let subject = arflow_contracts::subjects::subject(kind, firm);
@@ -712,7 +716,7 @@ async fn a_client_saying_paid_is_checked_with_stripe_at_once() {
 /// (and an `already_paid` label is checked with Stripe like a classified one).
 #[tokio::test]
 async fn a_reply_awaiting_review_and_its_label_are_in_the_history_and_the_inbox() {
-    use arflow_contracts::events::{IntentScore, ReplyClassified, ReplyIntent, ReplyKind};
+    use arflow_contracts::events::{IntentScore, ReplyClassified, ReplyIntent};
     let sim = StripeSim::start().await;
     let base = sim.base_url();
     let app = spawn_app_with(|c| c.gateway.stripe_api_base = base).await;
@@ -723,11 +727,7 @@ async fn a_reply_awaiting_review_and_its_label_are_in_the_history_and_the_inbox(
     let invoice_id: Uuid = ack["invoice_id"].as_str().unwrap().parse().unwrap();
     sim.add_invoice(open_invoice("in_rv", "cus_rv", 50_000));
     let unsure = ReplyClassified {
-        reply_id: Uuid::now_v7(),
-        channel: arflow_core::Channel::Email,
-        kind: ReplyKind::Reply,
         intent: Some(ReplyIntent::AlreadyPaid),
-        promised_date: None,
         evidence: String::new(),
         sure: false,
         confidence: 0.42,
@@ -736,20 +736,9 @@ async fn a_reply_awaiting_review_and_its_label_are_in_the_history_and_the_inbox(
             IntentScore { intent: ReplyIntent::AlreadyPaid, score: 0.42 },
             IntentScore { intent: ReplyIntent::Question, score: 0.3 },
         ],
-        labelled_by: None,
         client_text: "see the remittance from my colleague below".into(),
-        invoice_id: Some(invoice_id),
-        contact_id: None,
-        client_id: None,
-        matched_by: Some("reply_token".into()),
-        answered_message_id: None,
-        step: Some("overdue_7".into()),
-        from: Some("ap@client.test".into()),
-        subject: Some("Re: reminder".into()),
-        received_at: chrono::Utc::now(),
-        reference_date: chrono::Utc::now().date_naive(),
-        bounce: None,
         action: "not understood with confidence: outreach paused until a person labels it (needs_review case)".into(),
+        ..paid_reply(invoice_id)
     };
     let kind = arflow_contracts::subjects::reply::CLASSIFIED;
     let publish = |data: &ReplyClassified, source: &str| {

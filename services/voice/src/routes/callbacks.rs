@@ -311,24 +311,7 @@ async fn gather_locked(
                 let queued = store::insert(conn, Kind::Text, &pay_link_text(row, now)).await?;
                 tracing::info!(queued, "payment link text queued after the promise");
             }
-            let event = classified(Said {
-                reply_id: arflow_core::new_id(),
-                channel: Channel::Voice,
-                text: speech,
-                classification: c,
-                invoice_id: row.invoice_id,
-                contact_id: row.contact_id,
-                client_id: row.client_id,
-                matched_by: "call",
-                answered: row.provider_sid.clone(),
-                step: &row.step,
-                from: row.to_number.clone(),
-                received_at: now,
-                reference_date: reference,
-            });
-            let msg =
-                events::reply_classified(Origin::from(row), &event, msg_id::call(row.id, &format!("turn-{turn}")), now)
-                    .map_err(ApiError::internal)?;
+            let msg = said_on_call(row, arflow_core::new_id(), speech, c, reference, &format!("turn-{turn}"), now)?;
             arflow_store::outbox::enqueue(conn, &[msg]).await?;
             published = true;
         }
@@ -357,6 +340,34 @@ async fn gather_locked(
     Ok(GatherOut { response, published })
 }
 
+/// `reply.classified` for what the client said on the call (`call:<id>:<what>`).
+fn said_on_call(
+    row: &CallRow,
+    reply_id: Uuid,
+    text: &str,
+    classification: &Classification,
+    reference_date: NaiveDate,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<arflow_store::OutboxMessage, ApiError> {
+    let event = classified(Said {
+        reply_id,
+        channel: Channel::Voice,
+        text,
+        classification,
+        invoice_id: row.invoice_id,
+        contact_id: row.contact_id,
+        client_id: row.client_id,
+        matched_by: "call",
+        answered: row.provider_sid.clone(),
+        step: &row.step,
+        from: row.to_number.clone(),
+        received_at: now,
+        reference_date,
+    });
+    events::reply_classified(Origin::from(row), &event, msg_id::call(row.id, what), now).map_err(ApiError::internal)
+}
+
 /// A caller whose last answers were all unclear (the classifier not confident of any) goes to a
 /// person: one `reply.classified` with `needs_review` and what they said (those turns, in
 /// order), so the invoice pauses and a review case opens. At the last turn, or when the call
@@ -377,24 +388,7 @@ async fn review_unclear_answer(conn: &mut PgConnection, row: &CallRow, now: Date
     let mut c = arflow_replies::classify(Source::Voice, &last.text, jiff_date(reference));
     c.needs_review = c.intent != Intent::OptOut;
     let said: Vec<&str> = unclear_turns.iter().map(|t| t.text.as_str()).collect();
-    let text = said.join("\n");
-    let event = classified(Said {
-        reply_id,
-        channel: Channel::Voice,
-        text: &text,
-        classification: &c,
-        invoice_id: row.invoice_id,
-        contact_id: row.contact_id,
-        client_id: row.client_id,
-        matched_by: "call",
-        answered: row.provider_sid.clone(),
-        step: &row.step,
-        from: row.to_number.clone(),
-        received_at: now,
-        reference_date: reference,
-    });
-    let msg = events::reply_classified(Origin::from(row), &event, msg_id::call(row.id, "review"), now)
-        .map_err(ApiError::internal)?;
+    let msg = said_on_call(row, reply_id, &said.join("\n"), &c, reference, "review", now)?;
     arflow_store::outbox::enqueue(conn, &[msg]).await?;
     tracing::info!(%reply_id, turns = said.len(), "the caller's answer was unclear: sent to a person for review");
     Ok(true)
