@@ -52,7 +52,7 @@ async fn every_rule_shows_its_reason_in_the_activity() {
     let disputed = app.finalize_invoice(&firm, &id, &c, 50_000, "usd", due).await;
     app.patch(&firm, &format!("/v1/invoices/{disputed}"), json!({"disputed": true})).await;
 
-    // contact_with_consent: the only contact never agreed to email.
+    // contact_with_consent: the only contact agreed to no channel.
     let (_, contact) = app.add_client(&firm, "cus_noconsent", "No Consent", "standard", "America/New_York").await;
     app.patch(
         &firm,

@@ -127,15 +127,7 @@ async fn opt_out(app: &TestApp, firm: &Firm, t: &Target) {
             app.inbound_email(firm, raw.as_bytes()).await.status()
         }
         Source::HardBounce => {
-            let raw = format!(
-                "From: MAILER-DAEMON@mx.client.example\r\nTo: ar@firm.example\r\nSubject: Undelivered Mail\r\n\
-                 MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
-                 --b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n\
-                 --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.client.example\r\n\r\n\
-                 Final-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
-                 --b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {message_id}\r\nSubject: Reminder\r\n\r\n--b--\r\n",
-                t.email
-            );
+            let raw = arflow_tests::hard_bounce(&t.email, &message_id);
             app.inbound_email(firm, raw.as_bytes()).await.status()
         }
     };

@@ -250,18 +250,7 @@ async fn a_hard_bounce_stops_email_to_the_address_and_a_dispute_halts_outreach()
     let (_, message_id, _) = thread_of(&first[0]);
 
     // The recipient's server says the mailbox does not exist (RFC 3464 DSN, 5.1.1).
-    let dsn = format!(
-        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.cus_bo.test>\r\nTo: <ar@harborpine.test>\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\nDate: Thu, 05 Mar 2026 09:01:00 -0500\r\n\
-         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status; boundary=\"dsn\"\r\n\r\n\
-         --dsn\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
-         --dsn\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.cus_bo.test\r\n\r\n\
-         Final-Recipient: rfc822; billing@cus_bo.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\
-         Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n\
-         --dsn\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: ar@harborpine.test\r\nTo: billing@cus_bo.test\r\n\
-         Message-ID: {message_id}\r\nSubject: Reminder\r\n\r\n--dsn--\r\n"
-    );
+    let dsn = arflow_tests::hard_bounce("billing@cus_bo.test", &message_id);
     assert_eq!(app.inbound_email(&firm, dsn.as_bytes()).await.status(), 202);
     // The other client disputes the invoice.
     let (_, other_id, other_subject) = thread_of(&app.emails_for(disputed)[0]);

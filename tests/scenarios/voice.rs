@@ -22,23 +22,10 @@ struct Person {
 }
 
 async fn add_phone_client(app: &TestApp, firm: &Firm, p: &mut Person, customer: &str, due: NaiveDate) {
-    let client = app
-        .post(
-            firm,
-            "/v1/clients",
-            json!({"name": p.name, "tier": "standard", "timezone": p.tz, "stripe_customer_id": customer}),
-        )
-        .await;
-    let client_id = client["id"].as_str().unwrap();
-    let contact = app
-        .post(
-            firm,
-            &format!("/v1/clients/{client_id}/contacts"),
-            json!({"name": format!("{} billing", p.name), "email": format!("billing@{customer}.test"), "phone": p.phone,
-                   "timezone": p.tz, "primary": true, "consent": {"email": true, "voice": true, "sms": true}}),
-        )
-        .await;
-    p.contact = contact["id"].as_str().unwrap().parse().unwrap();
+    let contact = json!({"name": format!("{} billing", p.name), "email": format!("billing@{customer}.test"),
+                         "phone": p.phone, "timezone": p.tz, "primary": true,
+                         "consent": {"email": true, "voice": true, "sms": true}});
+    (_, p.contact) = app.add_client_with(firm, customer, p.name, "standard", p.tz, contact).await;
     app.telephony.set_script(p.phone, p.script.clone());
     p.invoice = app.finalize_invoice(firm, &format!("in_{customer}"), customer, 240_000, "usd", due).await;
 }

@@ -350,6 +350,23 @@ impl TestApp {
 
     /// A client with one primary billing contact (email consent) in time zone `tz`.
     pub async fn add_client(&self, firm: &Firm, customer: &str, name: &str, tier: &str, tz: &str) -> (Uuid, Uuid) {
+        let contact = json!({"name": format!("{name} billing"), "email": format!("billing@{customer}.test"),
+                             "timezone": tz, "primary": true, "consent": {"email": true, "voice": false, "sms": false}});
+        self.add_client_with(firm, customer, name, tier, tz, contact).await
+    }
+
+    /// A client in time zone `tz` with the contact `contact` (the body of
+    /// `POST /v1/clients/{id}/contacts`: name, email, phone, zone, consent...). Returns the
+    /// client's and the contact's ids.
+    pub async fn add_client_with(
+        &self,
+        firm: &Firm,
+        customer: &str,
+        name: &str,
+        tier: &str,
+        tz: &str,
+        contact: Value,
+    ) -> (Uuid, Uuid) {
         let client = self
             .post(
                 firm,
@@ -358,14 +375,7 @@ impl TestApp {
             )
             .await;
         let client_id: Uuid = client["id"].as_str().unwrap().parse().unwrap();
-        let contact = self
-            .post(
-                firm,
-                &format!("/v1/clients/{client_id}/contacts"),
-                json!({"name": format!("{name} billing"), "email": format!("billing@{customer}.test"), "timezone": tz,
-                       "primary": true, "consent": {"email": true, "voice": false, "sms": false}}),
-            )
-            .await;
+        let contact = self.post(firm, &format!("/v1/clients/{client_id}/contacts"), contact).await;
         (client_id, contact["id"].as_str().unwrap().parse().unwrap())
     }
 
@@ -465,6 +475,24 @@ impl TestApp {
         }
         out
     }
+}
+
+/// A hard bounce as a recipient's mail server sends it (RFC 3464 DSN, status 5.1.1: the mailbox
+/// does not exist) about the email `message_id` we sent to `recipient`.
+pub fn hard_bounce(recipient: &str, message_id: &str) -> String {
+    let domain = recipient.rsplit('@').next().unwrap_or("client.test");
+    format!(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.{domain}>\r\nTo: <ar@harborpine.test>\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nDate: Thu, 05 Mar 2026 09:01:00 -0500\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"dsn\"\r\n\r\n\
+         --dsn\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
+         --dsn\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.{domain}\r\n\r\n\
+         Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+         Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n\
+         --dsn\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: ar@harborpine.test\r\nTo: {recipient}\r\n\
+         Message-ID: {message_id}\r\nSubject: Reminder\r\n\r\n--dsn--\r\n"
+    )
 }
 
 impl Drop for TestApp {

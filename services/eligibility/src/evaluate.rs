@@ -246,7 +246,9 @@ async fn evaluate_chunk(
     Ok((messages, outcome))
 }
 
-/// Warns the firm once per transition when every contact of a client is opted out.
+/// Warns the firm once per transition when no channel is left on any contact of a client
+/// (each channel judged on its own: a contact whose email bounced but who may still be called
+/// keeps the client reachable).
 async fn opted_out_warnings(
     conn: &mut PgConnection,
     client_ids: &[Uuid],
@@ -254,8 +256,14 @@ async fn opted_out_warnings(
     now: DateTime<Utc>,
 ) -> Result<Vec<OutboxMessage>, EvaluateError> {
     let mut messages = Vec::new();
+    let mut contacts: HashMap<Uuid, Vec<store::ContactRow>> = HashMap::new();
+    for c in store::contacts_of_clients(conn, client_ids).await? {
+        contacts.entry(c.client_id).or_default().push(c);
+    }
     for state in store::opt_out_states(conn, client_ids).await? {
-        let all = state.contacts > 0 && state.reachable == 0;
+        // A record of another firm never counts for this client (tenant isolation).
+        let own = contacts.get(&state.client_id).into_iter().flatten().filter(|c| c.firm_id == state.firm_id);
+        let all = rules::client_reach(own) == rules::ClientReach::AllOptedOut;
         if all == state.all_opted_out {
             continue;
         }
@@ -265,7 +273,7 @@ async fn opted_out_warnings(
             continue;
         }
         let invoice_ids = store::open_invoices_of_client(conn, state.client_id).await?;
-        tracing::warn!(client_id = %state.client_id, invoices = invoice_ids.len(), "every contact of the client opted out; warning the firm");
+        tracing::warn!(client_id = %state.client_id, invoices = invoice_ids.len(), "no channel left on any contact of the client; warning the firm");
         let data = AllContactsOptedOut { client_id: state.client_id, client_name: state.name.clone(), invoice_ids };
         let cause = causes.get(&state.client_id).copied().flatten();
         let env = Envelope::new(

@@ -12,8 +12,8 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-/// The channels the cadence uses today; consent and opt-out are checked on these.
-pub const CADENCE_CHANNELS: &[Channel] = &[Channel::Email];
+/// Every channel a contact can be reached on; each is judged on its own.
+pub const CHANNELS: [Channel; 3] = [Channel::Email, Channel::Voice, Channel::Sms];
 
 /// Stable rule names, in the order they are checked.
 pub mod rule {
@@ -95,6 +95,7 @@ fn consented(c: &ContactRow, channel: Channel) -> bool {
     }
 }
 
+/// Opted out of `channel`: of that channel alone, or of every channel (which sets all three).
 pub fn opted_out(c: &ContactRow, channel: Channel) -> bool {
     match channel {
         Channel::Email => c.opted_out_email,
@@ -103,12 +104,91 @@ pub fn opted_out(c: &ContactRow, channel: Channel) -> bool {
     }
 }
 
-/// Channels with consent, an address and no opt-out.
-fn usable_channels(c: &ContactRow) -> Vec<Channel> {
-    [Channel::Email, Channel::Voice, Channel::Sms]
-        .into_iter()
-        .filter(|ch| consented(c, *ch) && !opted_out(c, *ch) && address(c, *ch).is_some())
-        .collect()
+/// How one contact can be reached, channel by channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    /// Channels with consent and the contact info for them (an email address for email, a
+    /// phone for voice and SMS).
+    pub consented: Vec<Channel>,
+    /// Of those, the channels not opted out: the ones outreach may use.
+    pub left: Vec<Channel>,
+}
+
+impl Reach {
+    /// Consented channels the contact opted out of.
+    pub fn opted_out(&self) -> Vec<Channel> {
+        self.consented.iter().copied().filter(|ch| !self.left.contains(ch)).collect()
+    }
+}
+
+/// The per-channel rule: a channel is usable when the contact consented to it, has the contact
+/// info for it and has not opted out of it (or of every channel). One channel's opt-out (a
+/// hard bounce suppresses email only) leaves the others as they are.
+pub fn reach(c: &ContactRow) -> Reach {
+    let consented: Vec<Channel> =
+        CHANNELS.into_iter().filter(|ch| consented(c, *ch) && address(c, *ch).is_some()).collect();
+    let left = consented.iter().copied().filter(|ch| !opted_out(c, *ch)).collect();
+    Reach { consented, left }
+}
+
+/// Whether a client can still be reached, from its contacts' channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientReach {
+    /// A known contact has a channel left.
+    Reachable,
+    /// Contacts consented to channels, and every one of those channels is opted out: no channel
+    /// is left on any contact. The firm is warned (`all_contacts_opted_out`).
+    AllOptedOut,
+    /// No known contact, or none with consent and the contact info for a channel: nothing was
+    /// opted out (`contact_with_consent` fails instead).
+    NoConsent,
+}
+
+/// Judges a client's contacts (placeholders are skipped).
+pub fn client_reach<'a>(contacts: impl IntoIterator<Item = &'a ContactRow>) -> ClientReach {
+    let reaches: Vec<Reach> = contacts.into_iter().filter(|c| c.version.is_some()).map(reach).collect();
+    if reaches.iter().any(|r| !r.left.is_empty()) {
+        ClientReach::Reachable
+    } else if reaches.iter().any(|r| !r.consented.is_empty()) {
+        ClientReach::AllOptedOut
+    } else {
+        ClientReach::NoConsent
+    }
+}
+
+/// Contacts in the order outreach tries them: primary first, then by name and id.
+fn contact_order(a: &ContactRow, b: &ContactRow) -> std::cmp::Ordering {
+    b.is_primary.cmp(&a.is_primary).then_with(|| a.name.cmp(&b.name)).then_with(|| a.contact_id.cmp(&b.contact_id))
+}
+
+/// `email, voice`, or `none`.
+fn channel_list(channels: &[Channel]) -> String {
+    if channels.is_empty() {
+        return "none".into();
+    }
+    channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// The contact as a check detail names it.
+fn contact_label(c: &ContactRow) -> String {
+    match c.name.trim() {
+        "" => format!("contact {}", c.contact_id),
+        name => name.to_string(),
+    }
+}
+
+/// `Amy: voice, sms (opted out of email)` for each contact with consent: the channels left.
+fn channels_left(reaches: &[(&ContactRow, Reach)]) -> String {
+    reaches
+        .iter()
+        .filter(|(_, r)| !r.consented.is_empty())
+        .map(|(c, r)| {
+            let out = r.opted_out();
+            let out = if out.is_empty() { String::new() } else { format!(" (opted out of {})", channel_list(&out)) };
+            format!("{}: {}{out}", contact_label(c), channel_list(&r.left))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn parse_tier(s: &str) -> Tier {
@@ -190,41 +270,45 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
         },
     });
 
-    // 5 and 6. A contact with consent and an address on a cadence channel, not opted out.
-    let known: Vec<&ContactRow> = inputs.contacts.iter().copied().filter(|c| c.version.is_some()).collect();
-    let channel_names = CADENCE_CHANNELS.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("/");
-    let consenting: Vec<&ContactRow> = known
+    // 5 and 6. Judged per channel: a contact is reachable when one of its channels has consent,
+    // the contact info for it and no opt-out of it (or of every channel). Primary first.
+    let mut known: Vec<&ContactRow> = inputs.contacts.iter().copied().filter(|c| c.version.is_some()).collect();
+    known.sort_by(|a, b| contact_order(a, b));
+    let reaches: Vec<(&ContactRow, Reach)> = known.iter().map(|c| (*c, reach(c))).collect();
+    let consenting: Vec<String> = reaches
         .iter()
-        .copied()
-        .filter(|c| CADENCE_CHANNELS.iter().any(|ch| consented(c, *ch) && address(c, *ch).is_some()))
+        .filter(|(_, r)| !r.consented.is_empty())
+        .map(|(c, r)| format!("{} ({})", contact_label(c), channel_list(&r.consented)))
         .collect();
     checks.push(match (known.len(), consenting.len()) {
         (0, _) => check(rule::CONTACT_WITH_CONSENT, false, "the client has no contacts"),
         (n, 0) => check(
             rule::CONTACT_WITH_CONSENT,
             false,
-            format!("none of the client's {n} contact(s) has {channel_names} consent and an address for it"),
+            format!(
+                "none of the client's {n} contact(s) has consent on a channel with the contact info for it \
+                 (an email address for email, a phone for voice or SMS)"
+            ),
         ),
         (_, k) => check(
             rule::CONTACT_WITH_CONSENT,
             true,
-            format!("{k} contact(s) with {channel_names} consent and an address"),
+            format!("{k} contact(s) with consent and the contact info: {}", consenting.join("; ")),
         ),
     });
-    let reachable = consenting
-        .iter()
-        .filter(|c| {
-            CADENCE_CHANNELS.iter().any(|ch| consented(c, *ch) && address(c, *ch).is_some() && !opted_out(c, *ch))
-        })
-        .count();
+    let reachable = reaches.iter().filter(|(_, r)| !r.left.is_empty()).count();
     checks.push(match (consenting.len(), reachable) {
         (0, _) => check(rule::CONTACT_NOT_OPTED_OUT, false, "no contact with consent to check"),
-        (n, 0) => check(
+        (_, 0) => check(
             rule::CONTACT_NOT_OPTED_OUT,
             false,
-            format!("every contact with consent ({n}) opted out of {channel_names}"),
+            format!("no channel left on any contact: {}", channels_left(&reaches)),
         ),
-        (_, k) => check(rule::CONTACT_NOT_OPTED_OUT, true, format!("{k} consenting contact(s) not opted out")),
+        (_, k) => check(
+            rule::CONTACT_NOT_OPTED_OUT,
+            true,
+            format!("{k} contact(s) with a channel left: {}", channels_left(&reaches)),
+        ),
     });
 
     // 7. Not disputed: by Stripe or the firm (the snapshot's flag), or by the client in a reply.
@@ -304,15 +388,12 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
         _ => AutomationStatus::Enabled,
     };
 
-    // Contacts to try: primary first; zone resolved contact -> client -> firm.
-    let mut usable: Vec<(&ContactRow, Vec<Channel>)> =
-        known.iter().map(|c| (*c, usable_channels(c))).filter(|(_, ch)| !ch.is_empty()).collect();
-    usable.sort_by(|(a, _), (b, _)| {
-        b.is_primary.cmp(&a.is_primary).then_with(|| a.name.cmp(&b.name)).then_with(|| a.contact_id.cmp(&b.contact_id))
-    });
-    let contacts = usable
+    // Contacts to try, each with its channels left: primary first; zone resolved contact ->
+    // client -> firm.
+    let contacts = reaches
         .into_iter()
-        .map(|(c, channels)| ContactSnapshot {
+        .filter(|(_, r)| !r.left.is_empty())
+        .map(|(c, r)| ContactSnapshot {
             contact_id: c.contact_id,
             name: c.name.clone(),
             email: c.email.clone(),
@@ -333,7 +414,7 @@ pub fn decide(inputs: &Inputs<'_>, now: DateTime<Utc>) -> Option<Decision> {
                 .flatten()
                 .find(|z| parse_tz(z).is_ok())
                 .map(str::to_string),
-            channels,
+            channels: r.left,
         })
         .collect();
 
@@ -660,6 +741,125 @@ mod tests {
         n.consent_email = false;
         let d = decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&n] }, now()).unwrap();
         assert_eq!(failed(&d), vec![rule::CONTACT_WITH_CONSENT, rule::CONTACT_NOT_OPTED_OUT]);
+    }
+
+    /// `name` with an email address and a phone, consenting to `email`, `voice`, `sms`.
+    fn reachable_by(c: &ClientRow, name: &str, consent: [bool; 3]) -> ContactRow {
+        let mut k = contact(c, name, false);
+        k.phone = Some("+15125550100".into());
+        [k.consent_email, k.consent_voice, k.consent_sms] = consent;
+        k
+    }
+
+    fn detail_of<'a>(d: &'a Decision, rule: &str) -> &'a str {
+        d.payload.checks.iter().find(|c| c.rule == rule).map(|c| c.detail.as_str()).unwrap_or_default()
+    }
+
+    #[test]
+    fn each_channel_is_judged_on_its_own() {
+        let k = reachable_by(&client(&firm()), "amy", [true, true, false]);
+        assert_eq!(
+            reach(&k),
+            Reach { consented: vec![Channel::Email, Channel::Voice], left: vec![Channel::Email, Channel::Voice] }
+        );
+        // A hard bounce suppresses email only.
+        let bounced = ContactRow { opted_out_email: true, ..k.clone() };
+        let r = reach(&bounced);
+        assert_eq!((r.left.as_slice(), r.opted_out()), (&[Channel::Voice][..], vec![Channel::Email]));
+        // An opt-out of every channel sets all three.
+        let all = ContactRow { opted_out_voice: true, opted_out_sms: true, ..bounced.clone() };
+        assert!(reach(&all).left.is_empty());
+        // Consent without the contact info for it is no channel: voice needs a phone.
+        let no_phone = ContactRow { phone: Some("  ".into()), ..k.clone() };
+        assert_eq!(reach(&no_phone).consented, vec![Channel::Email]);
+        // An opt-out of a channel never consented to changes nothing.
+        let sms_out = ContactRow { opted_out_sms: true, ..k.clone() };
+        assert_eq!(reach(&sms_out), reach(&k));
+    }
+
+    #[test]
+    fn a_contact_with_email_suppressed_stays_reachable_by_phone() {
+        let f = firm();
+        let c = client(&f);
+        let i = invoice(&c);
+        let mut amy = reachable_by(&c, "amy", [true, true, true]);
+        amy.opted_out_email = true;
+        let d = decide_one(&i, &c, &f, &amy);
+        assert!(d.payload.eligible, "{:?}", d.payload.checks);
+        assert_eq!(d.payload.automation_status, AutomationStatus::Enabled);
+        assert_eq!(d.payload.contacts.len(), 1);
+        assert_eq!(d.payload.contacts[0].channels, vec![Channel::Voice, Channel::Sms]);
+        assert_eq!(
+            detail_of(&d, rule::CONTACT_WITH_CONSENT),
+            "1 contact(s) with consent and the contact info: amy (email, voice, sms)"
+        );
+        assert_eq!(
+            detail_of(&d, rule::CONTACT_NOT_OPTED_OUT),
+            "1 contact(s) with a channel left: amy: voice, sms (opted out of email)"
+        );
+        // Every channel opted out: nothing is left, the check fails and names what was opted out.
+        amy.opted_out_voice = true;
+        amy.opted_out_sms = true;
+        let d = decide_one(&i, &c, &f, &amy);
+        assert_eq!(failed(&d), vec![rule::CONTACT_NOT_OPTED_OUT]);
+        assert_eq!(
+            detail_of(&d, rule::CONTACT_NOT_OPTED_OUT),
+            "no channel left on any contact: amy: none (opted out of email, voice, sms)"
+        );
+        assert!(d.payload.contacts.is_empty());
+    }
+
+    #[test]
+    fn the_details_name_the_channels_left_per_contact() {
+        let f = firm();
+        let c = client(&f);
+        let i = invoice(&c);
+        // Bob (primary) bounced and gave no phone consent; Cleo may be texted; Dan never consented.
+        let mut bob = reachable_by(&c, "bob", [true, false, false]);
+        bob.is_primary = true;
+        bob.opted_out_email = true;
+        let cleo = reachable_by(&c, "cleo", [false, false, true]);
+        let dan = reachable_by(&c, "dan", [false, false, false]);
+        let d =
+            decide(&Inputs { invoice: &i, client: Some(&c), firm: Some(&f), contacts: vec![&dan, &cleo, &bob] }, now())
+                .unwrap();
+        assert!(d.payload.eligible, "{:?}", d.payload.checks);
+        assert_eq!(
+            detail_of(&d, rule::CONTACT_WITH_CONSENT),
+            "2 contact(s) with consent and the contact info: bob (email); cleo (sms)"
+        );
+        assert_eq!(
+            detail_of(&d, rule::CONTACT_NOT_OPTED_OUT),
+            "1 contact(s) with a channel left: bob: none (opted out of email); cleo: sms"
+        );
+        let left: Vec<(&str, &[Channel])> =
+            d.payload.contacts.iter().map(|k| (k.name.as_str(), k.channels.as_slice())).collect();
+        assert_eq!(left, vec![("cleo", &[Channel::Sms][..])]);
+        // Nobody with consent at all: the consent check fails, nothing to opt out of.
+        let d = decide_one(&i, &c, &f, &dan);
+        assert_eq!(failed(&d), vec![rule::CONTACT_WITH_CONSENT, rule::CONTACT_NOT_OPTED_OUT]);
+        assert!(detail_of(&d, rule::CONTACT_WITH_CONSENT).starts_with("none of the client's 1 contact(s) has consent"));
+    }
+
+    #[test]
+    fn the_client_is_unreachable_only_when_no_channel_is_left_on_any_contact() {
+        let c = client(&firm());
+        let mut amy = reachable_by(&c, "amy", [true, true, false]);
+        amy.opted_out_email = true;
+        let mut bob = reachable_by(&c, "bob", [true, false, false]);
+        bob.opted_out_email = true;
+        // Every email suppressed, but Amy may be called.
+        assert_eq!(client_reach([&amy, &bob]), ClientReach::Reachable);
+        amy.opted_out_voice = true;
+        assert_eq!(client_reach([&amy, &bob]), ClientReach::AllOptedOut);
+        // A contact who never consented to anything is no channel left, and no opt-out either.
+        let dan = reachable_by(&c, "dan", [false, false, false]);
+        assert_eq!(client_reach([&amy, &bob, &dan]), ClientReach::AllOptedOut);
+        assert_eq!(client_reach([&dan]), ClientReach::NoConsent);
+        assert_eq!(client_reach([]), ClientReach::NoConsent);
+        // Placeholders (consent before the record) are not contacts yet.
+        let placeholder = ContactRow { version: None, ..reachable_by(&c, "eve", [true, true, true]) };
+        assert_eq!(client_reach([&amy, &placeholder]), ClientReach::AllOptedOut);
     }
 
     #[test]

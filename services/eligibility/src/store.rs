@@ -517,7 +517,7 @@ pub async fn due_for_check(conn: &mut PgConnection, now: DateTime<Utc>, limit: i
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Whether a client's contacts are all opted out, with what the warning needs.
+/// A client's recorded all-opted-out state, with what the warning needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OptOutState {
     pub client_id: Uuid,
@@ -525,19 +525,14 @@ pub struct OptOutState {
     pub name: String,
     pub all_opted_out: bool,
     pub opted_out_warnings: i64,
-    pub contacts: i64,
-    pub reachable: i64,
 }
 
-/// Email is the only channel the cadence uses for now: a contact opted out of email counts as opted out.
+/// The known clients among `client_ids` (whether every channel of every contact is opted out
+/// is judged by `rules::client_reach` from their contacts).
 pub async fn opt_out_states(conn: &mut PgConnection, client_ids: &[Uuid]) -> Result<Vec<OptOutState>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT c.client_id, c.firm_id, c.name, c.all_opted_out, c.opted_out_warnings, \
-           count(k.contact_id) FILTER (WHERE k.version IS NOT NULL) AS contacts, \
-           count(k.contact_id) FILTER (WHERE k.version IS NOT NULL AND NOT k.opted_out_email) AS reachable \
-         FROM clients c LEFT JOIN contacts k ON k.client_id = c.client_id AND k.firm_id = c.firm_id \
-         WHERE c.client_id = ANY($1) \
-         GROUP BY c.client_id ORDER BY c.client_id",
+        "SELECT client_id, firm_id, name, all_opted_out, opted_out_warnings FROM clients \
+         WHERE client_id = ANY($1) ORDER BY client_id",
     )
     .bind(client_ids)
     .fetch_all(conn)

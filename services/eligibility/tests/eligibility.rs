@@ -488,13 +488,87 @@ async fn rule_contact_with_consent() {
     let app = TestApp::spawn().await;
     let s = app.setup().await;
     app.wait_decision(s.invoice.invoice_id, |d| d.eligible).await;
-    let no_consent =
+    // Calls only, with a phone to call: reachable, the invoice stays eligible.
+    let voice_only =
         ContactUpserted { consent: Consent { email: false, voice: true, sms: false }, version: 2, ..s.contact.clone() };
-    app.contact_upserted(&no_consent).await;
+    app.contact_upserted(&voice_only).await;
+    let d = app
+        .wait_decision(s.invoice.invoice_id, |d| d.contacts.first().is_some_and(|c| c.channels == [Channel::Voice]))
+        .await;
+    assert!(d.eligible, "{:?}", d.checks);
+    assert_eq!(
+        detail(&d, "contact_with_consent"),
+        "1 contact(s) with consent and the contact info: Hank Scorpio (voice)"
+    );
+    // Consent to calls without a phone is no channel.
+    let no_phone = ContactUpserted { phone: None, version: 3, ..voice_only.clone() };
+    app.contact_upserted(&no_phone).await;
     let d = app.wait_decision(s.invoice.invoice_id, |d| d.failed_rules().contains(&"contact_with_consent")).await;
-    assert!(detail(&d, "contact_with_consent").contains("has email consent"), "{}", detail(&d, "contact_with_consent"));
-    // Voice consent is kept in the contact's channels, but the email cadence cannot use it.
-    assert_eq!(d.contacts[0].channels, vec![Channel::Voice]);
+    assert!(
+        detail(&d, "contact_with_consent").starts_with("none of the client's 1 contact(s) has consent on a channel"),
+        "{}",
+        detail(&d, "contact_with_consent")
+    );
+    assert!(d.contacts.is_empty());
+    // Nothing was opted out: no warning.
+    app.process_until_idle().await;
+    assert!(app.opted_out_warnings().await.is_empty());
+    app.stop().await;
+}
+
+/// A hard bounce suppresses email only: a contact who agreed to calls keeps the invoice eligible
+/// on voice, and the firm is warned only when no channel is left on any contact.
+#[tokio::test]
+async fn an_email_opt_out_leaves_the_other_channels_and_the_warning_waits_for_the_last() {
+    let app = TestApp::spawn().await;
+    let Setup { client: c, contact, invoice } = app.setup().await;
+    let contact = ContactUpserted { consent: Consent { email: true, voice: true, sms: false }, version: 2, ..contact };
+    app.contact_upserted(&contact).await;
+    let d = app
+        .wait_decision(invoice.invoice_id, |d| d.eligible && d.contacts.first().is_some_and(|k| k.channels.len() == 2))
+        .await;
+    assert_eq!(d.contacts[0].channels, vec![Channel::Email, Channel::Voice]);
+    app.opt_out(&contact, Some(Channel::Email)).await;
+    let d = app
+        .wait_decision(invoice.invoice_id, |d| d.contacts.first().is_some_and(|c| c.channels == [Channel::Voice]))
+        .await;
+    assert!(d.eligible, "{:?}", d.checks);
+    assert_eq!(d.automation_status, AutomationStatus::Enabled);
+    assert_eq!(
+        detail(&d, "contact_not_opted_out"),
+        "1 contact(s) with a channel left: Hank Scorpio: voice (opted out of email)"
+    );
+    app.process_until_idle().await;
+    assert!(app.opted_out_warnings().await.is_empty(), "a channel is left: no warning");
+    // Calls opted out too: nothing is left, the invoice stops and the firm is warned once.
+    app.opt_out(&contact, Some(Channel::Voice)).await;
+    let d = app.wait_decision(invoice.invoice_id, |d| failing(d, "contact_not_opted_out")).await;
+    assert_eq!(
+        detail(&d, "contact_not_opted_out"),
+        "no channel left on any contact: Hank Scorpio: none (opted out of email, voice)"
+    );
+    app.process_until_idle().await;
+    let warnings = app.opted_out_warnings().await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].invoice_ids, vec![invoice.invoice_id]);
+    // A second contact who may be texted makes the client reachable again, without a warning.
+    let texter = ContactUpserted {
+        contact_id: Uuid::now_v7(),
+        name: "Aaron".into(),
+        email: None,
+        phone: Some("+15555550101".into()),
+        primary: false,
+        consent: Consent { email: false, voice: false, sms: true },
+        ..contact_of(c.client_id)
+    };
+    app.contact_upserted(&texter).await;
+    let d = app.wait_decision(invoice.invoice_id, |d| d.eligible).await;
+    assert_eq!(
+        detail(&d, "contact_not_opted_out"),
+        "1 contact(s) with a channel left: Hank Scorpio: none (opted out of email, voice); Aaron: sms"
+    );
+    app.process_until_idle().await;
+    assert_eq!(app.opted_out_warnings().await.len(), 1);
     app.stop().await;
 }
 

@@ -385,7 +385,7 @@ async fn automation_triggers_open_cases_once() {
     app.publish(subjects::outreach::CADENCE_EXHAUSTED, s.invoice.invoice_id, exhausted).await;
     let events = app.wait_cases(1).await;
     assert_eq!(events[0].1.reason, EscalationReason::CadenceExhausted);
-    assert!(events[0].1.evidence.contains("6 steps, the last overdue_30"), "{}", events[0].1.evidence);
+    assert!(events[0].1.evidence.contains("6 steps sent, the last step overdue_30"), "{}", events[0].1.evidence);
 
     // A promise broken once is recorded; the second opens a case (another invoice: the first
     // already has an active case of that family).
@@ -424,6 +424,7 @@ async fn automation_triggers_open_cases_once() {
     let events = app.wait_cases(3).await;
     assert_eq!(events[2].1.reason, EscalationReason::AllContactsOptedOut);
     assert_eq!(events[2].1.invoice.as_ref().unwrap().invoice_id, c.invoice.invoice_id);
+    assert!(events[2].1.evidence.ends_with("no channel is left on any contact"), "{}", events[2].1.evidence);
 
     // Days past due beyond the firm's threshold (set to 30 through the API), on the simulated
     // clock: due 1 March, 30 days past due on 31 March, beyond it on 1 April (New York).

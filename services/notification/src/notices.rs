@@ -209,7 +209,8 @@ pub fn all_contacts_opted_out(env: &RawEnvelope, a: &AllContactsOptedOut, links:
         event_key: env.id.to_string(),
         title: format!("Every contact of {} opted out", a.client_name),
         summary: format!(
-            "Every contact of {} opted out: automation stopped for {} invoice(s). Add a contact or follow up yourself.",
+            "Every contact of {} opted out of every channel they could be reached on (email, calls, texts): \
+             automation stopped for {} invoice(s). Add a contact or follow up yourself.",
             a.client_name,
             a.invoice_ids.len()
         ),

@@ -148,6 +148,22 @@ pub fn recipient<'a>(
     })
 }
 
+/// Why a step on `channel` has nobody to go to, and the channels the cadence goes on with:
+/// `no contact with email consent, an email address and no opt-out of email; channels left: voice`.
+pub fn no_recipient(decision: &EligibilityChanged, channel: Channel, opted_out: &OptOuts) -> String {
+    let info = match channel {
+        Channel::Email => "an email address",
+        Channel::Voice | Channel::Sms => "a phone number",
+    };
+    let left: Vec<&str> = [Channel::Email, Channel::Voice, Channel::Sms]
+        .into_iter()
+        .filter(|ch| recipient(decision, *ch, opted_out).is_some())
+        .map(Channel::as_str)
+        .collect();
+    let left = if left.is_empty() { "none".to_string() } else { left.join(", ") };
+    format!("no contact with {channel} consent, {info} and no opt-out of {channel}; channels left: {left}")
+}
+
 /// The firm's email window and the zone to read it in: the recipient's (the person who
 /// experiences the send), else the firm's; falls back to business hours / UTC with a warning.
 pub fn window_and_zone(decision: &EligibilityChanged, opted_out: &HashSet<Uuid>) -> (SendWindow, Tz) {

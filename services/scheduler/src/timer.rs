@@ -25,6 +25,14 @@ const NO_ACTIVE_PROMISE_OR_PLAN: &str = "no_active_promise_or_plan";
 /// How long steps wait for the decision that follows the end of a pause before looking again.
 const AWAIT_DECISION: chrono::Duration = chrono::Duration::minutes(1);
 
+/// Skip reasons of an eligible step nobody can be reached on its channel for (an email step
+/// when every contact's email is suppressed, a call with no phone to call): the cadence goes
+/// on with the channels left, and such a step ends it like a sent email when it is the last.
+const CONTACT_OPTED_OUT: &str = "contact_opted_out";
+const NO_USABLE_CONTACT: &str = "no_usable_contact";
+const NO_CONSENTED_CONTACT: &str = "no_consented_contact";
+const NO_RECIPIENT: [&str; 3] = [CONTACT_OPTED_OUT, NO_USABLE_CONTACT, NO_CONSENTED_CONTACT];
+
 pub struct Timer {
     pub ctx: Context,
     pub settings: SchedulerSettings,
@@ -118,8 +126,12 @@ impl Timer {
         let mut messages = Vec::new();
         let mut touched = Vec::new();
         let mut fallbacks: Vec<(&PlanRow, PlannedStep)> = Vec::new();
-        // The last step fired per invoice this pass: if nothing is pending after it, the cadence is done.
-        let mut fired_last: HashMap<Uuid, (&PlanRow, StepRow)> = HashMap::new();
+        // The last step per invoice this pass that the cadence is done with: an email that
+        // fired, or a step nobody could be reached for on its channel. If nothing is pending
+        // after it, the cadence is exhausted.
+        let mut done_last: HashMap<Uuid, (&PlanRow, StepRow)> = HashMap::new();
+        // Invoices with a call or text fired this pass: its outcome decides what follows.
+        let mut awaiting_outcome: HashSet<Uuid> = HashSet::new();
         for plan in &plans {
             let steps = by_invoice.remove(&plan.invoice_id).unwrap_or_default();
             let span = tracing::info_span!("timer", firm_id = %plan.firm_id, invoice_id = %plan.invoice_id,
@@ -146,7 +158,9 @@ impl Timer {
                         // A call or text ends later: its outcome may still plan a retry or an email,
                         // so the outcome, not the firing, can exhaust the cadence.
                         if due.channel == Channel::Email {
-                            fired_last.insert(plan.invoice_id, (plan, step.clone()));
+                            done_last.insert(plan.invoice_id, (plan, step.clone()));
+                        } else {
+                            awaiting_outcome.insert(plan.invoice_id);
                         }
                         messages.push(step_due_message(plan, *due, now, cause)?);
                         pass.fired += 1;
@@ -166,6 +180,9 @@ impl Timer {
                     }
                     Verdict::Skip { state, reason: why, detail } => {
                         tracing::debug!(step = %step.name, step_id = %step.step_id, reason = %why, %detail, "step skipped");
+                        if NO_RECIPIENT.contains(&why.as_str()) {
+                            done_last.insert(plan.invoice_id, (plan, step.clone()));
+                        }
                         messages.push(outreach::step_skipped(step, &why, &detail, now, cause)?);
                         if reason.is_empty() {
                             reason = format!("step_skipped: {}", step.name);
@@ -194,7 +211,8 @@ impl Timer {
             planned +=
                 store::insert_followups(&mut tx, plan.firm_id, plan.invoice_id, std::slice::from_ref(email)).await?;
         }
-        messages.extend(cadence_exhausted(&mut tx, &fired_last, now).await?);
+        done_last.retain(|id, _| !awaiting_outcome.contains(id));
+        messages.extend(cadence_exhausted(&mut tx, &done_last, now).await?);
         messages.extend(outreach::plan_updates(&mut tx, &touched, now).await?);
         outbox::enqueue(&mut tx, &messages).await?;
         tx.commit().await?;
@@ -210,18 +228,19 @@ impl Timer {
     }
 }
 
-/// `outreach.cadence_exhausted` for every invoice whose step fired this pass with nothing left
-/// pending: the cadence ran its course and the invoice is still open (a fired step means it was
-/// eligible), so the escalation service opens a case for a person.
+/// `outreach.cadence_exhausted` for every invoice whose step this pass was done with (an email
+/// fired, or a step skipped because nobody can be reached on its channel) with nothing left
+/// pending: the cadence ran its course and the invoice is still open (either verdict means it
+/// was eligible), so the escalation service opens a case for a person.
 async fn cadence_exhausted(
     conn: &mut sqlx::PgConnection,
-    fired_last: &HashMap<Uuid, (&PlanRow, StepRow)>,
+    done_last: &HashMap<Uuid, (&PlanRow, StepRow)>,
     now: DateTime<Utc>,
 ) -> Result<Vec<OutboxMessage>, OutreachError> {
-    if fired_last.is_empty() {
+    if done_last.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = fired_last.keys().copied().collect();
+    let ids: Vec<Uuid> = done_last.keys().copied().collect();
     let pending = store::next_pending(conn, &ids).await?;
     let done: Vec<Uuid> = ids.into_iter().filter(|id| !pending.contains_key(id)).collect();
     if done.is_empty() {
@@ -230,8 +249,8 @@ async fn cadence_exhausted(
     let counts = store::fired_counts(conn, &done).await?;
     let mut out = Vec::with_capacity(done.len());
     for id in done {
-        let Some((plan, step)) = fired_last.get(&id) else { continue };
-        let steps_fired = counts.get(&id).copied().unwrap_or(1);
+        let Some((plan, step)) = done_last.get(&id) else { continue };
+        let steps_fired = counts.get(&id).copied().unwrap_or(0);
         tracing::info!(invoice_id = %id, last_step = %step.name, steps_fired, "cadence exhausted");
         out.push(outreach::cadence_exhausted(plan, step, steps_fired, now, Cause::of_plan(plan))?);
     }
@@ -344,31 +363,31 @@ pub fn decide(
     let ineligible = |s: &StepRow| Ready::Skip(skip("ineligible", failed(s.offset_days > 0)));
     let email_contact = policy::email_recipient(d, &opted_out.email);
     let no_contact_reason = if d.contacts.iter().any(|c| opted_out.email.contains(&c.contact_id)) {
-        "contact_opted_out"
+        CONTACT_OPTED_OUT
     } else {
-        "no_usable_contact"
+        NO_USABLE_CONTACT
     };
+    let nobody =
+        |reason: &str, channel: Channel| Ready::Skip(skip(reason, policy::no_recipient(d, channel, opted_out)));
     let calls = policy::call_window(d);
     let ready: Vec<Ready<'_>> = steps
         .iter()
         .map(|s| match s.channel() {
-            // Never outside the window, whatever the clock: a step whose window closed (the
-            // scheduler was down, the plan was created late, or a simulated clock jumped past
-            // it) waits for the next opening instead of going out at night or on a weekend.
-            Channel::Email if !window.contains(now, tz) => {
-                Ready::Wait(window.next_open(now, tz), "outside_send_window")
-            }
-            Channel::Email if !passes(s) => ineligible(s),
-            Channel::Email => match email_contact {
-                Some(c) => Ready::Fire(c, c.timezone.as_deref().and_then(|z| parse_tz(z).ok()).unwrap_or(tz)),
-                None => Ready::Skip(skip(no_contact_reason, "no contact with email consent who has not opted out")),
+            Channel::Email => match (email_contact, passes(s)) {
+                // Nobody to email: skipped as soon as it is due, even outside the window, so it
+                // neither waits nor holds back (no flood) a call or text that can go now.
+                (None, true) => nobody(no_contact_reason, Channel::Email),
+                // Never outside the window, whatever the clock: a step whose window closed (the
+                // scheduler was down, the plan was created late, or a simulated clock jumped
+                // past it) waits for the next opening instead of going out at night or on a
+                // weekend.
+                _ if !window.contains(now, tz) => Ready::Wait(window.next_open(now, tz), "outside_send_window"),
+                (Some(c), true) => Ready::Fire(c, c.timezone.as_deref().and_then(|z| parse_tz(z).ok()).unwrap_or(tz)),
+                (_, false) => ineligible(s),
             },
             _ if !passes(s) => ineligible(s),
             channel => match policy::recipient(d, channel, opted_out) {
-                None => Ready::Skip(skip(
-                    "no_consented_contact",
-                    format!("no contact with {channel} consent and a phone number who has not opted out of {channel}"),
-                )),
+                None => nobody(NO_CONSENTED_CONTACT, channel),
                 // Fence 4: no call or text when the contact's zone is unknown.
                 Some(c) => match policy::call_zone(c) {
                     Err(e) => {
@@ -753,6 +772,57 @@ mod tests {
         d.contacts[1].phone = None;
         let v = decide(&p, Some(&d), std::slice::from_ref(&text), now, &OptOuts::default());
         assert!(matches!(&v[0], Verdict::Skip { reason, .. } if reason == "no_consented_contact"), "{v:?}");
+    }
+
+    /// One contact with an email address and a phone in Chicago who agreed to email and calls;
+    /// a hard bounce suppressed the email (eligibility drops it from the channels left, the
+    /// scheduler has the opt-out of email).
+    fn bounced_caller(p: &PlanRow) -> (EligibilityChanged, ContactSnapshot, OptOuts) {
+        let mut d = decision(p);
+        d.past_due = true;
+        let mut k = phone_contact(Some("America/Chicago"));
+        k.email = Some("ap@client.test".into());
+        k.channels = vec![Channel::Voice];
+        d.contacts = vec![k.clone()];
+        let out = OptOuts { email: [k.contact_id].into(), ..OptOuts::default() };
+        (d, k, out)
+    }
+
+    #[test]
+    fn an_email_step_with_email_suppressed_everywhere_is_skipped_and_the_call_still_goes() {
+        let p = plan();
+        let (d, k, out) = bounced_caller(&p);
+        // Thursday 12 March 20:00 UTC: the email window (the firm's zone: nobody to email) has
+        // closed; 15:00 in Chicago, inside the call window.
+        let now = at(12, 20);
+        let call = on(Channel::Voice, step(&p, "call_overdue_21", 21, at(12, 13)));
+        let email = step(&p, "overdue_30", 30, at(12, 19));
+        let v = decide(&p, Some(&d), &[call.clone(), email.clone()], now, &out);
+        // The email does not wait for its window (where it would supersede the call as the
+        // latest step) but is skipped at once with the reason; the call goes.
+        let Verdict::Fire(due) = &v[0] else { panic!("{v:?}") };
+        assert_eq!((due.channel, due.contact.contact_id), (Channel::Voice, k.contact_id));
+        let Verdict::Skip { state, reason, detail } = &v[1] else { panic!("{v:?}") };
+        assert_eq!((*state, reason.as_str()), ("skipped", "contact_opted_out"));
+        assert_eq!(
+            detail,
+            "no contact with email consent, an email address and no opt-out of email; channels left: voice"
+        );
+        // Alone, outside its window, the email step is skipped too, not moved.
+        let v = decide(&p, Some(&d), std::slice::from_ref(&email), now, &out);
+        assert!(matches!(&v[0], Verdict::Skip { reason, .. } if reason == "contact_opted_out"), "{v:?}");
+        // A text has nobody either (no SMS consent); the detail says what is left.
+        let text = on(Channel::Sms, step(&p, "text_overdue_10", 10, at(12, 13)));
+        let v = decide(&p, Some(&d), std::slice::from_ref(&text), now, &out);
+        let Verdict::Skip { reason, detail, .. } = &v[0] else { panic!("{v:?}") };
+        assert_eq!(reason, "no_consented_contact");
+        assert!(detail.ends_with("channels left: voice"), "{detail}");
+        // An ineligible email step still waits for its window (eligibility may change by then).
+        let mut stale = d.clone();
+        stale.eligible = false;
+        stale.checks.push(Check { rule: "not_disputed".into(), passed: false, detail: "disputed".into() });
+        let v = decide(&p, Some(&stale), std::slice::from_ref(&email), now, &out);
+        assert!(matches!(&v[0], Verdict::Move { why: "outside_send_window", .. }), "{v:?}");
     }
 
     #[test]

@@ -1302,6 +1302,84 @@ async fn a_last_call_exhausts_the_cadence_when_its_outcome_arrives_not_when_it_f
     assert_eq!(exhausted[0].last_step_id, retry.step_id);
 }
 
+/// The only contact agreed to email and calls; a hard bounce suppressed the email (eligibility
+/// keeps the invoice eligible with voice left, and the opt-out of email reaches the scheduler).
+async fn bounced_caller(t: &TestApp, due: NaiveDate) -> (EligibilityChanged, ContactSnapshot) {
+    let mut d = decision(due, NEW_YORK, Tier::Standard);
+    d.past_due = true;
+    let k = &mut d.contacts[0];
+    k.phone = Some("+13105550100".into());
+    k.call_timezone = Some(LOS_ANGELES.into());
+    k.channels = vec![Channel::Voice];
+    let contact = k.clone();
+    t.opt_out(contact.contact_id).await;
+    t.publish_decision(&d).await;
+    (d, contact)
+}
+
+/// Email suppressed for every contact, calls allowed: each email step is skipped with the reason
+/// and the channels left, the call goes out at its time, no email is handed to the email
+/// service, and the cadence still ends (exhausted) when its last step, an email, is skipped.
+#[tokio::test]
+async fn with_email_suppressed_everywhere_the_cadence_goes_on_by_phone_and_still_ends() {
+    let mut t = TestApp::spawn().await;
+    let (d, contact) = bounced_caller(&t, date(2026, 3, 13)).await;
+    // The call: Friday 3 April, 08:00 PDT.
+    let (call, at, seen) = t.until_fired("call_overdue_21", 35).await;
+    assert_eq!((at, call.channel, call.contact.contact_id), (utc(4, 3, 15), Channel::Voice, contact.contact_id));
+    assert_eq!(fired_at(&seen).len(), 1, "only the call fired: {:?}", fired_at(&seen));
+    assert!(of_kind::<CadenceExhausted>(&seen, subjects::outreach::CADENCE_EXHAUSTED).is_empty());
+    t.call_ended(&call, CallOutcome::Completed).await;
+    assert!(of_kind::<CadenceExhausted>(&t.outreach().await, subjects::outreach::CADENCE_EXHAUSTED).is_empty());
+    // The final notice has nobody to go to either: skipped, and the cadence is over.
+    t.advance(Duration::days(12)).await;
+    let msgs = t.outreach().await;
+    assert!(fired_at(&msgs).is_empty(), "{msgs:?}");
+    let exhausted: Vec<CadenceExhausted> = of_kind(&msgs, subjects::outreach::CADENCE_EXHAUSTED);
+    assert_eq!(exhausted.len(), 1, "{msgs:?}");
+    assert_eq!((exhausted[0].last_step.as_str(), exhausted[0].steps_fired), ("overdue_30", 1));
+    let steps = t.steps(d.invoice_id).await;
+    for (name, state, reason, detail) in &steps {
+        let (want_state, want_reason, left) = match name.as_str() {
+            "call_overdue_21" => ("fired", None, None),
+            "text_overdue_10" => ("skipped", Some("no_consented_contact"), Some("channels left: voice")),
+            _ => ("skipped", Some("contact_opted_out"), Some("channels left: voice")),
+        };
+        assert_eq!((state.as_str(), reason.as_deref()), (want_state, want_reason), "{name}: {steps:?}");
+        if let Some(left) = left {
+            assert!(detail.as_deref().is_some_and(|d| d.ends_with(left)), "{name}: {detail:?}");
+        }
+    }
+    assert_eq!(steps.len(), 8);
+}
+
+/// A plan made long after its steps were due (downtime, a late invoice) with email suppressed:
+/// the email steps are skipped at once, so the final notice, which could never go, does not
+/// supersede the call waiting for Monday's call window; the call goes and its outcome ends it.
+#[tokio::test]
+async fn a_suppressed_email_never_supersedes_a_call_that_can_go() {
+    let mut t = TestApp::spawn().await;
+    // Due 20 January: every step is overdue on Monday 2 March 00:00 UTC (Sunday in Los Angeles).
+    let (d, _) = bounced_caller(&t, date(2026, 1, 20)).await;
+    let msgs = t.outreach().await;
+    assert!(fired_at(&msgs).is_empty(), "{msgs:?}");
+    let skipped: Vec<StepSkipped> = of_kind(&msgs, subjects::outreach::STEP_SKIPPED);
+    assert!(skipped.iter().any(|s| s.step == "overdue_30" && s.reason == "contact_opted_out"), "{skipped:?}");
+    assert!(skipped.iter().all(|s| s.reason != "superseded"), "{skipped:?}");
+    assert_eq!(t.step_named(d.invoice_id, "call_overdue_21").await.unwrap().0, "pending");
+    // Monday 08:00 PST.
+    t.advance(Duration::hours(17)).await;
+    let msgs = t.outreach().await;
+    let fired = fired_at(&msgs);
+    assert_eq!(fired.len(), 1, "{msgs:?}");
+    assert_eq!((fired[0].0.step.as_str(), fired[0].1), ("call_overdue_21", utc(3, 2, 16)));
+    assert!(of_kind::<CadenceExhausted>(&msgs, subjects::outreach::CADENCE_EXHAUSTED).is_empty());
+    t.call_ended(&fired[0].0, CallOutcome::Completed).await;
+    let exhausted: Vec<CadenceExhausted> = of_kind(&t.outreach().await, subjects::outreach::CADENCE_EXHAUSTED);
+    assert_eq!(exhausted.len(), 1);
+    assert_eq!((exhausted[0].last_step.as_str(), exhausted[0].steps_fired), ("call_overdue_21", 1));
+}
+
 /// A firm still on the email-only cadence seeded before calls and texts (stored without
 /// `channel`) moves to the current default as its next version.
 #[tokio::test]

@@ -413,11 +413,13 @@ pub struct PlanUpdated {
 }
 
 /// `outreach.cadence_exhausted`: every step of the invoice's cadence is done (the last one
-/// fired) and nothing is pending, while the invoice is still open: a person should look.
+/// fired, or was skipped because nobody can be reached on its channel) and nothing is pending,
+/// while the invoice is still open: a person should look.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CadenceExhausted {
     pub invoice_id: Uuid,
-    /// The step that fired last, e.g. `overdue_30`.
+    /// The step the cadence ended with, e.g. `overdue_30`: the last to fire, or a last step
+    /// skipped because no contact can be reached on its channel (email suppressed everywhere).
     pub last_step: String,
     pub last_step_id: Uuid,
     pub fired_at: DateTime<Utc>,

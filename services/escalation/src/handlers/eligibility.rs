@@ -69,7 +69,8 @@ impl Apply for EligibilityHandler {
             }
             eligibility::ALL_CONTACTS_OPTED_OUT => {
                 let a: AllContactsOptedOut = data(env)?;
-                let evidence = format!("every contact of {} opted out", a.client_name);
+                let evidence =
+                    format!("every contact of {} opted out: no channel is left on any contact", a.client_name);
                 // One case per open invoice, so each invoice's automation is visibly stopped;
                 // a client with no open invoice gets one client-wide case.
                 let invoices: Vec<Option<uuid::Uuid>> = if a.invoice_ids.is_empty() {

@@ -1,5 +1,5 @@
 //! `outreach.>`: an email sent is the invoice's latest activity; the scheduler's
-//! `outreach.cadence_exhausted` (every step sent, invoice still open) opens a case.
+//! `outreach.cadence_exhausted` (every step done, invoice still open) opens a case.
 use super::{Apply, ApplyError, Context, data, opened, process};
 use crate::cases::{self, ARFLOW, Trigger};
 use crate::store;
@@ -58,7 +58,7 @@ impl Apply for OutreachHandler {
                     return Ok(());
                 }
                 let evidence = format!(
-                    "every step of the cadence was sent ({} steps, the last {} on {}); the invoice is still open",
+                    "the cadence ran its course ({} steps sent, the last step {} on {}); the invoice is still open",
                     c.steps_fired,
                     c.last_step,
                     c.fired_at.format("%Y-%m-%d")
