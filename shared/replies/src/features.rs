@@ -141,24 +141,26 @@ pub fn extract_with_segments(source: Source, text: &str) -> (Vec<u32>, Vec<Segme
     let channel = hash(KIND_META, source.as_str().as_bytes());
     // Per word: its own features (word, negated word, character n-grams), and the bigram with the
     // word before it (left out when a segment starts at this word).
-    let mut own: Vec<Vec<u32>> = Vec::with_capacity(ws.len());
+    // Each word's own features live in one flat vector: word i's are `flat[bounds[i]..bounds[i + 1]]`.
+    let mut flat: Vec<u32> = Vec::with_capacity(ws.len() * 14);
+    let mut bounds: Vec<usize> = Vec::with_capacity(ws.len() + 1);
+    bounds.push(0);
     let mut bigram: Vec<Option<u32>> = Vec::with_capacity(ws.len());
     let mut negated = 0usize;
     let mut padded = Vec::with_capacity(64);
     let mut pair = Vec::with_capacity(64);
     for (i, w) in ws.iter().enumerate() {
-        let mut f = Vec::with_capacity(16);
-        f.push(hash(KIND_WORD, w.text.as_bytes()));
+        flat.push(hash(KIND_WORD, w.text.as_bytes()));
         if negated > 0 {
-            f.push(hash(KIND_NEGATED, w.text.as_bytes()));
+            flat.push(hash(KIND_NEGATED, w.text.as_bytes()));
             negated -= 1;
         }
         // "do" negates only as "do not"; the others on their own.
         if NEGATORS.contains(&w.text.as_str()) && (w.text != "do" || ws.get(i + 1).is_some_and(|n| n.text == "not")) {
             negated = NEGATION_SCOPE;
         }
-        char_grams(w.text.as_bytes(), &mut padded, &mut f);
-        own.push(f);
+        char_grams(w.text.as_bytes(), &mut padded, &mut flat);
+        bounds.push(flat.len());
         bigram.push(i.checked_sub(1).and_then(|p| ws.get(p)).map(|prev| {
             pair.clear();
             pair.extend_from_slice(prev.text.as_bytes());
@@ -176,7 +178,7 @@ pub fn extract_with_segments(source: Source, text: &str) -> (Vec<u32>, Vec<Segme
             out.push(hash(KIND_META, b"has:question_mark"));
         }
         for i in from..to {
-            out.extend_from_slice(&own[i]);
+            out.extend_from_slice(&flat[bounds[i]..bounds[i + 1]]);
             if i > from {
                 out.extend(bigram[i]);
             }
@@ -222,7 +224,16 @@ fn char_grams(word: &[u8], padded: &mut Vec<u8>, out: &mut Vec<u32>) {
     padded.push(b'<');
     padded.extend_from_slice(word);
     padded.push(b'>');
-    let starts: Vec<usize> = (0..padded.len()).filter(|&i| is_char_start(padded[i])).collect();
+    // Char starts of the padded word (its bytes for ASCII, the usual case).
+    let mut starts = [0usize; 64];
+    let mut count = 0;
+    for (i, &b) in padded.iter().enumerate() {
+        if is_char_start(b) && count < starts.len() {
+            starts[count] = i;
+            count += 1;
+        }
+    }
+    let starts = &starts[..count];
     for (si, &s) in starts.iter().enumerate() {
         for n in CHAR_MIN..=CHAR_MAX {
             let end = match starts.get(si + n) {

@@ -76,6 +76,10 @@ const COURTESY: &[&str] = &[
 
 /// `Some(opt_out)` when the whole reply is an opt-out keyword.
 pub fn opt_out_keyword(own: &str) -> Option<Classification> {
+    // Four short words at most: a longer text is never a bare keyword (and skips the tokenising).
+    if own.len() > 80 {
+        return None;
+    }
     let ws = words(own);
     if ws.is_empty() || ws.len() > 4 {
         return None;

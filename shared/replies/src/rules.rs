@@ -954,6 +954,14 @@ pub(crate) fn promised_date(text: &str, reference: Date) -> Option<Date> {
     if let Some((_, d)) = implicit_promise(&mentions, t).or_else(|| bare_date(&mentions, t)) {
         return Some(d);
     }
+    // The model read a promise: a single date still ahead is its date, even in a sentence that also
+    // says something in the past ("paying it monday, sorry been away").
+    let mut ahead: Vec<Date> = mentions.iter().map(|m| m.date).filter(|d| *d >= reference).collect();
+    ahead.sort();
+    ahead.dedup();
+    if let [only] = ahead[..] {
+        return Some(only);
+    }
     let past = PAST_WORD.as_ref();
     mentions
         .iter()
