@@ -251,8 +251,8 @@ fn report(measured: &[Measured], best: &Measured, n: usize, groups: &[String], s
     let t = &best.thresholds;
     let _ = writeln!(
         s,
-        "Temperature {:.2}. Opt-out acted on at P(opt_out) >= {:.3} (>= {:.3} when the pattern rules read an opt-out too, or when one segment alone reaches {:.3}); any other reply with P(opt_out) >= {:.3} goes to a person, and so does a promise, acknowledgement or auto-reply while the intents that must stop the cadence sum to {:.3} or more. Model file {size} bytes.\n",
-        best.temperature, t.opt_out_act, t.opt_out_act_with_rules, t.opt_out_segment_act, t.opt_out_signal, t.caution
+        "Temperature {:.2}. Opt-out acted on at P(opt_out) >= {:.3} (>= {:.3} when the opt-out rules read one too); any other reply whose P(opt_out), or one segment's, reaches {:.3} goes to a person (unless its intent opens a case anyway), and so does a promise, acknowledgement or auto-reply while the intents that must stop the cadence sum to {:.3} or more. Model file {size} bytes.\n",
+        best.temperature, t.opt_out_act, t.opt_out_act_with_rules, t.opt_out_signal, t.caution
     );
     let _ = writeln!(s, "| intent | act threshold | precision | recall | support |");
     let _ = writeln!(s, "|---|---|---|---|---|");

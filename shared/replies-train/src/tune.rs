@@ -136,7 +136,6 @@ pub fn thresholds(ex: &[&Example], probs: &[Signals], budget: f64) -> Thresholds
     let neutral = Thresholds {
         opt_out_act: 0.5,
         opt_out_act_with_rules: 0.5,
-        opt_out_segment_act: 0.975,
         opt_out_signal: MAX_SIGNAL,
         caution: 0.95,
         act: [0.0; CLASSES],
@@ -152,7 +151,6 @@ pub fn thresholds(ex: &[&Example], probs: &[Signals], budget: f64) -> Thresholds
         starts.push(Thresholds {
             opt_out_act: pick().max(0.05),
             opt_out_act_with_rules: pick().max(0.01),
-            opt_out_segment_act: pick().max(0.5),
             opt_out_signal: pick().clamp(0.005, MAX_SIGNAL),
             caution: pick().max(0.01),
             act,
@@ -173,9 +171,8 @@ fn descend(ex: &[&Example], probs: &[Signals], budget: f64, grid: &[f32], start:
     let mut best = cost(ex, probs, &th, budget);
     for _round in 0..4 {
         let before = best;
-        // 0: opt_out_act, 1: opt_out_signal, 2: caution, 3: opt_out_act_with_rules,
-        // 4: opt_out_segment_act, 5..: act[c]
-        for param in 0..(5 + CLASSES) {
+        // 0: opt_out_act, 1: opt_out_signal, 2: caution, 3: opt_out_act_with_rules, 4..: act[c]
+        for param in 0..(4 + CLASSES) {
             for &v in grid {
                 let mut t = th.clone();
                 match param {
@@ -184,8 +181,7 @@ fn descend(ex: &[&Example], probs: &[Signals], budget: f64, grid: &[f32], start:
                     1 => t.opt_out_signal = v.clamp(0.005, MAX_SIGNAL),
                     2 => t.caution = v.max(0.01),
                     3 => t.opt_out_act_with_rules = v.max(0.01),
-                    4 => t.opt_out_segment_act = v.max(0.5),
-                    k => t.act[k - 5] = v,
+                    k => t.act[k - 4] = v,
                 }
                 let c = cost(ex, probs, &t, budget);
                 if c < best {

@@ -317,14 +317,14 @@ pub fn analyse(source: Source, text: &str, _reference: Date) -> Analysis {
 }
 
 /// The decision from the model's calibrated probabilities (in [`Intent::ALL`] order):
-/// - an opt-out when `P(opt_out)` reaches its act threshold (a lower one when the pattern rules read
-///   an opt-out too), is the highest, or one segment of the reply reads as an opt-out on its own (an
-///   opt-out anywhere wins): acted on at once,
+/// - an opt-out when `P(opt_out)` reaches its act threshold (a lower one when the opt-out rules read
+///   one too) or is the highest: acted on at once,
 ///   never held for review (a missed opt-out is the worst error; a false one is undone by an opt-in);
 /// - otherwise the likeliest intent, held for review (`needs_review`) when its probability is below
-///   that intent's threshold, when `P(opt_out)` reaches the signal threshold (any sign of opt-out
-///   goes to a person), or when it would let the cadence go on (promise, acknowledged, auto-reply)
-///   while the intents that must stop it together reach the caution threshold;
+///   that intent's threshold, when there is a sign of opt-out (`P(opt_out)` of the reply or of one of
+///   its segments at the signal threshold, or the opt-out rules' reading) and the intent would not
+///   bring a person in anyway, or when it would let the cadence go on (promise, acknowledged,
+///   auto-reply) while the intents that must stop it together reach the caution threshold;
 /// - a reply with no words at all is held for review.
 pub fn decide(a: &Analysis, signals: &Signals, th: &model::Thresholds, reference: Date) -> Classification {
     let probs = &signals.probs;
@@ -393,7 +393,7 @@ pub fn choose(s: &Signals, th: &model::Thresholds) -> (Intent, bool) {
     }
     let p_opt = probs[Intent::OptOut.index()];
     let act = if s.rules_opt_out { th.opt_out_act.min(th.opt_out_act_with_rules) } else { th.opt_out_act };
-    if p_opt >= act || top == Intent::OptOut || s.segment_opt_out >= th.opt_out_segment_act {
+    if p_opt >= act || top == Intent::OptOut {
         return (Intent::OptOut, false);
     }
     let continues = CONTINUES.contains(&top);
