@@ -50,6 +50,14 @@ bench: setup
     cargo bench --locked -p arflow-optout --bench hold_latency
     cargo bench --locked -p arflow-replies --bench classify
 
+# Train the reply classifier from shared/replies/data/train: compares the methods by leave-one-writer-out cross-validation, calibrates, picks thresholds, writes shared/replies/model/{intent.bin,REPORT.md}
+train-replies *ARGS:
+    cargo run --release --locked -p arflow-replies-train -- {{ARGS}}
+
+# Score the classifier on a labelled JSONL file (corpus format), e.g. `just eval-replies ../shared/corpus/replies.jsonl`
+eval-replies FILE:
+    cargo run --quiet --release --locked -p arflow-cli -- classify --eval "{{FILE}}"
+
 # Render every k8s overlay, validate each object offline (Kubernetes 1.32 schemas), checkov (k8s/.checkov.yaml), the manifests test
 k8s-check: setup
     bash k8s/check.sh

@@ -1,14 +1,16 @@
 //! `arflow classify`: classify client replies read as JSONL on stdin, or evaluate a labelled file.
 //!
-//! Input lines: `{"id", "channel": "email"|"voice", "reference_date": "YYYY-MM-DD", "text"}`.
-//! Output: one line per input line, in order: `{"id", "intent", "promised_date"}`, or
-//! `{"id", "error"}` for a line that cannot be classified (then the next line is read).
+//! Input lines: `{"id", "channel": "email"|"voice"|"sms", "reference_date": "YYYY-MM-DD", "text"}`.
+//! Output: one line per input line, in order: `{"id", "intent", "promised_date", "confidence",
+//! "needs_review"}` (`confidence`: the calibrated probability of `intent`, 0-1; `needs_review`: a
+//! person must label it before automation acts), or `{"id", "error"}` for a line that cannot be
+//! classified (then the next line is read).
 
 use std::io::{BufRead, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use arflow_replies::{Date, Intent, Source, classify, eval};
+use arflow_replies::{Classification, Date, Intent, Source, classify, eval};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -17,6 +19,8 @@ struct Classified<'a> {
     id: &'a Value,
     intent: Intent,
     promised_date: Option<Date>,
+    confidence: f32,
+    needs_review: bool,
 }
 
 #[derive(Serialize)]
@@ -52,9 +56,17 @@ fn classify_stream(mut input: impl BufRead, output: impl Write) -> anyhow::Resul
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let (id, answer) = classify_line(line);
         match answer {
-            Ok((intent, promised_date)) => {
-                serde_json::to_writer(&mut out, &Classified { id: &id, intent, promised_date })
-            }
+            Ok(c) => serde_json::to_writer(
+                &mut out,
+                &Classified {
+                    id: &id,
+                    intent: c.intent,
+                    promised_date: c.promised_date,
+                    // Two decimals: a probability, not a measurement to the last bit.
+                    confidence: (c.confidence * 100.0).round() / 100.0,
+                    needs_review: c.needs_review,
+                },
+            ),
             Err(error) => serde_json::to_writer(&mut out, &Failed { id: &id, error }),
         }
         .context("writing stdout")?;
@@ -65,7 +77,7 @@ fn classify_stream(mut input: impl BufRead, output: impl Write) -> anyhow::Resul
 }
 
 /// The line's id (null when there is none) and its classification or a readable error.
-fn classify_line(line: &[u8]) -> (Value, Result<(Intent, Option<Date>), String>) {
+fn classify_line(line: &[u8]) -> (Value, Result<Classification, String>) {
     if line.iter().all(u8::is_ascii_whitespace) {
         return (Value::Null, Err("empty line".to_string()));
     }
@@ -98,8 +110,7 @@ fn classify_line(line: &[u8]) -> (Value, Result<(Intent, Option<Date>), String>)
         let reference: Date =
             reference.parse().map_err(|_| format!("reference_date {reference:?} is not a YYYY-MM-DD date"))?;
         let text = text_field("text")?;
-        let c = classify(channel, text, reference);
-        Ok((c.intent, c.promised_date))
+        Ok(classify(channel, text, reference))
     })();
     (id, answer)
 }
@@ -115,13 +126,36 @@ mod tests {
         assert!(err("{").starts_with("invalid JSON"));
         assert_eq!(err(r#"{"channel":"email"}"#), "missing field \"id\"");
         assert_eq!(
-            err(r#"{"id":"a","channel":"sms","reference_date":"2026-03-04","text":"x"}"#),
-            "unknown channel \"sms\" (expected \"email\" or \"voice\")"
+            err(r#"{"id":"a","channel":"fax","reference_date":"2026-03-04","text":"x"}"#),
+            "unknown channel \"fax\" (expected \"email\", \"voice\" or \"sms\")"
         );
         assert_eq!(
             err(r#"{"id":"a","channel":"email","reference_date":"2026-13-04","text":"x"}"#),
             "reference_date \"2026-13-04\" is not a YYYY-MM-DD date"
         );
         assert_eq!(err(r#"{"id":"a","channel":"email","reference_date":"2026-03-04"}"#), "missing field \"text\"");
+    }
+
+    #[test]
+    fn every_answer_carries_confidence_and_review() {
+        let input = concat!(
+            r#"{"id":"a","channel":"sms","reference_date":"2026-03-04","text":"STOP"}"#,
+            "\n",
+            r#"{"id":7,"channel":"email","reference_date":"2026-03-04","text":"We will pay on Friday."}"#,
+            "\n"
+        );
+        let mut out = Vec::new();
+        classify_stream(input.as_bytes(), &mut out).unwrap();
+        let lines: Vec<Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["intent"], "opt_out");
+        assert_eq!(lines[0]["confidence"], 1.0);
+        assert_eq!(lines[0]["needs_review"], false);
+        assert_eq!(lines[1]["id"], 7);
+        assert_eq!(lines[1]["intent"], "promise_to_pay");
+        assert_eq!(lines[1]["promised_date"], "2026-03-06");
+        let c = lines[1]["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c), "{c}");
+        assert!(lines[1]["needs_review"].is_boolean());
     }
 }

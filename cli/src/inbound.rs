@@ -1,5 +1,6 @@
 //! `arflow inbound FILE...`: parses raw inbound emails and prints one JSON line per file with what arflow
-//! reads from it (kind, intent, promised date, the reminder it answers, reply token, bounce).
+//! reads from it (kind, intent, promised date, confidence, needs_review, the reminder it answers, reply
+//! token, bounce). Bounces and complaints carry no intent: `confidence` and `needs_review` are null.
 use anyhow::bail;
 use arflow_inbound::{Date, Kind};
 use chrono::Datelike;
@@ -13,6 +14,8 @@ struct Line<'a> {
     kind: Kind,
     intent: Option<arflow_inbound::Intent>,
     promised_date: Option<String>,
+    confidence: Option<f32>,
+    needs_review: Option<bool>,
     in_reply_to: Option<&'a str>,
     reply_token: Option<&'a str>,
     bounce: Option<&'a arflow_inbound::Bounce>,
@@ -60,6 +63,8 @@ fn describe(path: &Path, fallback: Date) -> anyhow::Result<String> {
         kind: inbound.kind,
         intent: classification.map(|c| c.intent),
         promised_date: classification.and_then(|c| c.promised_date).map(|d| d.to_string()),
+        confidence: classification.map(|c| (c.confidence * 100.0).round() / 100.0),
+        needs_review: classification.map(|c| c.needs_review),
         in_reply_to: inbound.in_reply_to.as_deref(),
         reply_token: inbound.reply_token.as_deref(),
         bounce: inbound.bounce.as_ref(),

@@ -77,6 +77,7 @@ enum Kind {
     MonthOrdinal,
     Iso,
     Numeric,
+    DayOfMonthWord,
 }
 
 const MONTHS: &[(&str, i8)] = &[
@@ -251,6 +252,241 @@ const EN_SHORT_WEEKDAYS: &[(&str, Weekday)] = &[
     ("fri", Weekday::Friday),
     ("sat", Weekday::Saturday),
     ("sun", Weekday::Sunday),
+];
+
+/// Day numbers said or written in words after a preposition ("le dix", "am zwanzigsten", "el quince",
+/// "il venti", "dia vinte", "op de twintigste"), accent-folded as the text is.
+const DAY_WORDS: &[(&str, i8)] = &[
+    ("premier", 1),
+    ("deux", 2),
+    ("trois", 3),
+    ("quatre", 4),
+    ("cinq", 5),
+    ("six", 6),
+    ("sept", 7),
+    ("huit", 8),
+    ("neuf", 9),
+    ("dix", 10),
+    ("onze", 11),
+    ("douze", 12),
+    ("treize", 13),
+    ("quatorze", 14),
+    ("quinze", 15),
+    ("seize", 16),
+    ("dix-sept", 17),
+    ("dix-huit", 18),
+    ("dix-neuf", 19),
+    ("vingt", 20),
+    ("trente", 30),
+    ("vingt-et-un", 21),
+    ("vingt et un", 21),
+    ("vingt-deux", 22),
+    ("vingt-trois", 23),
+    ("vingt-quatre", 24),
+    ("vingt-cinq", 25),
+    ("vingt-six", 26),
+    ("vingt-sept", 27),
+    ("vingt-huit", 28),
+    ("vingt-neuf", 29),
+    ("trente-et-un", 31),
+    ("trente et un", 31),
+    ("dix sept", 17),
+    ("dix huit", 18),
+    ("dix neuf", 19),
+    ("vingt deux", 22),
+    ("vingt trois", 23),
+    ("vingt quatre", 24),
+    ("vingt cinq", 25),
+    ("vingt six", 26),
+    ("vingt sept", 27),
+    ("vingt huit", 28),
+    ("vingt neuf", 29),
+    ("primero", 1),
+    ("dos", 2),
+    ("tres", 3),
+    ("cuatro", 4),
+    ("cinco", 5),
+    ("seis", 6),
+    ("siete", 7),
+    ("ocho", 8),
+    ("nueve", 9),
+    ("diez", 10),
+    ("once", 11),
+    ("doce", 12),
+    ("trece", 13),
+    ("catorce", 14),
+    ("quince", 15),
+    ("dieciseis", 16),
+    ("diecisiete", 17),
+    ("dieciocho", 18),
+    ("diecinueve", 19),
+    ("veinte", 20),
+    ("veintiuno", 21),
+    ("veintidos", 22),
+    ("veintitres", 23),
+    ("veinticuatro", 24),
+    ("veinticinco", 25),
+    ("veintiseis", 26),
+    ("veintisiete", 27),
+    ("veintiocho", 28),
+    ("veintinueve", 29),
+    ("treinta", 30),
+    ("treinta y uno", 31),
+    ("veintiun", 21),
+    ("primo", 1),
+    ("due", 2),
+    ("tre", 3),
+    ("quattro", 4),
+    ("cinque", 5),
+    ("sei", 6),
+    ("sette", 7),
+    ("otto", 8),
+    ("nove", 9),
+    ("dieci", 10),
+    ("undici", 11),
+    ("dodici", 12),
+    ("tredici", 13),
+    ("quattordici", 14),
+    ("quindici", 15),
+    ("sedici", 16),
+    ("diciassette", 17),
+    ("diciotto", 18),
+    ("diciannove", 19),
+    ("venti", 20),
+    ("ventuno", 21),
+    ("ventidue", 22),
+    ("ventitre", 23),
+    ("ventiquattro", 24),
+    ("venticinque", 25),
+    ("ventisei", 26),
+    ("ventisette", 27),
+    ("ventotto", 28),
+    ("ventinove", 29),
+    ("trenta", 30),
+    ("trentuno", 31),
+    ("primeiro", 1),
+    ("dois", 2),
+    ("quatro", 4),
+    ("sete", 7),
+    ("oito", 8),
+    ("dez", 10),
+    ("doze", 12),
+    ("treze", 13),
+    ("catorze", 14),
+    ("dezesseis", 16),
+    ("dezessete", 17),
+    ("dezoito", 18),
+    ("dezenove", 19),
+    ("vinte", 20),
+    ("trinta", 30),
+    ("dezasseis", 16),
+    ("dezassete", 17),
+    ("dezanove", 19),
+    ("trinta e um", 31),
+    ("vinte e um", 21),
+    ("vinte e dois", 22),
+    ("vinte e tres", 23),
+    ("vinte e quatro", 24),
+    ("vinte e cinco", 25),
+    ("vinte e seis", 26),
+    ("vinte e sete", 27),
+    ("vinte e oito", 28),
+    ("vinte e nove", 29),
+    ("erste", 1),
+    ("ersten", 1),
+    ("zweite", 2),
+    ("zweiten", 2),
+    ("dritte", 3),
+    ("dritten", 3),
+    ("vierte", 4),
+    ("vierten", 4),
+    ("funfte", 5),
+    ("funften", 5),
+    ("sechste", 6),
+    ("sechsten", 6),
+    ("siebte", 7),
+    ("siebten", 7),
+    ("achte", 8),
+    ("achten", 8),
+    ("neunte", 9),
+    ("neunten", 9),
+    ("zehnte", 10),
+    ("zehnten", 10),
+    ("elfte", 11),
+    ("elften", 11),
+    ("zwolfte", 12),
+    ("zwolften", 12),
+    ("dreizehnte", 13),
+    ("dreizehnten", 13),
+    ("vierzehnte", 14),
+    ("vierzehnten", 14),
+    ("funfzehnte", 15),
+    ("funfzehnten", 15),
+    ("sechzehnte", 16),
+    ("sechzehnten", 16),
+    ("siebzehnte", 17),
+    ("siebzehnten", 17),
+    ("achtzehnte", 18),
+    ("achtzehnten", 18),
+    ("neunzehnte", 19),
+    ("neunzehnten", 19),
+    ("zwanzigste", 20),
+    ("zwanzigsten", 20),
+    ("dreissigste", 30),
+    ("dreissigsten", 30),
+    ("siebente", 7),
+    ("siebenten", 7),
+    ("einundzwanzigste", 21),
+    ("einundzwanzigsten", 21),
+    ("zweiundzwanzigste", 22),
+    ("zweiundzwanzigsten", 22),
+    ("dreiundzwanzigste", 23),
+    ("dreiundzwanzigsten", 23),
+    ("vierundzwanzigste", 24),
+    ("vierundzwanzigsten", 24),
+    ("funfundzwanzigste", 25),
+    ("funfundzwanzigsten", 25),
+    ("sechsundzwanzigste", 26),
+    ("sechsundzwanzigsten", 26),
+    ("siebenundzwanzigste", 27),
+    ("siebenundzwanzigsten", 27),
+    ("achtundzwanzigste", 28),
+    ("achtundzwanzigsten", 28),
+    ("neunundzwanzigste", 29),
+    ("neunundzwanzigsten", 29),
+    ("einunddreissigste", 31),
+    ("einunddreissigsten", 31),
+    ("eerste", 1),
+    ("tweede", 2),
+    ("derde", 3),
+    ("vierde", 4),
+    ("vijfde", 5),
+    ("zesde", 6),
+    ("zevende", 7),
+    ("achtste", 8),
+    ("negende", 9),
+    ("tiende", 10),
+    ("elfde", 11),
+    ("twaalfde", 12),
+    ("dertiende", 13),
+    ("veertiende", 14),
+    ("vijftiende", 15),
+    ("zestiende", 16),
+    ("zeventiende", 17),
+    ("achttiende", 18),
+    ("negentiende", 19),
+    ("twintigste", 20),
+    ("dertigste", 30),
+    ("eenentwintigste", 21),
+    ("tweeentwintigste", 22),
+    ("drieentwintigste", 23),
+    ("vierentwintigste", 24),
+    ("vijfentwintigste", 25),
+    ("zesentwintigste", 26),
+    ("zevenentwintigste", 27),
+    ("achtentwintigste", 28),
+    ("negenentwintigste", 29),
+    ("eenendertigste", 31),
 ];
 
 const NUMBER_WORDS: &[(&str, i64)] = &[
@@ -429,6 +665,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
     let number = format!(r"\d{{1,3}}|{}", alternation(NUMBER_WORDS.iter().map(|(w, _)| w.to_string())));
     let ordinal = r"(?:twenty|thirty)[\s-]?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth";
     let day_suffix = r"(?:st|nd|rd|th|er|e|eme|o|a|\.)?";
+    let day_word = alternation(DAY_WORDS.iter().map(|(w, _)| w.to_string()));
     let specs: Vec<(Kind, String)> = vec![
         (Kind::Iso, r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b".to_string()),
         (Kind::Numeric, r"\b(\d{1,2})([/.])(\d{1,2})(?:([/.])(\d{4}|\d{2}))?\b(\.)?".to_string()),
@@ -468,15 +705,24 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         ),
         (
             Kind::ThisWeek,
-            r"\b(?:this\s+week|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?week|eow|(?:by|before)\s+the\s+weekend|this\s+weekend|cette\s+semaine|fin\s+de\s+(?:la\s+)?semaine|avant\s+le\s+week-?end|ce\s+week-?end|diese\s+woche|ende\s+der\s+woche|bis\s+(?:zum\s+)?wochenende|dieses\s+wochenende|esta\s+semana|(?:a\s+)?(?:finales|final)\s+de\s+(?:esta\s+|la\s+)?semana|este\s+fin\s+de\s+semana|questa\s+settimana|entro\s+(?:la\s+)?(?:fine\s+(?:della\s+)?)?settimana|fine\s+settimana|(?:fim|final)\s+d[ae]\s+semana|deze\s+week|eind\s+van\s+de\s+week|voor\s+het\s+weekend|dit\s+weekend)\b".to_string(),
+            r"\b(?:this\s+week|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?week|eow|(?:by|before)\s+the\s+weekend|this\s+weekend|cette\s+semaine|fin\s+de\s+(?:la\s+)?semaine|avant\s+le\s+week-?end|ce\s+week-?end|diese\s+woche|ende\s+der\s+woche|bis\s+(?:zum\s+)?wochenende|dieses\s+wochenende|esta\s+(?:misma\s+)?semana|(?:a\s+)?(?:finales|final)\s+de\s+(?:esta\s+|la\s+)?semana|este\s+fin\s+de\s+semana|questa\s+settimana|entro\s+(?:la\s+)?(?:fine\s+(?:della\s+)?)?settimana|fine\s+settimana|(?:fim|final)\s+d[ae]\s+semana|deze\s+week|eind\s+van\s+de\s+week|voor\s+het\s+weekend|dit\s+weekend)\b".to_string(),
         ),
         (
             Kind::InPeriod,
             format!(
-                r"\b(?:in|within|inside\s+of|in\s+the\s+next|within\s+the\s+next|over\s+the\s+next|in\s+(?:about|like|around|roughly|approximately)|dans|sous|d'ici|en|innerhalb\s+(?:von\s+)?|binnen|dentro\s+de|en\s+un\s+plazo\s+de|en\s+los\s+proximos|tra|fra|entro|nei\s+prossimi|em|nos\s+proximos|daqui\s+a|over)\s+({number})\s+(?:more\s+)?(?:(business|working|ouvres|ouvrables|werk|arbeits|habiles|lavorativi|uteis)\s+)?(days?|weeks?|months?|fortnight|jours?|semaines?|mois|tage?n?|wochen?|monate?n?|werktage?n?|arbeitstage?n?|dias?|semanas?|mes|meses|giorni|giorno|settimane|settimana|mesi|mese|dagen|dag|weken|week|maanden|maand|werkdagen)\b"
+                r"\b(?:in|within|inside\s+of|in\s+the\s+next|within\s+the\s+next|over\s+the\s+next|in\s+(?:about|like|around|roughly|approximately)|dans|sous|d'ici|en|innerhalb(?:\s+von)?|binnen|dentro\s+de|en\s+un\s+plazo\s+de|en\s+los\s+proximos|tra|fra|entro|nei\s+prossimi|em|nos\s+proximos|daqui\s+a|over)\s+({number})\s+(?:more\s+)?(?:(business|working|ouvres|ouvrables|werk|arbeits|habiles|lavorativi|uteis)\s+)?(days?|weeks?|months?|fortnight|jours?|semaines?|mois|tage?n?|wochen?|monate?n?|werktage?n?|arbeitstage?n?|dias?|semanas?|mes|meses|giorni|giorno|settimane|settimana|mesi|mese|dagen|dag|weken|week|maanden|maand|werkdagen)\b"
             ),
         ),
         (Kind::InPeriod, format!(r"\b({number})\s+(?:(business|working)\s+)?(days?|weeks?|months?)\s+from\s+(?:now|today)\b")),
+        // "give me ten days", "gebt mir zwei Wochen", "dame quince dias", "dammi dieci giorni".
+        (
+            Kind::InPeriod,
+            format!(
+                r"\b(?:give\s+(?:me|us)|geben\s+sie\s+(?:mir|uns)|gib\s+mir|donnez-(?:moi|nous)|laissez-(?:moi|nous)|dame|deme|denme|dammi|datemi|me\s+d[ea]|geef\s+(?:me|ons))\s+(?:(?:another|more|another\s+few|otros|altri|mais|nog)\s+)?({number})\s+(?:more\s+)?(?:(business|working)\s+)?(days?|weeks?|jours?|semaines?|tage?n?|wochen?|dias?|semanas?|giorni|settimane|dagen|weken)\b"
+            ),
+        ),
+        // "sous huitaine", "dans la quinzaine": within 8 / 15 days.
+        (Kind::InPeriod, r"\b(?:sous|dans\s+(?:la|une))\s+(huit|quinz)aine\b".to_string()),
         (Kind::WeekdayDay, format!(r"\b(?:(?:on|by|el|le|am|il|op|na|this|next|den|del)\s+)?({weekday})(?:'s)?,?\s+(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th|er|e)?\b")),
         (Kind::WeekdayNextWeek, format!(r"\b({weekday})\s+(?:of\s+)?next\s+week\b")),
         (Kind::WeekdayNextWeek, format!(r"\bnext\s+week\s+(?:on\s+)?({weekday})\b")),
@@ -490,7 +736,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         ),
         (
             Kind::Today,
-            r"\b(?:today|tonight|tonite|right\s+now|this\s+(?:evening|afternoon|morning)|later\s+today|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|business)|eod|cob|close\s+of\s+business|aujourd'?\s?hui|ce\s+soir|dans\s+la\s+journee|heute(?:\s+(?:abend|nachmittag|morgen|noch))?|noch\s+heute|hoy|esta\s+(?:tarde|noche|manana)|oggi|stasera|in\s+giornata|hoje|vandaag|vanavond|vanmiddag)\b".to_string(),
+            r"\b(?:today|tonight|tonite|right\s+now|this\s+(?:evening|afternoon|morning)|later\s+today|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|business)|eod|cob|close\s+of\s+business|aujourd'?\s?hui|ce\s+soir|dans\s+la\s+journee|heute(?:\s+(?:abend|nachmittag|morgen|noch))?|noch\s+heute|hoy|esta\s+(?:tarde|noche|manana)|oggi|stasera|in\s+giornata|hoje|vandaag|vanavond|vanmiddag|(?:doing|do|paying|pay|sending|send|transferring|transfer|processing)\s+(?:it|this|that|the\s+payment)\s+(?:right\s+)?now|right\s+after\s+(?:this|the)\s+call|this\s+arvo|jetzt\s+gleich|ahora\s+mismo|agora\s+mesmo|nu\s+meteen)\b".to_string(),
         ),
         (Kind::Tomorrow, r"\b(?:tomorrow|demain|morgen|manana|domani|amanha)\b".to_string()),
         (
@@ -501,6 +747,21 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         ),
         (Kind::Weekday, format!(r"\b(?:na|nesta|ate|ate\s+a|pela|proxima)\s+({pt_weekday})\b")),
         (Kind::Weekday, format!(r"\b(?:this|next|coming|on|by|before|until|till)\s+({en_short_weekday})\b")),
+        // "will pay wed", "paying fri", "sat morning", and a reply that opens with one ("Wed. Sorry").
+        (
+            Kind::Weekday,
+            format!(r"\b(?:pay|paying|paid\s+by|send|sending|sent\s+by|transfer|do\s+it|done)\s+(?:it\s+|this\s+|u\s+|you\s+)?({en_short_weekday})\b"),
+        ),
+        (Kind::Weekday, format!(r"\b({en_short_weekday})\s+(?:morning|afternoon|evening|night|am|pm|latest|at\s+the\s+latest)\b")),
+        (Kind::Weekday, format!(r"^\s*({en_short_weekday})\s*[.,!]")),
+        // "quinta eu pago", "sexta acerto": a Portuguese short weekday before the payment verb.
+        (Kind::Weekday, format!(r"\b({pt_weekday})(?:-?feira)?\s+(?:eu\s+)?(?:pago|acerto|transfiro|faco|deposito|mando|envio|quito)\b")),
+        (
+            Kind::DayOfMonthWord,
+            format!(
+                r"\b(?:le|au|jusqu'au|avant\s+le|d'ici\s+le|pour\s+le|am|zum|bis\s+zum|el|para\s+el|hasta\s+el|antes\s+del|il|entro\s+il|per\s+il|dia|no\s+dia|ate\s+o\s+dia|o\s+dia|op\s+de|voor\s+de|uiterlijk\s+de|tegen\s+de)\s+({day_word})\b"
+            ),
+        ),
         (
             Kind::DayOfMonth,
             format!(
@@ -513,17 +774,23 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
                 .to_string(),
         ),
     ];
+    let total = specs.len();
+    // A pattern that fails to compile is a bug the tests catch (`broken`); at run time it is skipped.
     let patterns: Vec<Pattern> = specs.into_iter().filter_map(|(kind, p)| compile(kind, &p)).collect();
+    let broken = total - patterns.len();
     let set = RegexSetBuilder::new(patterns.iter().map(|p| p.re.as_str()))
         .unicode(false)
         .size_limit(1 << 26)
         .dfa_size_limit(1 << 24)
         .build()
         .ok();
-    Patterns { list: patterns, set }
+    Patterns { list: patterns, set, broken }
 });
 
 struct Patterns {
+    /// Patterns that did not compile (0, checked by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    broken: usize,
     list: Vec<Pattern>,
     /// All patterns at once: one pass tells which ones are worth running.
     set: Option<RegexSet>,
@@ -638,6 +905,12 @@ fn resolve_kind(
                 Some(Date::new(reference.year() + 1, month, 1).ok()?.last_of_month())
             }
         }
+        Kind::DayOfMonthWord => {
+            let word = std::str::from_utf8(g(1)?).ok()?;
+            let word: String = word.split_whitespace().collect::<Vec<_>>().join(" ");
+            let day = DAY_WORDS.iter().find(|(w, _)| *w == word).map(|&(_, v)| v)?;
+            next_day_of_month(reference, day)
+        }
         Kind::DayOfMonth => {
             let raw = g(1)?;
             let digits: Vec<u8> = raw.iter().copied().take_while(u8::is_ascii_digit).collect();
@@ -661,6 +934,11 @@ fn resolve_kind(
         Kind::NextWeek => friday_of_week(reference)?.checked_add(7.days()).ok(),
         Kind::ThisWeek => friday_of_week(reference).map(|f| f.max(reference)),
         Kind::InPeriod => {
+            match g(1)? {
+                b"huit" => return reference.checked_add(8.days()).ok(),
+                b"quinz" => return reference.checked_add(15.days()).ok(),
+                _ => {}
+            }
             let n = number_value(g(1)?)?;
             if !(0..=400).contains(&n) {
                 return None;
@@ -861,6 +1139,35 @@ pub(crate) fn find(text: &[u8], reference: Date, lang: Lang) -> Vec<Mention> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_pattern_compiles() {
+        assert_eq!(PATTERNS.broken, 0);
+        assert!(PATTERNS.set.is_some());
+    }
+
+    #[test]
+    fn spoken_and_short_forms() {
+        let r = Date::constant(2026, 10, 8); // a Thursday
+        let one = |t: &str| extract(t, r).first().map(|(_, d)| *d);
+        assert_eq!(one("je vais vous payer le dix"), Some(Date::constant(2026, 10, 10)));
+        assert_eq!(one("ich zahl das am zwanzigsten"), Some(Date::constant(2026, 10, 20)));
+        assert_eq!(one("el quince te lo pago"), Some(Date::constant(2026, 10, 15)));
+        assert_eq!(one("pago il ventuno"), Some(Date::constant(2026, 10, 21)));
+        assert_eq!(one("eu pago no dia vinte e dois"), Some(Date::constant(2026, 10, 22)));
+        assert_eq!(one("betaal ik op de eenentwintigste"), Some(Date::constant(2026, 10, 21)));
+        assert_eq!(one("will pay wed"), Some(Date::constant(2026, 10, 14)));
+        assert_eq!(one("Fri. sorry"), Some(Date::constant(2026, 10, 9)));
+        assert_eq!(one("quinta eu pago"), Some(Date::constant(2026, 10, 15)));
+        assert_eq!(one("doing it now"), Some(r));
+        assert_eq!(one("give me ten days"), Some(Date::constant(2026, 10, 18)));
+        assert_eq!(one("innerhalb von 14 Tagen"), Some(Date::constant(2026, 10, 22)));
+        assert_eq!(one("le paiement interviendra sous huitaine"), Some(Date::constant(2026, 10, 16)));
+        assert_eq!(one("esta misma semana"), Some(Date::constant(2026, 10, 9)));
+        // Not dates: "sat" and "wed" as words, a number of things.
+        assert_eq!(one("I sat down and wed them"), None);
+        assert_eq!(one("pagaremos los dos"), None);
+    }
     use jiff::civil::date;
 
     fn r(text: &str, reference: Date) -> Option<Date> {

@@ -9,13 +9,18 @@
 //!   `promised_date`, the share whose predicted `promised_date` is exactly that date (a line
 //!   predicted as another intent has no date, so it counts as a miss);
 //! - promised-date agreement over all `promise_to_pay` lines: predicted date == labelled date,
-//!   `null` included.
+//!   `null` included;
+//! - the review rate: lines the classifier sends to a person (`needs_review`);
+//! - false opt-outs: lines read as `opt_out` whose label is another intent, over all lines;
+//! - unsafe outcomes: a line whose label must stop the cadence (opt_out, dispute, wrong_contact,
+//!   already_paid, payment_plan, question) that got a cadence-continuing intent (promise_to_pay,
+//!   acknowledged, auto_reply) without `needs_review`.
 
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::{Date, Intent, Source, classify};
+use crate::{CONTINUES, Date, Intent, MUST_STOP, Source, classify};
 
 /// One labelled reply.
 #[derive(Clone, Debug, Deserialize)]
@@ -45,7 +50,7 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Labelled>, EvalError> {
 }
 
 /// A line whose predicted intent or promised date differs from its label.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Miss {
     pub id: String,
     pub expected: Intent,
@@ -53,6 +58,8 @@ pub struct Miss {
     pub expected_date: Option<Date>,
     pub got_date: Option<Date>,
     pub evidence: String,
+    pub needs_review: bool,
+    pub confidence: f32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,6 +93,14 @@ pub struct Report {
     pub misclassified: Vec<Miss>,
     /// Right intent (`promise_to_pay`), wrong date.
     pub wrong_dates: Vec<Miss>,
+    /// Lines sent to a person.
+    pub reviews: usize,
+    pub review_rate: f64,
+    /// Lines read as `opt_out` whose label is another intent.
+    pub false_opt_outs: usize,
+    pub false_opt_out_rate: f64,
+    /// A must-stop label that got a cadence-continuing intent without review.
+    pub unsafe_outcomes: Vec<Miss>,
 }
 
 fn ratio(n: usize, d: usize) -> f64 {
@@ -98,6 +113,8 @@ pub fn evaluate(lines: &[Labelled]) -> Report {
     let mut misclassified = Vec::new();
     let mut wrong_dates = Vec::new();
     let (mut dated, mut dated_exact, mut promises, mut agree) = (0, 0, 0, 0);
+    let (mut reviews, mut false_opt_outs) = (0, 0);
+    let mut unsafe_outcomes = Vec::new();
     for line in lines {
         let got = classify(line.channel, &line.text, line.reference_date);
         confusion[line.intent.index()][got.intent.index()] += 1;
@@ -108,9 +125,16 @@ pub fn evaluate(lines: &[Labelled]) -> Report {
             expected_date: line.promised_date,
             got_date: got.promised_date,
             evidence: got.evidence.clone(),
+            needs_review: got.needs_review,
+            confidence: got.confidence,
         };
         if got.intent != line.intent {
             misclassified.push(miss());
+        }
+        reviews += usize::from(got.needs_review);
+        false_opt_outs += usize::from(got.intent == Intent::OptOut && line.intent != Intent::OptOut);
+        if MUST_STOP.contains(&line.intent) && CONTINUES.contains(&got.intent) && !got.needs_review {
+            unsafe_outcomes.push(miss());
         }
         if line.intent == Intent::PromiseToPay {
             promises += 1;
@@ -161,6 +185,11 @@ pub fn evaluate(lines: &[Labelled]) -> Report {
         promise_date_agreement: ratio(agree, promises),
         misclassified,
         wrong_dates,
+        reviews,
+        review_rate: ratio(reviews, lines.len()),
+        false_opt_outs,
+        false_opt_out_rate: if lines.is_empty() { 0.0 } else { false_opt_outs as f64 / lines.len() as f64 },
+        unsafe_outcomes,
     }
 }
 
@@ -198,6 +227,17 @@ impl fmt::Display for Report {
             self.total
         )?;
         writeln!(f, "opt_out recall: {:.1}%", 100.0 * self.opt_out_recall)?;
+        writeln!(
+            f,
+            "false opt-outs: {:.1}% ({}/{})   unsafe outcomes: {}   review rate: {:.1}% ({}/{})",
+            100.0 * self.false_opt_out_rate,
+            self.false_opt_outs,
+            self.total,
+            self.unsafe_outcomes.len(),
+            100.0 * self.review_rate,
+            self.reviews,
+            self.total
+        )?;
         writeln!(
             f,
             "promised date exact (promise lines with a labelled date): {:.1}% ({}/{})",
@@ -258,12 +298,21 @@ impl fmt::Display for Report {
             for m in &self.misclassified {
                 writeln!(
                     f,
-                    "  {:<8} expected {:<15} got {:<15} evidence {:?}",
+                    "  {:<8} expected {:<15} got {:<15} {:>4.2}{} evidence {:?}",
                     m.id,
                     m.expected.as_str(),
                     m.got.as_str(),
+                    m.confidence,
+                    if m.needs_review { " review" } else { "       " },
                     m.evidence
                 )?;
+            }
+        }
+        if !self.unsafe_outcomes.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "unsafe outcomes ({}):", self.unsafe_outcomes.len())?;
+            for m in &self.unsafe_outcomes {
+                writeln!(f, "  {:<8} expected {:<15} got {:<15}", m.id, m.expected.as_str(), m.got.as_str())?;
             }
         }
         if !self.wrong_dates.is_empty() {

@@ -1,23 +1,28 @@
-//! Reply understanding for collections: turns what a client wrote (email) or said (call transcript)
-//! into an [`Intent`], a promised payment date and the evidence phrase that decided it.
+//! Reply understanding for collections: turns what a client wrote (email, text) or said (call
+//! transcript) into an [`Intent`], a promised payment date, the evidence phrase, a calibrated
+//! `confidence` and `needs_review`: whether a person must label the reply before automation acts.
 //!
-//! Pure rules (regular expressions over a normalised copy of the text), compiled once. The labels,
-//! their precedence and the date rules are those of the reply corpus README:
+//! One decision for every channel ([`classify`]):
+//! 1. the client's own text (quotes and signatures stripped from email);
+//! 2. precise rules keep the last word where they are precise: a reply that is only a STOP keyword
+//!    ([`precise`]); DSN/ARF structure and auto-reply headers are recognised before this, by
+//!    `arflow-inbound`;
+//! 3. the pattern rules ([`classify_rules`]) read the text; what they find is a feature;
+//! 4. the learned model ([`model`], a linear softmax over hashed word and character n-grams,
+//!    trained by `just train-replies`, compiled in) gives calibrated probabilities for the reply
+//!    and for each of its segments;
+//! 5. [`choose`] applies the thresholds chosen on held-out folds: an opt-out anywhere is acted on at
+//!    once; an unsure reply, or any sign of opt-out the intent would not bring to a person, sets
+//!    `needs_review`;
+//! 6. dates stay rule-based ([`dates`], jiff).
+//!
+//! Labels and precedence are those of the reply corpus README:
 //! `opt_out > dispute > already_paid > payment_plan > promise_to_pay > wrong_contact > question >
-//! acknowledged > auto_reply`.
+//! acknowledged > auto_reply`. Slash dates are month/day in English (US style) unless the first
+//! number is above 12, and day/month in every other language.
 //!
-//! Decisions worth knowing:
-//! - Empty or unrecognised text is `Acknowledged` with `sure == false` and empty evidence; a reply
-//!   whose only signal is a question mark is `Question` with `sure == false`.
-//! - Inside an auto-reply (out of office, ticket acknowledgement, voicemail greeting) the
-//!   boilerplate "thank you for your message" / "please contact ..." does not count as
-//!   `Acknowledged`, `Question` or `WrongContact`.
-//! - A promise naming two different dates together with a split ("half", "the rest", ...) is a
-//!   `PaymentPlan`.
-//! - Dates: see [`dates`]. Slash dates are month/day in English (US style) unless the first number
-//!   is above 12, and day/month in every other language.
-//!
-//! The optional `llm` feature adds [`assist`], an LLM fallback for replies the rules are not sure of.
+//! The optional `llm` feature adds [`assist`], an LLM that names an intent for replies held for
+//! review (it never clears `needs_review`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,8 +33,12 @@ pub use jiff::civil::Date;
 pub mod assist;
 pub mod dates;
 pub mod eval;
+mod evidence;
+pub mod features;
 mod lang;
+pub mod model;
 mod normalize;
+pub mod precise;
 mod quote;
 mod rules;
 
@@ -199,6 +208,17 @@ pub struct Classification {
     pub scores: Vec<IntentScore>,
 }
 
+/// True intents that must never get a cadence-continuing answer without review: a person must act
+/// on them (or, for an opt-out, the outreach must stop).
+pub const MUST_STOP: [Intent; 6] =
+    [Intent::OptOut, Intent::Dispute, Intent::WrongContact, Intent::AlreadyPaid, Intent::PaymentPlan, Intent::Question];
+
+/// Intents after which the cadence goes on (a promise only pauses it).
+pub const CONTINUES: [Intent; 3] = [Intent::PromiseToPay, Intent::Acknowledged, Intent::AutoReply];
+
+/// Intents that open an escalation case for a person and pause the invoice on their own.
+pub const PERSON_HANDLES: [Intent; 4] = [Intent::Dispute, Intent::PaymentPlan, Intent::WrongContact, Intent::Question];
+
 /// How many intents [`Classification::scores`] keeps.
 pub const TOP_SCORES: usize = 3;
 
@@ -233,9 +253,171 @@ impl Classification {
 /// Classify one reply. `reference` is the day the reply arrived in the client's time zone; relative
 /// dates ("Friday", "next week", "the 15th") are resolved against it. For [`Source::Email`] the
 /// quoted original, signatures and disclaimers are stripped first (see [`client_text`]).
+///
+/// Precise rules (a reply that is only a STOP keyword) have the last word; otherwise the learned
+/// model ([`model`]) reads the text together with what the pattern rules found, and its calibrated
+/// probabilities decide, through the thresholds chosen on held-out folds ([`decide`]).
 pub fn classify(source: Source, text: &str, reference: Date) -> Classification {
-    match source {
-        Source::Email => rules::classify_text(&client_text(text), reference),
-        Source::Voice | Source::Sms => rules::classify_text(text.trim(), reference),
+    let a = analyse(source, text, reference);
+    if let Some(c) = a.precise.clone() {
+        return c;
     }
+    match model() {
+        Ok(m) => decide(&a, &signals(&a, m), &m.thresholds, reference),
+        // No model (a damaged build): an opt-out the rules read is acted on; every other reply
+        // goes to a person.
+        Err(_) => match a.rules_opt_out {
+            Some(phrase) => Classification::certain(Intent::OptOut, None, phrase),
+            None => Classification::fallback(),
+        },
+    }
+}
+
+/// The pattern rules alone (no model), as the classifier was before the model. Their opt-out
+/// rules are one of the model's features and their promise rules anchor promised dates; the rest
+/// is kept for tests and comparisons. Services call [`classify`].
+pub fn classify_rules(source: Source, text: &str, reference: Date) -> Classification {
+    let own = match source {
+        Source::Email => client_text(text),
+        Source::Voice | Source::Sms => text.trim().to_string(),
+    };
+    rules::classify_text(&own, reference)
+}
+
+/// What the model is given about one reply.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub source: Source,
+    /// The client's own text (quotes and signature removed for email).
+    pub own: String,
+    /// The phrase the opt-out rules read as a request to stop (also a model feature).
+    pub rules_opt_out: Option<String>,
+    /// A precise rule's final answer, when one applies.
+    pub precise: Option<Classification>,
+    /// Hashed features ([`features::extract`] plus the opt-out rules' reading).
+    pub features: Vec<u32>,
+    /// The reply's segments (sentences, windows of a long transcript) when it has more than one:
+    /// an opt-out in one clause of a longer reply still wins, and the evidence is a segment.
+    pub segments: Vec<features::Segment>,
+}
+
+/// Strip, run the precise and opt-out rules and extract the model's features. The full pattern
+/// rules are not run here: on varied text their one-pass automaton does not stay in cache (about
+/// 1,500 replies/s), while the opt-out rules alone do.
+pub fn analyse(source: Source, text: &str, _reference: Date) -> Analysis {
+    let own = match source {
+        Source::Email => client_text(text),
+        Source::Voice | Source::Sms => text.trim().to_string(),
+    };
+    let precise = precise::opt_out_keyword(&own);
+    let rules_opt_out = if precise.is_some() { None } else { rules::opt_out_evidence(&own) };
+    let (mut features, segments) = features::extract_with_segments(source, &own);
+    features.push(features::rule_feature(rules_opt_out.is_some()));
+    Analysis { source, own, rules_opt_out, precise, features, segments }
+}
+
+/// The decision from the model's calibrated probabilities (in [`Intent::ALL`] order):
+/// - an opt-out when `P(opt_out)` reaches its act threshold (a lower one when the opt-out rules read
+///   one too) or is the highest: acted on at once,
+///   never held for review (a missed opt-out is the worst error; a false one is undone by an opt-in);
+/// - otherwise the likeliest intent, held for review (`needs_review`) when its probability is below
+///   that intent's threshold, when there is a sign of opt-out (`P(opt_out)` of the reply or of one of
+///   its segments at the signal threshold, or the opt-out rules' reading) and the intent would not
+///   bring a person in anyway, or when it would let the cadence go on (promise, acknowledged,
+///   auto-reply) while the intents that must stop it together reach the caution threshold;
+/// - a reply with no words at all is held for review.
+pub fn decide(a: &Analysis, signals: &Signals, th: &model::Thresholds, reference: Date) -> Classification {
+    let probs = &signals.probs;
+    let mut ranked: Vec<IntentScore> =
+        Intent::ALL.iter().zip(probs).map(|(&intent, &score)| IntentScore { intent, score }).collect();
+    ranked.sort_by(|x, y| y.score.total_cmp(&x.score));
+    let scores: Vec<IntentScore> = ranked.iter().take(TOP_SCORES).copied().collect();
+    let (intent, needs_review) = choose(signals, th);
+    let promised_date = match intent {
+        Intent::PromiseToPay => rules::promised_date(&a.own, reference),
+        _ => None,
+    };
+    let evidence = match (&a.rules_opt_out, intent) {
+        (Some(phrase), Intent::OptOut) => phrase.clone(),
+        _ => evidence::best_segment(a, &signals.segment_probs, intent),
+    };
+    Classification {
+        intent,
+        promised_date,
+        evidence,
+        sure: !needs_review,
+        confidence: probs[intent.index()],
+        needs_review,
+        scores,
+    }
+}
+
+/// What [`choose`] reads about one reply.
+#[derive(Clone, Debug)]
+pub struct Signals {
+    /// The model's calibrated probabilities for the whole reply, in [`Intent::ALL`] order.
+    pub probs: [f32; model::CLASSES],
+    /// The highest `P(opt_out)` of any one segment (0 for a one-segment reply).
+    pub segment_opt_out: f32,
+    /// Each segment's probabilities (for the evidence), in [`Analysis::segments`] order.
+    pub segment_probs: Vec<[f32; model::CLASSES]>,
+    /// No letter or digit at all.
+    pub wordless: bool,
+    /// The pattern rules read an opt-out.
+    pub rules_opt_out: bool,
+}
+
+/// The model's signals for an analysed reply.
+pub fn signals(a: &Analysis, m: &model::LinearModel) -> Signals {
+    let segment_probs: Vec<[f32; model::CLASSES]> = a.segments.iter().map(|s| m.probabilities(&s.features)).collect();
+    let segment_opt_out = segment_probs.iter().map(|p| p[Intent::OptOut.index()]).fold(0.0f32, f32::max);
+    Signals {
+        probs: m.probabilities(&a.features),
+        segment_opt_out,
+        segment_probs,
+        wordless: is_wordless(&a.own),
+        rules_opt_out: a.rules_opt_out.is_some(),
+    }
+}
+
+/// The intent and whether a person must review it (see [`decide`]).
+pub fn choose(s: &Signals, th: &model::Thresholds) -> (Intent, bool) {
+    let probs = &s.probs;
+    let mut top = Intent::Acknowledged;
+    let mut best = f32::NEG_INFINITY;
+    for (&intent, &p) in Intent::ALL.iter().zip(probs) {
+        if p > best {
+            best = p;
+            top = intent;
+        }
+    }
+    let p_opt = probs[Intent::OptOut.index()];
+    let act = if s.rules_opt_out { th.opt_out_act.min(th.opt_out_act_with_rules) } else { th.opt_out_act };
+    if p_opt >= act || top == Intent::OptOut {
+        return (Intent::OptOut, false);
+    }
+    let continues = CONTINUES.contains(&top);
+    let must_stop: f32 = MUST_STOP.iter().map(|i| probs[i.index()]).sum();
+    // Any sign of opt-out (the model's, a segment's, or the pattern rules reading one) goes to a
+    // person. A dispute, plan, wrong contact or question opens a case for a person anyway (and
+    // pauses the invoice); the others would not, so they are held for review.
+    let opt_out_sign = p_opt.max(s.segment_opt_out) >= th.opt_out_signal || s.rules_opt_out;
+    let unsure = best < th.act[top.index()]
+        || (opt_out_sign && !PERSON_HANDLES.contains(&top))
+        || (continues && must_stop >= th.caution)
+        || s.wordless;
+    (top, unsure)
+}
+
+/// A reply without a single letter or digit (an emoji, a lone "?").
+pub fn is_wordless(own: &str) -> bool {
+    !own.chars().any(char::is_alphanumeric)
+}
+
+/// The embedded model, parsed once. Services call this at start-up so a damaged model is found
+/// before the first reply.
+pub fn model() -> Result<&'static model::LinearModel, model::ModelError> {
+    static MODEL: std::sync::LazyLock<Result<model::LinearModel, model::ModelError>> =
+        std::sync::LazyLock::new(|| model::LinearModel::from_bytes(model::EMBEDDED));
+    MODEL.as_ref().map_err(Clone::clone)
 }

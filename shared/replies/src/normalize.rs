@@ -68,7 +68,7 @@ fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
 }
 
 /// Lower-case `c`, strip its accents and map typographic variants to ASCII.
-fn fold_char(c: char, out: &mut String) {
+pub(crate) fn fold_char(c: char, out: &mut String) {
     if c.is_ascii() {
         match c {
             '\r' | '\t' | '\x0b' | '\x0c' => out.push(' '),

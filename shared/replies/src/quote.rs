@@ -90,25 +90,32 @@ pub fn client_text(text: &str) -> String {
     while i < lines.len() {
         let line = lines[i];
         let trimmed = line.trim();
+        // Every separator, attribution and header pattern needs one of these bytes: lines
+        // without them skip those patterns (most lines of a reply).
+        let colon = trimmed.contains(':');
+        let rule = colon || trimmed.contains('-') || trimmed.contains('_');
         let cut = if trimmed.starts_with('>') {
             Cut::Drop
         } else if trimmed.is_empty() {
             Cut::Keep
-        } else if hit(&p.separator, trimmed) {
+        } else if rule && hit(&p.separator, trimmed) {
             Cut::Stop
-        } else if hit(&p.attribution, trimmed) {
+        } else if colon && hit(&p.attribution, trimmed) {
             attribution_cut(&lines, i + 1)
         } else if hit(&p.attribution_start, trimmed)
             && trimmed.len() < 300
             && lines.get(i + 1).is_some_and(|next| {
-                next.trim().len() < 200 && hit(&p.attribution, &format!("{trimmed} {}", next.trim()))
+                next.trim().len() < 200
+                    && next.contains(':')
+                    && hit(&p.attribution, &format!("{trimmed} {}", next.trim()))
             })
         {
             match attribution_cut(&lines, i + 2) {
                 Cut::Drop => Cut::DropTwo,
                 other => other,
             }
-        } else if hit(&p.header_from, trimmed)
+        } else if colon
+            && hit(&p.header_from, trimmed)
             && (1..=4).any(|k| lines.get(i + k).is_some_and(|l| hit(&p.header_next, l)))
         {
             Cut::Stop

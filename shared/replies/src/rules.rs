@@ -514,10 +514,19 @@ fn build(pattern: &str) -> Option<Regex> {
     RegexBuilder::new(&expand(pattern)).unicode(false).size_limit(1 << 24).build().ok()
 }
 
-static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+static ENGINE: LazyLock<Engine> = LazyLock::new(|| engine_of(|_| true));
+
+/// The opt-out rules alone: a set small enough for its automaton to stay in cache on varied text
+/// (the whole set does not: on thousands of distinct replies it rebuilds states all the time).
+static OPT_OUT_ENGINE: LazyLock<Engine> = LazyLock::new(|| engine_of(|s| s.intent == Intent::OptOut));
+
+/// The promise rules alone, to anchor a promised date once the model has read a promise.
+static PROMISE_ENGINE: LazyLock<Engine> = LazyLock::new(|| engine_of(|s| s.intent == Intent::PromiseToPay));
+
+fn engine_of(keep: impl Fn(&Spec) -> bool) -> Engine {
     let mut by_intent: Vec<Vec<(usize, Compiled)>> = (0..Intent::ALL.len()).map(|_| Vec::new()).collect();
     let (mut patterns, mut foreign_patterns, mut place) = (Vec::new(), Vec::new(), Vec::new());
-    for spec in SPECS {
+    for spec in SPECS.iter().filter(|s| keep(s)) {
         // A pattern that fails to compile is a bug caught by the tests; at run time it is skipped.
         let Some(re) = build(spec.pattern) else { continue };
         let id = place.len();
@@ -540,7 +549,16 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     let set_of =
         |p: &[String]| RegexSetBuilder::new(p).unicode(false).size_limit(1 << 27).dfa_size_limit(1 << 25).build().ok();
     Engine { by_intent, set: set_of(&patterns), foreign_set: set_of(&foreign_patterns), place }
-});
+}
+
+/// The phrase of the client's own text that the opt-out rules read as a request to stop, if any.
+pub(crate) fn opt_out_evidence(text: &str) -> Option<String> {
+    let norm = Normalized::new(text);
+    let t = &norm.text[..];
+    let engine = &*OPT_OUT_ENGINE;
+    let candidates = engine.candidates(t);
+    find_intent(engine, &candidates, Intent::OptOut, t, false).map(|hit| evidence(&norm, hit))
+}
 
 impl Engine {
     /// Which rules match somewhere in `text` (foreign-language rules only when it is not clearly English).
@@ -916,6 +934,42 @@ fn evidence(norm: &Normalized<'_>, hit: Hit) -> String {
 
 fn decided(intent: Intent, norm: &Normalized<'_>, hit: Hit, date: Option<Date>) -> Classification {
     Classification::certain(intent, date, evidence(norm, hit))
+}
+
+/// The promised date of a reply the model read as a promise: the date of the promise phrase the
+/// promise rules find, else a date in a sentence about paying, else the only date in a short reply,
+/// else the first date that is not in the past tense.
+pub(crate) fn promised_date(text: &str, reference: Date) -> Option<Date> {
+    let norm = Normalized::new(text);
+    let t = &norm.text[..];
+    let mentions = dates::find(t, reference, lang::detect(t));
+    // The promise phrase's own date when the promise rules find one (their evidence anchors it).
+    let engine = &*PROMISE_ENGINE;
+    let candidates = engine.candidates(t);
+    if let Some(d) =
+        find_intent(engine, &candidates, Intent::PromiseToPay, t, false).and_then(|hit| promise_date(&mentions, t, hit))
+    {
+        return Some(d);
+    }
+    if let Some((_, d)) = implicit_promise(&mentions, t).or_else(|| bare_date(&mentions, t)) {
+        return Some(d);
+    }
+    // The model read a promise: a single date still ahead is its date, even in a sentence that also
+    // says something in the past ("paying it monday, sorry been away").
+    let mut ahead: Vec<Date> = mentions.iter().map(|m| m.date).filter(|d| *d >= reference).collect();
+    ahead.sort();
+    ahead.dedup();
+    if let [only] = ahead[..] {
+        return Some(only);
+    }
+    let past = PAST_WORD.as_ref();
+    mentions
+        .iter()
+        .find(|m| {
+            let (s, e) = sentence_bounds(t, m.start);
+            !past.is_some_and(|re| re.is_match(&t[s..e.max(m.end)])) && m.date >= reference
+        })
+        .map(|m| m.date)
 }
 
 /// Classify the client's own text (already stripped of quotes for email).
