@@ -279,9 +279,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     );
     print_portfolio(&firm.portfolio().await?);
     println!("client replies: {replies} posted to the inbound webhook; understood and acted on:");
-    for (what, n) in crate::demo_replies::summary(&bus).await? {
+    let (understood, reviews) = crate::demo_replies::summary(&bus).await?;
+    for (what, n) in understood {
         println!("  {n:>4}  {what}");
     }
+    let rate = if reviews.replies == 0 { 0.0 } else { 100.0 * reviews.held as f64 / reviews.replies as f64 };
+    println!(
+        "review rate: {rate:.1}% ({} of {} replies held for a person), {} labelled by the AR manager and acted on",
+        reviews.held, reviews.replies, reviews.labelled
+    );
     crate::demo_firm::summary(&pool, &side).await?;
     match &phones {
         Some(p) => {

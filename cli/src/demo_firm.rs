@@ -219,13 +219,14 @@ impl<'a> FirmSide<'a> {
                 "question" => ("continue_automation", json!({"note": "sent the W-9 and a copy of the invoice"})),
                 "wrong_contact" => ("resolve", json!({"note": "billing contact updated in the CRM"})),
                 // A reply arflow was not sure of: the AR manager reads it and says what it means
-                // (here the classifier's likeliest intent, else an acknowledgement); arflow then
+                // (the demo client's meaning; else the classifier's likeliest intent); arflow then
                 // acts on the label (`resolve` is refused on such a case).
-                "needs_review" => (
-                    "label",
-                    json!({"intent": case["review"]["scores"][0]["intent"].as_str().unwrap_or("acknowledged"),
-                           "note": "read the reply"}),
-                ),
+                "needs_review" => {
+                    let said = case["review"]["client_text"].as_str().unwrap_or_default();
+                    let guess = case["review"]["scores"][0]["intent"].as_str().unwrap_or("acknowledged");
+                    let meant = crate::demo_replies::meaning(said).unwrap_or(guess);
+                    ("label", json!({"intent": meant, "note": "read the reply"}))
+                }
                 "days_past_due" | "cadence_exhausted" | "promise_broken_twice" => (
                     "refer_to_agency",
                     json!({"note": "no response after the full cadence; handing over", "agency": "Northwind Collections LLC"}),

@@ -39,15 +39,23 @@ fn classifies_each_line_and_reports_bad_ones() {
     let lines: Vec<serde_json::Value> =
         stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
     assert_eq!(lines.len(), 8, "{stdout}");
-    assert_eq!(lines[0], serde_json::json!({"id": "a", "intent": "promise_to_pay", "promised_date": "2026-03-06"}));
-    assert_eq!(lines[1], serde_json::json!({"id": "b", "intent": "opt_out", "promised_date": null}));
+    // Every answer carries the calibrated confidence and whether a person must review it.
+    let fields = |l: &serde_json::Value| {
+        (l["id"].clone(), l["intent"].clone(), l["promised_date"].clone(), l["needs_review"].clone())
+    };
+    let confident = |l: &serde_json::Value| l["confidence"].as_f64().is_some_and(|c| (0.5..=1.0).contains(&c));
+    assert_eq!(fields(&lines[0]), ("a".into(), "promise_to_pay".into(), "2026-03-06".into(), false.into()));
+    assert!(confident(&lines[0]), "{}", lines[0]);
+    assert_eq!(fields(&lines[1]), ("b".into(), "opt_out".into(), serde_json::Value::Null, false.into()));
+    assert!(confident(&lines[1]), "{}", lines[1]);
     assert_eq!(lines[2]["id"], "c");
     assert!(lines[2]["error"].as_str().unwrap().contains("unknown channel \"fax\""));
     assert!(lines[3]["id"].is_null() && lines[3]["error"].as_str().unwrap().starts_with("invalid JSON"));
     assert_eq!(lines[4], serde_json::json!({"id": null, "error": "empty line"}));
     assert!(lines[5]["error"].as_str().unwrap().contains("reference_date"));
     assert_eq!(lines[6], serde_json::json!({"id": "e", "error": "missing field \"text\""}));
-    assert_eq!(lines[7], serde_json::json!({"id": 7, "intent": "question", "promised_date": null}));
+    assert_eq!(fields(&lines[7]), (7.into(), "question".into(), serde_json::Value::Null, false.into()));
+    assert!(confident(&lines[7]), "{}", lines[7]);
 }
 
 #[test]

@@ -220,11 +220,16 @@ async fn the_assist_is_asked_only_when_no_rule_is_sure() {
     receive(&app, mail("Please stop emailing me.").as_bytes()).await;
     let r = classified(&app, 1).await;
     assert_eq!(r[0].data["intent"], "opt_out");
-    assert_eq!((r[0].data["needs_review"].as_bool(), r[0].data["confidence"].as_f64()), (Some(false), Some(1.0)));
-    assert_eq!(r[0].data["scores"], serde_json::json!([{"intent": "opt_out", "score": 1.0}]));
+    assert_eq!(r[0].data["needs_review"].as_bool(), Some(false));
+    assert!(r[0].data["confidence"].as_f64().is_some_and(|c| c > 0.9), "{}", r[0].data);
+    assert_eq!(r[0].data["scores"][0]["intent"], "opt_out", "{}", r[0].data);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
     // Nothing a rule recognises: the assist decides, and says so in the evidence.
-    receive(&app, mail("Hmm.").as_bytes()).await;
+    let unclear = "Well, we will see about that.";
+    let c =
+        arflow_replies::classify(arflow_replies::Source::Email, unclear, arflow_replies::Date::constant(2026, 3, 4));
+    assert!(c.needs_review, "the classifier is sure of {unclear:?} now: pick another unclear reply for this test");
+    receive(&app, mail(unclear).as_bytes()).await;
     let r = classified(&app, 2).await;
     assert_eq!(r[1].data["intent"], "question", "{}", r[1].data);
     assert_eq!(r[1].data["evidence"], "llm:test-model");

@@ -100,7 +100,8 @@ async fn inbound_help_is_answered_and_other_texts_are_classified() {
     assert_eq!(classified["intent"], "promise_to_pay");
     assert_eq!(classified["promised_date"], "2026-03-13");
     assert_eq!(classified["matched_by"], "sms_sender");
-    assert_eq!((classified["needs_review"].as_bool(), classified["confidence"].as_f64()), (Some(false), Some(1.0)));
+    assert_eq!(classified["needs_review"].as_bool(), Some(false));
+    assert!(classified["confidence"].as_f64().is_some_and(|c| c > 0.9), "{classified}");
     // A text the classifier is not confident of goes to a person, flagged, with its scores.
     let unsure = "the thing from last week?";
     let c =
