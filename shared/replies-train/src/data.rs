@@ -4,17 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use arflow_replies::{Analysis, Date, Intent, Source, analyse, is_wordless};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Line {
-    id: String,
-    channel: Source,
-    reference_date: Date,
-    text: String,
-    intent: Intent,
-}
+use arflow_replies::eval::parse_jsonl;
+use arflow_replies::{Analysis, Intent, analyse, is_wordless};
 
 /// One labelled reply as the model sees it (dates are rule-based and scored by
 /// `arflow classify --eval`, not here).
@@ -44,9 +35,8 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Example>> {
     for f in files {
         let group = f.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
-        for (i, raw) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let l: Line = serde_json::from_str(raw)
-                .with_context(|| format!("{}:{}: not a labelled reply", f.display(), i + 1))?;
+        let lines = parse_jsonl(&text).with_context(|| format!("{} is not labelled JSONL", f.display()))?;
+        for l in lines {
             let analysis = analyse(l.channel, &l.text, l.reference_date);
             let wordless = is_wordless(&analysis.own);
             out.push(Example { id: l.id, group: group.clone(), intent: l.intent, analysis, wordless });
