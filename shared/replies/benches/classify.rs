@@ -69,22 +69,15 @@ fn run(input: &[&str], out: &mut Vec<u8>, mode: Mode) -> Duration {
     start.elapsed()
 }
 
-/// The training files, compiled in so the bench needs no path.
-const TRAINING: [&str; 13] = [
-    include_str!("../data/train/corpus.jsonl"),
-    include_str!("../data/train/stress.jsonl"),
-    include_str!("../data/train/team.jsonl"),
-    include_str!("../data/train/w1.jsonl"),
-    include_str!("../data/train/w2.jsonl"),
-    include_str!("../data/train/w3.jsonl"),
-    include_str!("../data/train/w4.jsonl"),
-    include_str!("../data/train/w5.jsonl"),
-    include_str!("../data/train/w6.jsonl"),
-    include_str!("../data/train/x1.jsonl"),
-    include_str!("../data/train/x2.jsonl"),
-    include_str!("../data/train/x3.jsonl"),
-    include_str!("../data/train/x4.jsonl"),
-];
+/// Every `*.jsonl` file of the training folder (the one `just train-replies` reads), joined.
+fn training_replies() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/train");
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "jsonl"));
+    files.sort();
+    files.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect::<Vec<_>>().join("\n")
+}
 
 fn main() {
     let repeat: usize = std::env::var("ARFLOW_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
@@ -93,7 +86,7 @@ fn main() {
     // warmed by a few hundred repeated lines would flatter it); ARFLOW_BENCH_INPUT names another file.
     let data = match std::env::var("ARFLOW_BENCH_INPUT") {
         Ok(path) => std::fs::read_to_string(&path).unwrap_or_default(),
-        Err(_) => TRAINING.join("\n"),
+        Err(_) => training_replies(),
     };
     let lines: Vec<&str> = data.lines().filter(|l| !l.trim().is_empty()).collect();
     let input: Vec<&str> = std::iter::repeat_n(lines.iter().copied(), repeat).flatten().collect();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{Classification, Date, Intent, Source, classify, client_text};
+use crate::{Classification, Date, Intent, Source, classify, own_text};
 
 /// Why the assist gave no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -176,13 +176,10 @@ pub async fn classify_assisted(
 ) -> Classification {
     let rules = classify(source, text, reference);
     let Some(assist) = assist else { return rules };
-    if rules.sure || rules.intent == Intent::OptOut {
+    if rules.sure() || rules.intent == Intent::OptOut {
         return rules;
     }
-    let own = match source {
-        Source::Email => client_text(text),
-        Source::Voice | Source::Sms => text.trim().to_string(),
-    };
+    let own = own_text(source, text);
     // The assist names the likeliest intent for the reviewer; it never clears `needs_review`, so a
     // reply the classifier was unsure of still goes to a person.
     match assist.classify(source, &own, reference).await {

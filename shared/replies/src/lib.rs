@@ -197,8 +197,6 @@ pub struct Classification {
     pub promised_date: Option<Date>,
     /// The phrase (a substring of the client's text) that decided it; "" when nothing did.
     pub evidence: String,
-    /// `!needs_review`: the decision may be acted on without a person.
-    pub sure: bool,
     /// Calibrated probability (0-1) that `intent` is right.
     pub confidence: f32,
     /// A person must label this reply before automation acts on it: the invoice pauses and a
@@ -223,6 +221,11 @@ pub const PERSON_HANDLES: [Intent; 4] = [Intent::Dispute, Intent::PaymentPlan, I
 pub const TOP_SCORES: usize = 3;
 
 impl Classification {
+    /// The decision may be acted on without a person (`!needs_review`).
+    pub fn sure(&self) -> bool {
+        !self.needs_review
+    }
+
     /// A decision by a precise rule (a STOP keyword, DSN/ARF structure, auto-reply headers):
     /// acted on without review.
     pub fn certain(intent: Intent, promised_date: Option<Date>, evidence: String) -> Self {
@@ -230,7 +233,6 @@ impl Classification {
             intent,
             promised_date,
             evidence,
-            sure: true,
             confidence: 1.0,
             needs_review: false,
             scores: vec![IntentScore { intent, score: 1.0 }],
@@ -242,7 +244,6 @@ impl Classification {
             intent: Intent::Acknowledged,
             promised_date: None,
             evidence: String::new(),
-            sure: false,
             confidence: 0.0,
             needs_review: true,
             scores: Vec::new(),
@@ -258,7 +259,7 @@ impl Classification {
 /// model ([`model`]) reads the text together with what the pattern rules found, and its calibrated
 /// probabilities decide, through the thresholds chosen on held-out folds ([`decide`]).
 pub fn classify(source: Source, text: &str, reference: Date) -> Classification {
-    let a = analyse(source, text, reference);
+    let a = analyse(source, text);
     if let Some(c) = a.precise.clone() {
         return c;
     }
@@ -277,11 +278,16 @@ pub fn classify(source: Source, text: &str, reference: Date) -> Classification {
 /// rules are one of the model's features and their promise rules anchor promised dates; the rest
 /// is kept for tests and comparisons. Services call [`classify`].
 pub fn classify_rules(source: Source, text: &str, reference: Date) -> Classification {
-    let own = match source {
+    rules::classify_text(&own_text(source, text), reference)
+}
+
+/// The client's own words: for an email, without the quoted original, signatures and
+/// disclaimers ([`client_text`]); a transcript or a text as received.
+pub fn own_text(source: Source, text: &str) -> String {
+    match source {
         Source::Email => client_text(text),
         Source::Voice | Source::Sms => text.trim().to_string(),
-    };
-    rules::classify_text(&own, reference)
+    }
 }
 
 /// What the model is given about one reply.
@@ -304,11 +310,8 @@ pub struct Analysis {
 /// Strip, run the precise and opt-out rules and extract the model's features. The full pattern
 /// rules are not run here: on varied text their one-pass automaton does not stay in cache (about
 /// 1,500 replies/s), while the opt-out rules alone do.
-pub fn analyse(source: Source, text: &str, _reference: Date) -> Analysis {
-    let own = match source {
-        Source::Email => client_text(text),
-        Source::Voice | Source::Sms => text.trim().to_string(),
-    };
+pub fn analyse(source: Source, text: &str) -> Analysis {
+    let own = own_text(source, text);
     let precise = precise::opt_out_keyword(&own);
     let rules_opt_out = if precise.is_some() { None } else { rules::opt_out_evidence(&own) };
     let (mut features, segments) = features::extract_with_segments(source, &own);
@@ -341,15 +344,7 @@ pub fn decide(a: &Analysis, signals: &Signals, th: &model::Thresholds, reference
         (Some(phrase), Intent::OptOut) => phrase.clone(),
         _ => evidence::best_segment(a, &signals.segment_probs, intent),
     };
-    Classification {
-        intent,
-        promised_date,
-        evidence,
-        sure: !needs_review,
-        confidence: probs[intent.index()],
-        needs_review,
-        scores,
-    }
+    Classification { intent, promised_date, evidence, confidence: probs[intent.index()], needs_review, scores }
 }
 
 /// What [`choose`] reads about one reply.

@@ -1022,7 +1022,6 @@ pub(crate) fn classify_text(text: &str, reference: Date) -> Classification {
                     let s = clause_start(t, q);
                     let hit = Hit { start: s, end: q + 1 };
                     let mut c = decided(intent, &norm, hit, None);
-                    c.sure = false;
                     c.needs_review = true;
                     c.confidence = 0.5;
                     return c;

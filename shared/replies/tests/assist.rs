@@ -93,7 +93,7 @@ async fn asks_only_when_unsure_and_uses_a_strict_answer() {
 
     // Not sure: the assist decides, evidence names the model.
     let rules = arflow_replies::classify(Source::Voice, UNSURE, reference);
-    assert!(!rules.sure && rules.needs_review, "{rules:?}");
+    assert!(!rules.sure() && rules.needs_review, "{rules:?}");
     let c = classify_assisted(Some(&llm), Source::Voice, UNSURE, reference).await;
     assert_eq!(c.intent, Intent::PromiseToPay);
     assert_eq!(c.promised_date, Some(date(2026, 3, 6)));
@@ -145,5 +145,5 @@ async fn never_overrides_a_rule_opt_out() {
     let reference = date(2026, 3, 4);
     let c = classify_assisted(Some(&Always(Intent::Question)), Source::Email, "unsubscribe", reference).await;
     assert_eq!(c.intent, Intent::OptOut);
-    assert!(c.sure);
+    assert!(c.sure());
 }

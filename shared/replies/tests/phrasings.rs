@@ -22,7 +22,7 @@ fn check(cases: &[(Source, &str, Intent)]) {
         if got.intent != PromiseToPay {
             assert_eq!(got.promised_date, None, "{text:?}");
         }
-        if got.sure {
+        if got.sure() {
             assert!(text.contains(&got.evidence), "evidence {:?} not in {text:?}", got.evidence);
         }
     }

@@ -92,7 +92,7 @@ proptest! {
         let first = classify(source, &text, reference);
         let second = classify(source, &text, reference);
         prop_assert_eq!(&first, &second);
-        let own = match source { Source::Email => client_text(&text), Source::Voice | Source::Sms => text.clone() };
+        let own = arflow_replies::own_text(source, &text);
         prop_assert!(own.contains(&first.evidence), "evidence {:?} not in {:?}", first.evidence, own);
         prop_assert_eq!(client_text(&client_text(&text)), client_text(&text));
     }

@@ -174,7 +174,7 @@ impl RepliesHandler {
         let mut msg = arflow_inbound::parse(&raw, fallback)
             .map_err(|e| ReplyError::Invalid(format!("not an email message: {e}")))?;
         if let (Some(assist), Kind::Reply) = (&self.assist, msg.kind)
-            && msg.classification.as_ref().is_some_and(|c| !c.sure)
+            && msg.classification.as_ref().is_some_and(|c| !c.sure())
         {
             let reference = msg.reference_date.unwrap_or(fallback);
             let assisted =
