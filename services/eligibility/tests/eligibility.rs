@@ -1159,6 +1159,9 @@ async fn escalation_cases_stop_pause_and_resume_automation() {
     app.stop().await;
 }
 
+/// The firm user who labels replies in these tests.
+const LABELLER: &str = "pat@acme.test";
+
 /// The same reply as the classifier sent it, unsure of what it means.
 fn unsure(s: &Setup, words: &str, received_at: DateTime<Utc>) -> ReplyClassified {
     ReplyClassified {
@@ -1172,21 +1175,6 @@ fn unsure(s: &Setup, words: &str, received_at: DateTime<Utc>) -> ReplyClassified
         evidence: String::new(),
         client_text: words.into(),
         ..classified(s, ReplyIntent::Question, None, words, received_at)
-    }
-}
-
-/// What the escalation service republishes when a firm user labels `r`.
-fn labelled(r: &ReplyClassified, intent: ReplyIntent, promised_date: Option<NaiveDate>) -> ReplyClassified {
-    ReplyClassified {
-        intent: Some(intent),
-        promised_date,
-        sure: true,
-        confidence: 1.0,
-        needs_review: false,
-        scores: vec![IntentScore { intent, score: 1.0 }],
-        evidence: r.client_text.clone(),
-        labelled_by: Some("pat@acme.test".into()),
-        ..r.clone()
     }
 }
 
@@ -1211,7 +1199,7 @@ async fn a_reply_not_understood_pauses_the_invoice_until_a_person_labels_it() {
     app.process_until_idle().await;
 
     // Labelled a dispute by a person: the review ends and the dispute applies, quoting the client.
-    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), labelled(&r, ReplyIntent::Dispute, None)).await;
+    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), r.labelled(ReplyIntent::Dispute, None, LABELLER)).await;
     let d = app.wait_decision(invoice, |d| failing(d, "not_disputed")).await;
     assert!(detail(&d, "not_disputed").contains("see the comments from my colleague below"), "{:?}", d.checks);
 
@@ -1220,8 +1208,12 @@ async fn a_reply_not_understood_pauses_the_invoice_until_a_person_labels_it() {
     app.publish(subjects::reply::CLASSIFIED, r2.reply_id, r2.clone()).await;
     app.wait_decision(invoice, |d| d.failed_rules() == ["not_disputed", "no_reply_awaiting_review"]).await;
     let friday = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
-    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), labelled(&r2, ReplyIntent::PromiseToPay, Some(friday)))
-        .await;
+    app.publish(
+        subjects::reply::CLASSIFIED,
+        Uuid::now_v7(),
+        r2.labelled(ReplyIntent::PromiseToPay, Some(friday), LABELLER),
+    )
+    .await;
     let d = app.wait_decision(invoice, |d| d.failed_rules() == ["not_disputed", "no_active_promise_or_plan"]).await;
     assert!(detail(&d, "no_active_promise_or_plan").contains("client promised to pay by 2026-03-20"), "{:?}", d.checks);
     app.stop().await;
@@ -1235,7 +1227,8 @@ async fn a_label_that_overtakes_its_reply_and_a_review_case_taken_over_never_lea
     app.wait_decision(invoice, |d| d.eligible).await;
     // The label arrives first (a replay, a lagging consumer): the unsure reply after it waits for nothing.
     let r = unsure(&s, "ok noted, regards", t0());
-    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), labelled(&r, ReplyIntent::Acknowledged, None)).await;
+    app.publish(subjects::reply::CLASSIFIED, Uuid::now_v7(), r.labelled(ReplyIntent::Acknowledged, None, LABELLER))
+        .await;
     app.process_until_idle().await;
     app.publish(subjects::reply::CLASSIFIED, r.reply_id, r).await;
     app.process_until_idle().await;

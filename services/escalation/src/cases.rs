@@ -5,8 +5,7 @@ use crate::store::{self, ActionRow, CaseRow};
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_contracts::events::{
     CaseAction, CaseActionKind, CaseActivity, CaseClient, CaseContact, CaseFirm, CaseInvoice, CaseLinks, CaseReview,
-    CaseStatus, EscalationCase, EscalationReason, IntentScore, MarkUncollectible, ReplyClassified, ReplyIntent,
-    ReviewLabel, Tier,
+    CaseStatus, EscalationCase, EscalationReason, MarkUncollectible, ReplyClassified, ReplyIntent, ReviewLabel, Tier,
 };
 use arflow_contracts::{Envelope, msg_id, subjects};
 use arflow_core::Currency;
@@ -441,27 +440,7 @@ async fn labelled_reply(
     if !store::insert_labelled(conn, &example).await? {
         return Err(CaseError::Conflict(format!("reply {} is already labelled", reviewed.reply_id)));
     }
-    let evidence = if original.evidence.trim().is_empty() {
-        original.client_text.chars().take(200).collect()
-    } else {
-        original.evidence.clone()
-    };
-    let data = ReplyClassified {
-        intent: Some(label.intent),
-        promised_date: label.promised_date,
-        evidence,
-        sure: true,
-        confidence: 1.0,
-        needs_review: false,
-        scores: vec![IntentScore { intent: label.intent, score: 1.0 }],
-        labelled_by: Some(label.labelled_by.clone()),
-        action: format!(
-            "labelled {} by {}: acted on like a classified reply",
-            label.intent.as_str(),
-            label.labelled_by
-        ),
-        ..original.clone()
-    };
+    let data = original.labelled(label.intent, label.promised_date, &label.labelled_by);
     let kind = subjects::reply::CLASSIFIED;
     let subject_id = original.invoice_id.unwrap_or(original.reply_id);
     let mut env = Envelope::new(kind, SERVICE, now, case.firm_id, subject_id, None, data);

@@ -777,15 +777,7 @@ async fn a_reply_awaiting_review_and_its_label_are_in_the_history_and_the_inbox(
     assert!(!sim.requests().iter().any(|r| r == "GET /v1/invoices/in_rv"), "{:?}", sim.requests());
 
     // The firm user labels it already_paid (the escalation service republishes the reply).
-    let labelled = ReplyClassified {
-        sure: true,
-        confidence: 1.0,
-        needs_review: false,
-        scores: vec![IntentScore { intent: ReplyIntent::AlreadyPaid, score: 1.0 }],
-        labelled_by: Some("maria@firm.test".into()),
-        action: "labelled already_paid by maria@firm.test".into(),
-        ..unsure.clone()
-    };
+    let labelled = unsure.labelled(ReplyIntent::AlreadyPaid, None, "maria@firm.test");
     publish(&labelled, "escalation").await;
     let label = entry("reply_labelled").await;
     let summary = label["summary"].as_str().unwrap();

@@ -764,6 +764,34 @@ fn certain() -> f32 {
 }
 
 impl ReplyClassified {
+    /// The reply as a firm user labelled it: what the escalation service republishes, and what
+    /// every consumer then acts on exactly as on a classified reply. The evidence stays the
+    /// classifier's phrase, else the client's words (at most 200 characters).
+    pub fn labelled(
+        &self,
+        intent: ReplyIntent,
+        promised_date: Option<NaiveDate>,
+        labelled_by: &str,
+    ) -> ReplyClassified {
+        let evidence = if self.evidence.trim().is_empty() {
+            self.client_text.chars().take(200).collect()
+        } else {
+            self.evidence.clone()
+        };
+        ReplyClassified {
+            intent: Some(intent),
+            promised_date,
+            evidence,
+            sure: true,
+            confidence: 1.0,
+            needs_review: false,
+            scores: vec![IntentScore { intent, score: 1.0 }],
+            labelled_by: Some(labelled_by.to_string()),
+            action: format!("labelled {} by {labelled_by}: acted on like a classified reply", intent.as_str()),
+            ..self.clone()
+        }
+    }
+
     /// Whether automation must wait for a person before acting on `intent`: the classifier was
     /// not confident. An opt-out is always acted on at once (a false one is undone by a firm
     /// opt-in; a missed one is not), so it never waits, whatever `needs_review` says.

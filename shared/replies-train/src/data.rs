@@ -37,7 +37,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Example>> {
         let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
         let lines = parse_jsonl(&text).with_context(|| format!("{} is not labelled JSONL", f.display()))?;
         for l in lines {
-            let analysis = analyse(l.channel, &l.text, l.reference_date);
+            let analysis = analyse(l.channel, &l.text);
             let wordless = is_wordless(&analysis.own);
             out.push(Example { id: l.id, group: group.clone(), intent: l.intent, analysis, wordless });
         }
