@@ -62,6 +62,60 @@ CUSTOM = {
             },
         },
     },
+    # Prometheus Operator PrometheusRule (monitoring.coreos.com/v1): deploy/observability/alerts.yaml.
+    # Every alert has its expression, a `for`, a severity and the annotations an operator reads.
+    ("monitoring.coreos.com/v1", "PrometheusRule"): {
+        "type": "object",
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": NAMED,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["groups"],
+                "properties": {
+                    "groups": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "rules"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": STR,
+                                "interval": STR,
+                                "rules": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["alert", "expr", "for", "labels", "annotations"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "alert": STR,
+                                            "expr": STR,
+                                            "for": {"type": "string", "pattern": "^[0-9]+[smhd]$"},
+                                            "labels": {
+                                                "type": "object",
+                                                "required": ["severity"],
+                                                "properties": {"severity": {"enum": ["critical", "warning", "info"]}},
+                                                "additionalProperties": {"type": "string"},
+                                            },
+                                            "annotations": {
+                                                "type": "object",
+                                                "required": ["summary", "description", "runbook_url"],
+                                                "additionalProperties": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
     # Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1).
     ("monitoring.coreos.com/v1", "ServiceMonitor"): {
         "type": "object",

@@ -102,6 +102,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         replicas: 1,
         credentials_file: None,
         duplicate_window_secs: 120,
+        stream_max_bytes: None,
+        stream_max_age_days: None,
     };
     let bus = arflow_bus::Bus::connect(&nats, "demo", arflow_runtime::Metrics::new("demo")).await?;
     let pool = sqlx::PgPool::connect(&env("ARFLOW__DATABASE__URL")?).await.context("demo database")?;

@@ -173,6 +173,8 @@ async fn clock(action: ClockAction, nats: &str) -> anyhow::Result<()> {
         replicas: 1,
         credentials_file: None,
         duplicate_window_secs: 120,
+        stream_max_bytes: None,
+        stream_max_age_days: None,
     };
     let bus = arflow_bus::Bus::connect(&settings, "cli", arflow_runtime::Metrics::new("cli"))
         .await

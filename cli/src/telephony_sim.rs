@@ -20,6 +20,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     arflow_runtime::telemetry::init(&arflow_runtime::LogSettings {
         format: "pretty".to_string(),
         level: "info".to_string(),
+        otlp_endpoint: None,
     });
     let addr = SocketAddr::from(([127, 0, 0, 1], o.port));
     let config = SimConfig {

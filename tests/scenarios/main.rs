@@ -10,4 +10,5 @@ mod replies;
 mod review;
 mod story;
 mod timezones;
+mod traces;
 mod voice;

@@ -9,7 +9,7 @@ use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockMode, ClockSettings, Metrics, NatsSettings};
 use arflow_testkit::smtp::{ReceivedMail, SmtpSink};
 use arflow_testkit::telephony::{ClientScript, SimConfig, TelephonySim};
-use arflow_testkit::{TestDb, TestNats, stripe};
+use arflow_testkit::{TestDb, TestNats, free_port, stripe};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -38,11 +38,6 @@ pub const FROM_NUMBER: &str = "+12025550100";
 /// token), which `Config::defaults` would refuse.
 fn unvalidated_defaults<C: ServiceConfig>() -> C {
     arflow_runtime::config::load_defaults(C::DEFAULTS).unwrap()
-}
-
-/// A port nothing listens on right now (the OS picks it; we release it at once).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Monday 2 March 2026, 00:00 UTC: where every scenario's clock starts.
@@ -96,8 +91,14 @@ impl TestApp {
         let nats = TestNats::start();
         let db = TestDb::create().await;
         let smtp = SmtpSink::start();
-        let settings =
-            NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 };
+        let settings = NatsSettings {
+            url: nats.url(),
+            replicas: 1,
+            credentials_file: None,
+            duplicate_window_secs: 120,
+            stream_max_bytes: None,
+            stream_max_age_days: None,
+        };
         let bus = Bus::connect(&settings, "test", Metrics::new("test")).await.expect("test bus");
         arflow_bus::clock::set(&bus, start_time()).await.expect("clock");
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db.url()).await.expect("test pool");
@@ -185,6 +186,8 @@ impl TestApp {
                 c.email.unsubscribe_base_url = format!("http://127.0.0.1:{}", self.gateway_port);
                 c.email.retry_backoff_ms = vec![100, 200];
                 c.email.poll_ms = 50;
+                // A killed sender's rows are judged 3 s after its lease (30 s in production).
+                c.email.lease_secs = 3;
                 c.email.reply_domain = Some(REPLY_DOMAIN.into());
                 adjust(&mut c);
                 let app = Box::pin(arflow_email::Application::build(c, token.clone())).await.expect("email starts");

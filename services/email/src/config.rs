@@ -22,6 +22,9 @@ pub struct Config {
     pub consumer: ConsumerSettings,
     pub smtp: SmtpSettings,
     pub email: EmailSettings,
+    /// The token the gateway proves itself with on `/v1/emails/...`; empty refuses every call.
+    #[serde(default)]
+    pub internal: arflow_service::api::InternalSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +49,10 @@ pub struct EmailSettings {
     pub poll_ms: u64,
     #[serde(default = "batch_size")]
     pub batch_size: i64,
+    /// How long a sender owns the rows it took; its heartbeat renews this every third of it.
+    /// Rows of a sender that stopped are judged once it expires (see `sender`).
+    #[serde(default = "lease_secs")]
+    pub lease_secs: u64,
     #[serde(default)]
     pub dkim: Option<DkimSettings>,
     /// Optional LLM assist for replies the rules are not sure about (off unless set).
@@ -76,6 +83,9 @@ fn retry_backoff_ms() -> Vec<u64> {
 }
 fn poll_ms() -> u64 {
     250
+}
+fn lease_secs() -> u64 {
+    30
 }
 fn batch_size() -> i64 {
     64
@@ -153,6 +163,9 @@ impl ServiceConfig for Config {
         }
         if self.email.retry_backoff_ms.is_empty() {
             return Err(ConfigError::invalid("email.retry_backoff_ms", "needs at least one delay"));
+        }
+        if self.email.lease_secs < 3 {
+            return Err(ConfigError::invalid("email.lease_secs", "must be at least 3"));
         }
         if self.email.poll_ms == 0 {
             return Err(ConfigError::invalid("email.poll_ms", "must be at least 1"));

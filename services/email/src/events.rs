@@ -56,6 +56,20 @@ pub fn failed(
     message(outreach::EMAIL_FAILED, "failed", row, now, data)
 }
 
+/// A person dropped an uncertain email: final, never sent again (its own message id, since the
+/// uncertain `failed` event of the same step came first).
+pub fn dropped(row: &EmailRow, reason: &str, now: DateTime<Utc>) -> Result<OutboxMessage, serde_json::Error> {
+    let data = EmailFailed {
+        step_id: row.step_id,
+        invoice_id: row.invoice_id,
+        contact_id: row.contact_id,
+        step: row.step.clone(),
+        reason: reason.to_string(),
+        permanent: true,
+    };
+    message(outreach::EMAIL_FAILED, "dropped", row, now, data)
+}
+
 pub fn suppressed(
     row: &EmailRow,
     reason: &str,

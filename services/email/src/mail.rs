@@ -1,16 +1,12 @@
-//! SMTP hand-off: builds the MIME message of an email row and sends it through lettre's
-//! pooled async transport. Credentials stay inside the transport; addresses are logged masked.
-use crate::config::{DkimAlgorithm, DkimSettings, EmailSettings, SmtpSettings, TlsMode};
+//! SMTP hand-off: builds the MIME message of an email row and sends it over the pooled
+//! connections of `smtp_pool`. Credentials stay inside the transport; addresses are logged masked.
+use crate::config::{DkimAlgorithm, DkimSettings, EmailSettings, SmtpSettings};
 use crate::store::EmailRow;
 use chrono::{DateTime, Utc};
 use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::ExposeSecret;
-use std::time::Duration;
+use lettre::{Address, Message};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailerError {
@@ -32,17 +28,17 @@ pub enum BuildError {
 /// The outcome of one SMTP hand-off.
 #[derive(Debug)]
 pub enum SendError {
-    /// 4xx, a timeout or a connection problem: try again later.
+    /// Not handed over (4xx, a timeout or a connection problem before the body): try again later.
     Transient(String),
     /// 5xx or a message the server can never take.
     Permanent(String),
+    /// The body went out and no answer came: the server may have it. Never retried blindly.
+    Unknown(String),
 }
 
 pub struct Mailer {
-    /// Plain and STARTTLS connections (TCP_NODELAY, see `smtp_pool`).
-    pool: Option<crate::smtp_pool::SmtpPool>,
-    /// Implicit TLS.
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Pooled connections, every SMTP phase under a timeout (see `smtp_pool`).
+    pool: crate::smtp_pool::SmtpPool,
     dkim: Option<DkimConfig>,
     unsubscribe_mailto: Option<String>,
     reply_domain: Option<String>,
@@ -52,24 +48,10 @@ impl Mailer {
     pub fn new(smtp: &SmtpSettings, email: &EmailSettings) -> Result<Self, MailerError> {
         let tls_err =
             |e: lettre::transport::smtp::Error| MailerError::Tls { host: smtp.host.clone(), reason: e.to_string() };
-        let builder = match smtp.tls {
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str()),
-            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(tls_err)?,
-            TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(tls_err)?,
-        };
-        let mut builder = builder
-            .port(smtp.port)
-            .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
-            .pool_config(PoolConfig::new().max_size(smtp.pool_size));
-        if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_string()));
-        }
-        let transport: AsyncSmtpTransport<Tokio1Executor> = builder.build();
         let dkim = email.dkim.as_ref().map(load_dkim).transpose()?;
         let pool = crate::smtp_pool::SmtpPool::new(smtp).map_err(tls_err)?;
         Ok(Mailer {
             pool,
-            transport,
             dkim,
             unsubscribe_mailto: email.unsubscribe_mailto.clone(),
             reply_domain: email.reply_domain.clone().filter(|d| !d.trim().is_empty()),
@@ -115,19 +97,19 @@ impl Mailer {
         Ok((message, message_id))
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), SendError> {
-        if let Some(pool) = &self.pool {
-            return match pool.send(message.envelope(), &message.formatted()).await {
-                Ok(()) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                Err(e) => Err(SendError::Transient(e.to_string())),
-            };
-        }
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() || e.is_client() => Err(SendError::Permanent(e.to_string())),
-            // 4xx, timeouts, connection and TLS trouble: the next attempt may work.
-            Err(e) => Err(SendError::Transient(e.to_string())),
+    /// Hands `message` to SMTP; `before_body` records the progress mark right before the body
+    /// goes out (see `smtp_pool`).
+    pub async fn send<F, Fut>(&self, message: Message, before_body: F) -> Result<(), SendError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        use crate::smtp_pool::SendFailure;
+        match self.pool.send(message.envelope(), &message.formatted(), before_body).await {
+            Ok(()) => Ok(()),
+            Err(SendFailure::NotSent(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+            Err(SendFailure::NotSent(e)) => Err(SendError::Transient(e.to_string())),
+            Err(SendFailure::Unknown(e)) => Err(SendError::Unknown(e.to_string())),
         }
     }
 }

@@ -19,6 +19,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 pub struct Application {
     base: Base,
+    router: axum::Router,
 }
 
 impl Application {
@@ -73,8 +74,13 @@ impl Application {
             config.consumer.clone(),
             Arc::new(replies),
         );
+        let progress = arflow_store::connect_unsynced(&config.database, 4).await?;
+        // The pod (or host) name for people reading the rows; the UUID makes each process unique.
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let sender = Sender {
             pool: base.pool.clone(),
+            progress,
+            owner: format!("{host}:{}", uuid::Uuid::now_v7()),
             bus: base.bus.clone(),
             clock: base.clock.clone(),
             outbox: base.outbox.clone(),
@@ -83,9 +89,16 @@ impl Application {
             settings: config.email.clone(),
             concurrency: usize::try_from(config.smtp.pool_size).unwrap_or(1),
             wake,
+            waited_for_database: Default::default(),
         };
+        let routes = Arc::new(routes::RoutesState {
+            pool: base.pool.clone(),
+            clock: base.clock.clone(),
+            outbox: base.outbox.clone(),
+            wake: sender.wake.clone(),
+        });
         base.spawn_task("email-sender", sender.run(shutdown));
-        Ok(Application { base })
+        Ok(Application { base, router: routes::router(routes, config.internal.token.clone()) })
     }
 
     pub fn port(&self) -> u16 {
@@ -93,6 +106,6 @@ impl Application {
     }
 
     pub async fn run(self) -> Result<(), StartupError> {
-        self.base.run(routes::router()).await
+        self.base.run(self.router).await
     }
 }

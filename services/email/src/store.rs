@@ -120,37 +120,190 @@ pub async fn insert_email(conn: &mut PgConnection, e: &NewEmail) -> Result<bool,
     Ok(row.is_some())
 }
 
-/// Takes up to `limit` due pending emails and marks them `sending` (committed at once, so a
-/// crash from here on leaves them `sending`, which start-up turns into `uncertain`).
-pub async fn claim_pending(pool: &PgPool, limit: i64) -> Result<Vec<EmailRow>, sqlx::Error> {
-    // Retry delays are transport back-off in real time (like NATS NAK delays), so they use
-    // the database's clock, not the simulated business clock.
+/// Takes up to `limit` due pending emails for `owner` and marks them `sending` under a lease
+/// (committed at once). Only this owner touches them until the lease expires.
+pub async fn claim_pending(
+    pool: &PgPool,
+    owner: &str,
+    lease: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<EmailRow>, sqlx::Error> {
+    // Retry delays and leases are real time (like NATS NAK delays and ack_wait), so they use the
+    // database's clock, not the simulated business clock.
     let sql = format!(
-        "UPDATE emails SET state = 'sending', updated_at = now() WHERE id IN ( \
+        "UPDATE emails SET state = 'sending', owner = $2, lease_until = now() + make_interval(secs => $3), \
+         handoff_at = NULL, accepted_at = NULL, updated_at = now() WHERE id IN ( \
            SELECT id FROM emails WHERE state = 'pending' AND next_attempt_at <= now() \
            ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) \
          RETURNING {COLUMNS}"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(pool).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(limit).bind(owner).bind(lease.as_secs_f64()).fetch_all(pool).await
+}
+
+/// Extends the lease of every row `owner` is sending; returns how many.
+pub async fn heartbeat(pool: &PgPool, owner: &str, lease: std::time::Duration) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE emails SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1 AND state = 'sending'",
+    )
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Puts claimed rows back to `pending` (nothing was handed to SMTP).
-pub async fn release(pool: &PgPool, rows: &[EmailRow]) -> Result<(), sqlx::Error> {
+pub async fn release(pool: &PgPool, owner: &str, rows: &[EmailRow]) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    sqlx::query("UPDATE emails SET state = 'pending', updated_at = now() WHERE id = ANY($1) AND state = 'sending'")
-        .bind(&ids)
-        .execute(pool)
+    sqlx::query(
+        "UPDATE emails SET state = 'pending', owner = NULL, lease_until = NULL, updated_at = now() \
+         WHERE id = ANY($1) AND state = 'sending' AND owner = $2",
+    )
+    .bind(&ids)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Progress mark: the message body of `id` is about to be sent (on the progress pool, whose
+/// commits are asynchronous: visible at once, no fsync waited for). Its Message-ID is stored
+/// now, so a reply or a bounce that comes back faster than the batch is recorded still finds it.
+pub async fn mark_handoff(progress: &PgPool, id: Uuid, owner: &str, message_id: &str) -> Result<(), sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE emails SET handoff_at = now(), message_id = $3 WHERE id = $1 AND owner = $2 AND state = 'sending'",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(message_id)
+    .execute(progress)
+    .await?;
+    if done.rows_affected() == 0 {
+        // Our lease was judged by someone else: this row is no longer ours to send.
+        return Err(sqlx::Error::RowNotFound);
+    }
+    Ok(())
+}
+
+/// Progress mark: the server accepted `id`.
+pub async fn mark_accepted(progress: &PgPool, id: Uuid, owner: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE emails SET accepted_at = now() WHERE id = $1 AND owner = $2 AND state = 'sending'")
+        .bind(id)
+        .bind(owner)
+        .execute(progress)
         .await?;
     Ok(())
 }
 
-/// Every row left in `sending` by a crash, now `uncertain` (in the caller's transaction).
-pub async fn mark_crashed_uncertain(conn: &mut PgConnection) -> Result<Vec<EmailRow>, sqlx::Error> {
+/// A row whose sender's lease expired, as judged from its progress marks.
+#[derive(Debug)]
+pub enum Judged {
+    /// The server accepted it: recorded as sent.
+    Sent(EmailRow),
+    /// The body went out and no answer was seen: a person decides.
+    Uncertain(EmailRow),
+    /// Never handed over: pending again, sent once later.
+    Requeued(EmailRow),
+}
+
+/// Judges up to 500 rows whose lease expired (in the caller's transaction; rows another judge
+/// holds are skipped).
+pub async fn judge_expired(conn: &mut PgConnection) -> Result<Vec<Judged>, sqlx::Error> {
     let sql = format!(
-        "UPDATE emails SET state = 'uncertain', last_error = 'uncertain: crashed during hand-off', \
-         updated_at = now() WHERE state = 'sending' RETURNING {COLUMNS}"
+        "SELECT {COLUMNS}, handoff_at IS NOT NULL AS handed_off, accepted_at IS NOT NULL AS accepted, \
+         lease_until IS NULL AS legacy FROM emails \
+         WHERE state = 'sending' AND (lease_until IS NULL OR lease_until < now()) LIMIT 500 FOR UPDATE SKIP LOCKED"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await
+    let rows: Vec<JudgedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id = r.row.id;
+        if r.accepted {
+            sqlx::query(
+                "UPDATE emails SET state = 'sent', attempts = attempts + 1, sent_at = accepted_at, last_error = NULL, \
+                 owner = NULL, lease_until = NULL, updated_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            out.push(Judged::Sent(r.row));
+        } else if r.handed_off || r.legacy {
+            // A row from before leases has no marks: it may have been handed over.
+            sqlx::query(
+                "UPDATE emails SET state = 'uncertain', last_error = $2, owner = NULL, lease_until = NULL, \
+                 updated_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .bind(UNCERTAIN_REASON)
+            .execute(&mut *conn)
+            .await?;
+            out.push(Judged::Uncertain(r.row));
+        } else {
+            sqlx::query(
+                "UPDATE emails SET state = 'pending', owner = NULL, lease_until = NULL, updated_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            out.push(Judged::Requeued(r.row));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(sqlx::FromRow)]
+struct JudgedRow {
+    #[sqlx(flatten)]
+    row: EmailRow,
+    handed_off: bool,
+    accepted: bool,
+    legacy: bool,
+}
+
+/// Why a row is `uncertain`.
+pub const UNCERTAIN_REASON: &str =
+    "uncertain: the message was being handed to the SMTP server when its sender stopped; it may have been delivered";
+
+/// The uncertain emails of a firm, newest first (for a person to resend or drop).
+pub async fn uncertain(pool: &PgPool, firm_id: Uuid) -> Result<Vec<EmailRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM emails WHERE firm_id = $1 AND state = 'uncertain' ORDER BY updated_at DESC LIMIT 500"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(firm_id).fetch_all(pool).await
+}
+
+/// A person's decision on an uncertain email: resend it (pending again) or drop it (failed).
+/// Returns the row as it was, or `None` when it is not uncertain (any more) in this firm.
+pub async fn resolve_uncertain(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    id: Uuid,
+    resend: bool,
+    actor: &str,
+) -> Result<Option<EmailRow>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE emails SET state = CASE WHEN $3 THEN 'pending' ELSE 'failed' END, \
+         last_error = CASE WHEN $3 THEN 'resent by ' || $4 ELSE 'dropped by ' || $4 END, \
+         next_attempt_at = now(), handoff_at = NULL, accepted_at = NULL, updated_at = now() \
+         WHERE id = $1 AND firm_id = $2 AND state = 'uncertain' RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(firm_id).bind(resend).bind(actor).fetch_optional(conn).await
+}
+
+/// The rows still `sending` for `owner` among `ids`: the ones whose outcome this sender may
+/// record (a row judged by someone else after our lease expired is not ours any more). Locks them.
+pub async fn still_ours(
+    conn: &mut PgConnection,
+    owner: &str,
+    ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM emails WHERE id = ANY($1) AND owner = $2 AND state = 'sending' FOR UPDATE")
+            .bind(ids)
+            .bind(owner)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 pub async fn mark_sent(
@@ -161,7 +314,7 @@ pub async fn mark_sent(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE emails SET state = 'sent', attempts = attempts + 1, message_id = $2, sent_at = $3, \
-         last_error = NULL, updated_at = now() WHERE id = $1",
+         last_error = NULL, owner = NULL, lease_until = NULL, updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(message_id)
@@ -180,7 +333,8 @@ pub async fn mark_final(
     attempted: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE emails SET state = $2, last_error = $3, attempts = attempts + $4, updated_at = now() WHERE id = $1",
+        "UPDATE emails SET state = $2, last_error = $3, attempts = attempts + $4, owner = NULL, lease_until = NULL, \
+         updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(state)
@@ -201,8 +355,8 @@ pub async fn reschedule(
 ) -> Result<(), sqlx::Error> {
     let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
     sqlx::query(
-        "UPDATE emails SET state = 'pending', last_error = $2, attempts = attempts + $3, \
-         next_attempt_at = now() + make_interval(secs => $4::double precision / 1000), updated_at = now() \
+        "UPDATE emails SET state = 'pending', last_error = $2, attempts = attempts + $3, owner = NULL, \
+         lease_until = NULL, handoff_at = NULL, accepted_at = NULL, next_attempt_at = now() + make_interval(secs => $4::double precision / 1000), updated_at = now() \
          WHERE id = $1",
     )
     .bind(id)

@@ -4,12 +4,14 @@
 //! - Stripe webhooks -> `billing.*` events; payment events write the invoice hold FIRST (fence 1).
 //! - One-click unsubscribe (RFC 8058) -> contact hold + `consent.opted_out`.
 //! - The per-invoice activity projection from `eligibility.*` and `outreach.*`.
+//! - Retention of raw inbound mail and of the webhook and idempotency records (`retention`).
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod ingest;
 pub mod publish;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -93,6 +93,9 @@ impl Application {
             config.consumer.clone(),
             Arc::new(commands),
         );
+        let (pool, bus, clock, token) =
+            (base.pool.clone(), base.bus.clone(), base.clock.clone(), base.shutdown.clone());
+        base.spawn_task("retention", crate::retention::run(pool, bus, clock, token));
         Ok(Application { base, state })
     }
 

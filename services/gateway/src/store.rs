@@ -55,6 +55,8 @@ pub struct FirmRow {
     pub email_window: Json<SendWindow>,
     /// The firm's calling/texting window (`None`: the default, 08:00-21:00 Mon-Sat).
     pub call_window: Option<Json<SendWindow>>,
+    /// Days raw inbound mail is kept before it is purged from the object store.
+    pub raw_mail_retention_days: i32,
     pub version: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -74,13 +76,13 @@ impl std::fmt::Debug for FirmRow {
 }
 
 const FIRM_COLUMNS: &str = "id, name, sender_email, timezone, stripe_connected, stripe_webhook_secrets, \
-    stripe_api_key, min_amounts, email_window, call_window, version, created_at";
+    stripe_api_key, min_amounts, email_window, call_window, raw_mail_retention_days, version, created_at";
 
 pub async fn insert_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO firms (id, name, sender_email, timezone, stripe_connected, stripe_webhook_secrets, \
-         stripe_api_key, min_amounts, email_window, version, created_at, updated_at, call_window) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
+         stripe_api_key, min_amounts, email_window, version, created_at, updated_at, call_window, \
+         raw_mail_retention_days) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)",
     )
     .bind(f.id)
     .bind(&f.name)
@@ -94,6 +96,7 @@ pub async fn insert_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc
     .bind(f.version)
     .bind(now)
     .bind(&f.call_window)
+    .bind(f.raw_mail_retention_days)
     .execute(conn)
     .await?;
     Ok(())
@@ -103,7 +106,7 @@ pub async fn update_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc
     sqlx::query(
         "UPDATE firms SET name = $2, sender_email = $3, timezone = $4, stripe_connected = $5, \
          stripe_webhook_secrets = $6, stripe_api_key = $7, min_amounts = $8, email_window = $9, version = $10, \
-         updated_at = $11, call_window = $12 WHERE id = $1",
+         updated_at = $11, call_window = $12, raw_mail_retention_days = $13 WHERE id = $1",
     )
     .bind(f.id)
     .bind(&f.name)
@@ -117,6 +120,7 @@ pub async fn update_firm(conn: &mut PgConnection, f: &FirmRow, now: DateTime<Utc
     .bind(f.version)
     .bind(now)
     .bind(&f.call_window)
+    .bind(f.raw_mail_retention_days)
     .execute(conn)
     .await?;
     Ok(())
@@ -955,4 +959,47 @@ pub async fn list_replies(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+// ---------- retention ----------
+
+/// Raw inbound messages older than their firm's retention (by the business clock), not purged
+/// yet: their object names.
+pub async fn inbound_to_purge(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.firm_id, m.sha256 FROM inbound_messages m JOIN firms f ON f.id = m.firm_id \
+         WHERE m.purged_at IS NULL AND m.received_at < $1 - make_interval(days => f.raw_mail_retention_days) \
+         ORDER BY m.received_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn mark_inbound_purged(
+    pool: &PgPool,
+    firm_id: Uuid,
+    sha256: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE inbound_messages SET purged_at = $3 WHERE firm_id = $1 AND sha256 = $2")
+        .bind(firm_id)
+        .bind(sha256)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes Stripe webhook records and idempotency records older than `keep` (by the business
+/// clock): past Stripe's 3-day retry window and any client's retry, they only grow the tables.
+pub async fn prune_dedupe(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let a = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1").bind(before).execute(pool).await?;
+    let b = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(before).execute(pool).await?;
+    Ok(a.rows_affected() + b.rows_affected())
 }

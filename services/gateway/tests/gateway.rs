@@ -624,6 +624,72 @@ async fn inbound_email_is_authenticated_stored_once_and_published() {
     assert_eq!(app.bus.get_inbound(&object).await.unwrap(), raw.to_vec(), "the raw bytes are kept as received");
 }
 
+/// Raw inbound mail is purged after the firm's retention (default 90 days, a firm setting);
+/// its row stays (it dedupes provider retries), marked purged. Webhook and idempotency records
+/// go after 30 days.
+#[tokio::test]
+async fn raw_inbound_mail_is_purged_after_the_firms_retention() {
+    let app = spawn_app().await;
+    let firm = app.create_firm(&[SECRET]).await;
+    let patched = app
+        .http
+        .patch(app.url("/v1/firm"))
+        .bearer_auth(&firm.key)
+        .json(&json!({"raw_mail_retention_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 422, "at least one day");
+    let patched: Value = app
+        .http
+        .patch(app.url("/v1/firm"))
+        .bearer_auth(&firm.key)
+        .json(&json!({"raw_mail_retention_days": 30}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched["raw_mail_retention_days"], 30);
+    let raw = b"From: Ann <ann@client.test>\r\nTo: billing@acme.test\r\nSubject: Re: invoice\r\n\r\nPaid today.\r\n";
+    let posted = app
+        .http
+        .post(app.url(&format!("/webhooks/email/inbound/{}", firm.id)))
+        .bearer_auth(&firm.inbound_token)
+        .header("content-type", "message/rfc822")
+        .body(raw.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    app.outbox_drained().await;
+    let object = app.stream("REPLY").await[0].1.data["object"].as_str().unwrap().to_string();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (firm_id, key, path, status, body, created_at) \
+         VALUES ($1, 'k1', '/v1/clients', 201, '{}', now())",
+    )
+    .bind(firm.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let clock = arflow_core::Clock::simulated(chrono::Utc::now() + chrono::Duration::days(29));
+    assert_eq!(arflow_gateway::retention::purge(&app.pool, &app.bus, &clock).await.unwrap().0, 0, "kept 29 days");
+    assert!(app.bus.get_inbound(&object).await.is_ok());
+    let clock = arflow_core::Clock::simulated(chrono::Utc::now() + chrono::Duration::days(31));
+    let (purged, pruned) = arflow_gateway::retention::purge(&app.pool, &app.bus, &clock).await.unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(pruned, 1, "the idempotency record is past its 30 days");
+    assert!(app.bus.get_inbound(&object).await.is_err(), "the raw bytes are gone");
+    let marked: i64 = sqlx::query_scalar("SELECT count(*) FROM inbound_messages WHERE purged_at IS NOT NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(marked, 1);
+    // Purging again finds nothing; a retry of the same message is still recognised.
+    assert_eq!(arflow_gateway::retention::purge(&app.pool, &app.bus, &clock).await.unwrap().0, 0);
+}
+
 /// What the email service publishes when a client writes "we already paid this".
 fn paid_reply(invoice_id: Uuid) -> arflow_contracts::events::ReplyClassified {
     use arflow_contracts::events::{ReplyClassified, ReplyIntent, ReplyKind};

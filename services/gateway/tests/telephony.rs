@@ -284,10 +284,7 @@ async fn the_openapi_document_lists_the_telephony_callbacks() {
 async fn a_callback_waits_for_a_voice_service_that_is_restarting() {
     // The port is known, but the voice service only listens on it a moment after the STOP
     // arrives (a restart): the provider would not send the text again, so the gateway waits.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = arflow_testkit::free_port();
     let app = gateway(format!("http://127.0.0.1:{port}")).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let later = seen.clone();

@@ -41,6 +41,36 @@ pub async fn record_outreach(
     Ok(())
 }
 
+/// Remembers the invoice's payment (the first one seen) for a `sent` event that comes after it.
+pub async fn record_payment(conn: &mut PgConnection, env: &RawEnvelope, invoice_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoice_payments (invoice_id, firm_id, envelope, paid_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (invoice_id) DO NOTHING",
+    )
+    .bind(invoice_id)
+    .bind(env.firm_id)
+    .bind(sqlx::types::Json(env))
+    .bind(env.time)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The payment event of the invoice, if one was seen.
+pub async fn payment(
+    conn: &mut PgConnection,
+    firm_id: Uuid,
+    invoice_id: Uuid,
+) -> Result<Option<RawEnvelope>, sqlx::Error> {
+    let row: Option<(sqlx::types::Json<RawEnvelope>,)> =
+        sqlx::query_as("SELECT envelope FROM invoice_payments WHERE invoice_id = $1 AND firm_id = $2")
+            .bind(invoice_id)
+            .bind(firm_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(j,)| j.0))
+}
+
 /// Reminders sent for the invoice, if any.
 pub async fn emails_sent(conn: &mut PgConnection, firm_id: Uuid, invoice_id: Uuid) -> Result<Option<i32>, sqlx::Error> {
     sqlx::query_scalar("SELECT emails_sent FROM invoice_outreach WHERE invoice_id = $1 AND firm_id = $2")

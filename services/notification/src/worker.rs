@@ -69,6 +69,14 @@ pub async fn pass(ctx: &Context, channels: &Channels) -> Result<usize, sqlx::Err
         .map(|d| async move {
             let started = Instant::now();
             let outcome = channels.send(&d).await;
+            let result = match &outcome {
+                Outcome::Delivered { .. } => "ok",
+                Outcome::Failed { failure: Failure::Retry, .. } => "transient",
+                Outcome::Failed { .. } => "permanent",
+            };
+            // `smtp` for email, `webhook` for signed webhooks and Slack.
+            let dependency = if d.channel == "email" { "smtp" } else { "webhook" };
+            ctx.metrics.dependency(dependency, result, started.elapsed());
             record(ctx, &d, &outcome, started.elapsed()).await
         })
         .buffer_unordered(ctx.settings.concurrency)

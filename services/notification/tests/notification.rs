@@ -158,8 +158,14 @@ impl TestApp {
         let app = Application::build(config.clone(), shutdown.clone()).await.unwrap();
         let port = app.port();
         let task = tokio::spawn(app.run());
-        let settings =
-            NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 };
+        let settings = NatsSettings {
+            url: nats.url(),
+            replicas: 1,
+            credentials_file: None,
+            duplicate_window_secs: 120,
+            stream_max_bytes: None,
+            stream_max_age_days: None,
+        };
         let bus = Bus::connect(&settings, "gateway", Metrics::new("test")).await.unwrap();
         TestApp { nats, _db: db, smtp, config, bus, port, http: reqwest::Client::new(), shutdown, task }
     }
@@ -890,4 +896,33 @@ async fn the_daily_digest_goes_out_at_eight_local_once() {
     let got = receiver.wait_accepted(3).await;
     assert_eq!(got[2].body["data"]["event"]["date"], "2026-03-12");
     app.stop().await;
+}
+
+/// The reminder's `sent` event comes after the payment (they travel on different streams, and a
+/// payment can arrive moments after the first reminder): the notice is still sent, once.
+#[tokio::test]
+async fn a_payment_seen_before_its_reminder_is_still_told_once() {
+    let app = TestApp::spawn(|_| {}).await;
+    let firm = Uuid::now_v7();
+    let slack = Receiver::default();
+    let slack_url = slack.listen(0).await;
+    app.subscribe(firm, &["payment_after_outreach"], json!({"type": "slack", "webhook_url": slack_url})).await;
+    let invoice = Uuid::now_v7();
+    app.publish(firm, subjects::billing::INVOICE_PAID, invoice, paid(invoice, HaltReason::Paid)).await;
+    let db = sqlx::PgPool::connect(&app._db.url()).await.unwrap();
+    arflow_testkit::eventually("the payment recorded", Duration::from_secs(30), || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notification.invoice_payments")
+            .fetch_one(&db)
+            .await
+            .ok()
+            .filter(|n| *n == 1)
+    })
+    .await;
+    app.publish(firm, subjects::outreach::EMAIL_SENT, invoice, email_sent(invoice)).await;
+    let got = slack.wait_accepted(1).await;
+    assert!(got[0].body["text"].as_str().unwrap().contains("was paid after 1 reminder(s)"), "{}", got[0].body);
+    // A second payment event (payment_succeeded) changes nothing.
+    app.publish(firm, subjects::billing::INVOICE_PAID, invoice, paid(invoice, HaltReason::PaymentSucceeded)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(slack.accepted().len(), 1);
 }

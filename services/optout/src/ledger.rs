@@ -6,11 +6,11 @@
 //! the lock the hold is checked again: a firm user's opt-in released before the lock was taken
 //! must not leave an opted-out contact unheld.
 //!
-//! Opt-in: only a firm user with a reason. The contact is locked for the whole of it (a
-//! session lock, held past the commit): the entry and the event commit, then holds are written
-//! for the channels still opted out and the released ones are deleted, except a hold the ledger
-//! does not know (an opt-out waiting for the lock wrote it). If the release fails the contact
-//! stays held (the safe side) and the firm user can repeat the opt-in.
+//! Opt-in: only a firm user with a reason. The contact is locked for its transaction (a
+//! transaction lock, so a cancelled request releases it): the entry and the event commit, then
+//! holds are written for the channels still opted out and the released ones are deleted, except
+//! a hold the ledger did not know at commit (an opt-out that wrote its hold meanwhile). If the
+//! release fails the contact stays held (the safe side) and the firm user can repeat the opt-in.
 use crate::SERVICE;
 use crate::store::{self, CHANNELS, Entry, NewEntry, State};
 use arflow_bus::{BusError, HoldValue, Holds};
@@ -296,27 +296,10 @@ pub async fn opt_in(
     inbox: Option<&str>,
 ) -> Result<Option<Recorded>, LedgerError> {
     validate_opt_in(change)?;
-    let mut conn = pool.acquire().await?;
-    let key = store::lock_key(change.contact_id);
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut *conn).await?;
-    let result = opt_in_locked(&mut conn, holds, change, now, inbox).await;
-    // Unlock whatever happened; a broken connection drops the lock with it.
-    if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut *conn).await {
-        tracing::warn!(error = %e, "advisory unlock failed; the connection is closed instead");
-        conn.detach();
-    }
-    result
-}
-
-async fn opt_in_locked(
-    conn: &mut PgConnection,
-    holds: &Holds,
-    change: &Change,
-    now: DateTime<Utc>,
-    inbox: Option<&str>,
-) -> Result<Option<Recorded>, LedgerError> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
+    let mut tx = pool.begin().await?;
+    // A transaction lock: released by the commit, or by the rollback when the request is
+    // cancelled midway, so an abandoned opt-in can never leave the contact locked.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(store::lock_key(change.contact_id)).execute(&mut *tx).await?;
     if let (Some(consumer), Some(cause)) = (inbox, &change.cause)
         && arflow_store::inbox::record_new(&mut tx, consumer, &[cause.id]).await?.is_empty()
     {
@@ -332,6 +315,9 @@ async fn opt_in_locked(
     arflow_store::outbox::enqueue(&mut tx, recorded.event.as_slice()).await?;
     let recorded_holds = store::recorded_holds(&mut tx, change.contact_id).await?;
     tx.commit().await?;
+    // After the commit, without the lock: no database lock is ever held across NATS calls. An
+    // opt-out that writes its hold meanwhile is safe: its revision is not among the holds read
+    // above, so `release_holds` keeps it.
     release_holds(holds, change, &still_out, &before, &recorded_holds, now).await?;
     Ok(Some(recorded))
 }

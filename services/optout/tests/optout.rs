@@ -497,3 +497,32 @@ async fn the_suppression_list_round_trips_through_csv() {
     assert_eq!(r.status(), 422);
     app.stop().await;
 }
+
+/// An opt-in whose NATS calls hang (the server is down) and whose caller gives up holds no
+/// database lock meanwhile: the contact's lock is a transaction lock, released at the commit,
+/// before any NATS call, so later opt-outs for that contact never queue behind it.
+#[tokio::test]
+async fn an_opt_in_cut_off_while_nats_is_down_holds_no_lock_on_the_contact() {
+    let mut app = TestApp::spawn().await;
+    let firm = Uuid::now_v7();
+    let p = app.person(firm, "cutoff@client.test").await;
+    let r = app.post_json(firm, "/v1/consent/opt-outs", json!({"contact_id": p.contact, "reason": "asked"})).await;
+    assert_eq!(r.status(), 201);
+    app.nats.kill();
+    let cut = app
+        .as_firm(reqwest::Method::POST, firm, "/v1/consent/opt-ins")
+        .json(&json!({"contact_id": p.contact, "reason": "client called to resubscribe"}))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await;
+    assert!(cut.is_err() || !cut.unwrap().status().is_success(), "the holds cannot be released without NATS");
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(locks, 0, "no advisory lock may outlive its transaction");
+    app.nats.restart();
+}

@@ -20,7 +20,7 @@ pub enum OutreachError {
 
 impl From<OutreachError> for arflow_bus::HandlerError {
     fn from(e: OutreachError) -> Self {
-        arflow_store::retry(e)
+        arflow_store::handler_error(e)
     }
 }
 

@@ -5,8 +5,9 @@
 //!    waits for the next opening; an unknown zone or the 7-in-7 cap skips it), the attempts
 //!    counted under a per-invoice advisory lock so two replicas cannot both place the 8th;
 //! c. the holds: invoice, contact, contact's channel, claimed by compare-and-swap;
-//! d. `dialing`/`sending` committed before the provider is asked, so a crash never redials:
-//!    rows found there without a provider id later become failed "uncertain".
+//! d. `dialing`/`sending` committed before the provider is asked, under this dialer's lease (its
+//!    heartbeat renews it), so a crash never redials: rows found there without a provider id
+//!    once the lease expired become failed "uncertain"; a live dialer's rows are never judged.
 use crate::clients::{CallRequest, MessageRequest, ProviderError, Telephony};
 use crate::config::VoiceSettings;
 use crate::events;
@@ -43,6 +44,31 @@ pub struct Dialer {
     pub telephony: TelephonySettings,
     pub settings: VoiceSettings,
     pub wake: Arc<Notify>,
+    /// This process's id and lease length (`voice.uncertain_after_secs`) on the rows it marks.
+    pub lease: store::Lease,
+    /// The rows this dialer is handing to the provider or recording right now: the only ones
+    /// its heartbeat renews.
+    pub in_flight: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+}
+
+/// Keeps a row in the dialer's in-flight set while it lives.
+struct InFlight(Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>, Uuid);
+
+impl InFlight {
+    fn new(set: &Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>, id: Uuid) -> Self {
+        if let Ok(mut s) = set.lock() {
+            s.insert(id);
+        }
+        InFlight(set.clone(), id)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.remove(&self.1);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +92,12 @@ impl Dialer {
     pub async fn run(self, shutdown: Shutdown) -> Result<(), String> {
         let mut changes = self.clock.changes();
         let poll = Duration::from_millis(self.settings.poll_ms);
+        let _heartbeat = arflow_runtime::AbortOnDrop::spawn(renew(
+            self.pool.clone(),
+            self.lease.clone(),
+            self.in_flight.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(poll_ms = self.settings.poll_ms, simulated = self.clock.is_simulated(), "dialer started");
         // Rows are uncertain only after `uncertain_after_secs`: looking once a second is enough,
         // not on every poll and wake-up.
@@ -301,7 +333,8 @@ impl Dialer {
         {
             return self.skip_call(tx, &row, reason, &detail, "holds", now).await;
         }
-        store::mark_dialing(&mut tx, row.id, &to, now).await?;
+        let _in_flight = InFlight::new(&self.in_flight, row.id);
+        store::mark_dialing(&mut tx, row.id, &to, now, &self.lease).await?;
         tx.commit().await?;
 
         let request = CallRequest {
@@ -312,7 +345,9 @@ impl Dialer {
             recording_url: self.settings.recording.then(|| self.callback(&format!("voice/{}/recording", row.id))),
             ring_timeout_secs: self.telephony.ring_timeout_secs,
         };
+        let started = std::time::Instant::now();
         let result = self.provider.create_call(request).await;
+        self.metrics.dependency("telephony", provider_outcome(&result), started.elapsed());
         keep_recording(|| self.record_placed(&row, &result)).await?;
         match &result {
             Ok(c) => {
@@ -416,7 +451,7 @@ impl Dialer {
             Ok(b) => b,
             Err(e) => {
                 let reason = e.to_string();
-                store::mark_sending(&mut tx, row.id, &to, "").await?;
+                store::mark_sending(&mut tx, row.id, &to, "", &self.lease).await?;
                 if let Some(failed) = store::mark_text_failed(&mut tx, row.id, &reason, None, None).await? {
                     arflow_store::outbox::enqueue(&mut tx, &[events::sms_failed(&failed, &reason, true, now)?]).await?;
                 }
@@ -425,7 +460,8 @@ impl Dialer {
                 return Ok(());
             }
         };
-        store::mark_sending(&mut tx, row.id, &to, &body).await?;
+        let _in_flight = InFlight::new(&self.in_flight, row.id);
+        store::mark_sending(&mut tx, row.id, &to, &body, &self.lease).await?;
         tx.commit().await?;
 
         let request = MessageRequest {
@@ -434,7 +470,9 @@ impl Dialer {
             body,
             status_url: self.callback(&format!("sms/{}/status", row.id)),
         };
+        let started = std::time::Instant::now();
         let result = self.provider.send_message(request).await;
+        self.metrics.dependency("telephony", provider_outcome(&result), started.elapsed());
         keep_recording(|| self.record_sent(&row, &result)).await?;
         match &result {
             Ok(m) => {
@@ -506,6 +544,38 @@ where
                 tokio::time::sleep(Duration::from_millis(250 * tries)).await;
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `ok`, `permanent` or `transient`, for `arflow_dependency_seconds{dependency="telephony"}`.
+fn provider_outcome<T>(result: &Result<T, ProviderError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) if e.is_permanent() => "permanent",
+        Err(_) => "transient",
+    }
+}
+
+/// Renews this dialer's lease on its in-flight rows every third of it.
+async fn renew(
+    pool: PgPool,
+    lease: store::Lease,
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+    shutdown: Shutdown,
+) {
+    let every = Duration::from_secs_f64((lease.secs / 3.0).max(0.1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let ids: Vec<Uuid> = in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Err(e) = store::renew_leases(&pool, &lease, &ids).await {
+            tracing::warn!(error = %e, "lease renewal failed; retrying");
         }
     }
 }

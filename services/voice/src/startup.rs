@@ -63,6 +63,15 @@ impl Application {
             telephony: config.telephony.clone(),
             settings: config.voice.clone(),
             wake,
+            lease: crate::store::Lease {
+                owner: format!(
+                    "{}:{}",
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()),
+                    uuid::Uuid::now_v7()
+                ),
+                secs: config.voice.uncertain_after_secs as f64,
+            },
+            in_flight: Default::default(),
         };
         base.spawn_task("voice-dialer", dialer.run(shutdown));
         let ctx = Arc::new(Context {

@@ -307,14 +307,58 @@ pub async fn defer(
     Ok(())
 }
 
-/// `dialing` with its number and attempt time, committed before the provider is asked.
-pub async fn mark_dialing(conn: &mut PgConnection, id: Uuid, to: &str, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE calls SET state = 'dialing', to_number = $2, placed_at = $3, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(to)
-        .bind(at)
-        .execute(conn)
-        .await?;
+/// Who marks a row `dialing`/`sending`, and for how long it owns it (`Lease::renew` extends it).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub secs: f64,
+}
+
+/// `dialing` with its number and attempt time, owned by `lease`, committed before the provider
+/// is asked.
+pub async fn mark_dialing(
+    conn: &mut PgConnection,
+    id: Uuid,
+    to: &str,
+    at: DateTime<Utc>,
+    lease: &Lease,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE calls SET state = 'dialing', to_number = $2, placed_at = $3, owner = $4, \
+         lease_until = now() + make_interval(secs => $5), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(to)
+    .bind(at)
+    .bind(&lease.owner)
+    .bind(lease.secs)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Renews the lease on the calls and texts `ids` that this dialer is still handing to the
+/// provider or recording (not on rows merely waiting for callbacks: those are judged when the
+/// lease they got runs out).
+pub async fn renew_leases(pool: &sqlx::PgPool, lease: &Lease, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE calls SET lease_until = now() + make_interval(secs => $2) \
+         WHERE owner = $1 AND id = ANY($3) AND state = 'dialing' AND provider_sid IS NULL",
+    )
+    .bind(&lease.owner)
+    .bind(lease.secs)
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "UPDATE texts SET lease_until = now() + make_interval(secs => $2) \
+         WHERE owner = $1 AND id = ANY($3) AND state = 'sending' AND message_sid IS NULL",
+    )
+    .bind(&lease.owner)
+    .bind(lease.secs)
+    .bind(ids)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -367,12 +411,15 @@ pub async fn end_call(conn: &mut PgConnection, id: Uuid, e: &Ending<'_>) -> Resu
         .await
 }
 
-/// Calls left `dialing` without a provider id for `older_than_secs` (a crash between the commit
-/// and the provider's answer). Locked for the caller's transaction.
+/// Calls left `dialing` without a provider id whose dialer's lease expired (it died between the
+/// commit and the provider's answer; rows from before leases: `older_than_secs` after their last
+/// update). Locked for the caller's transaction.
 pub async fn stuck_dialing(conn: &mut PgConnection, older_than_secs: i64) -> Result<Vec<CallRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {CALL_COLUMNS} FROM calls WHERE state = 'dialing' AND provider_sid IS NULL \
-         AND updated_at < now() - make_interval(secs => $1::double precision) FOR UPDATE SKIP LOCKED"
+         AND (lease_until < now() OR (lease_until IS NULL \
+              AND updated_at < now() - make_interval(secs => $1::double precision))) \
+         FOR UPDATE SKIP LOCKED"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(older_than_secs).fetch_all(conn).await
 }
@@ -585,16 +632,24 @@ pub async fn set_review_reply(conn: &mut PgConnection, call_id: Uuid, reply_id: 
 
 // ---------- texts ----------
 
-pub async fn mark_sending(conn: &mut PgConnection, id: Uuid, to: &str, body: &str) -> Result<(), sqlx::Error> {
+pub async fn mark_sending(
+    conn: &mut PgConnection,
+    id: Uuid,
+    to: &str,
+    body: &str,
+    lease: &Lease,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE texts SET state = 'sending', to_number = $2, body = $3, template = $4, template_version = $5, \
-         updated_at = now() WHERE id = $1",
+         owner = $6, lease_until = now() + make_interval(secs => $7), updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(to)
     .bind(body)
     .bind(crate::sms::TEMPLATE_NAME)
     .bind(crate::sms::TEMPLATE_VERSION)
+    .bind(&lease.owner)
+    .bind(lease.secs)
     .execute(conn)
     .await?;
     Ok(())
@@ -648,7 +703,9 @@ pub async fn set_text_status(conn: &mut PgConnection, id: Uuid, status: &str) ->
 pub async fn stuck_sending(conn: &mut PgConnection, older_than_secs: i64) -> Result<Vec<TextRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {TEXT_COLUMNS} FROM texts WHERE state = 'sending' AND message_sid IS NULL \
-         AND updated_at < now() - make_interval(secs => $1::double precision) FOR UPDATE SKIP LOCKED"
+         AND (lease_until < now() OR (lease_until IS NULL \
+              AND updated_at < now() - make_interval(secs => $1::double precision))) \
+         FOR UPDATE SKIP LOCKED"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(older_than_secs).fetch_all(conn).await
 }

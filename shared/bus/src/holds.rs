@@ -29,20 +29,25 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
     pub key: String,
-    /// `invoice_held` or `contact_held`.
+    /// `invoice_held`, `contact_held`, or `hold_undecodable` (a value that is not a hold or a
+    /// claim: refused, fail closed).
     pub reason: &'static str,
     pub value: HoldValue,
     pub revision: u64,
 }
 
+/// The reason a value that is not a `HoldValue` refuses a send (fail closed).
+pub const UNDECODABLE: &str = "undecodable hold value";
+
 #[derive(Clone)]
 pub struct Holds {
     kv: kv::Store,
+    metrics: arflow_runtime::Metrics,
 }
 
 impl Holds {
-    pub(crate) fn new(kv: kv::Store) -> Self {
-        Holds { kv }
+    pub(crate) fn new(kv: kv::Store, metrics: arflow_runtime::Metrics) -> Self {
+        Holds { kv, metrics }
     }
 
     /// Writes a hold unconditionally and returns its revision (it wins over every later claim).
@@ -94,13 +99,33 @@ impl Holds {
             reason: e.to_string(),
         })?;
         Ok(entry.and_then(|e| match e.operation {
-            kv::Operation::Put => serde_json::from_slice(&e.value).ok().map(|v| (v, e.revision)),
+            // Read closed: a value that is not a hold or a claim counts as a hold.
+            kv::Operation::Put => Some(match serde_json::from_slice(&e.value) {
+                Ok(v) => (v, e.revision),
+                Err(_) => (
+                    HoldValue::Held {
+                        reason: UNDECODABLE.to_string(),
+                        source_event: String::from_utf8_lossy(&e.value).chars().take(200).collect(),
+                        at: DateTime::from_timestamp(e.created.unix_timestamp(), 0).unwrap_or_default(),
+                    },
+                    e.revision,
+                ),
+            }),
             _ => None,
         }))
     }
 
-    /// Atomically checks for a hold and claims the key for a send.
+    /// Atomically checks for a hold and claims the key for a send. A value that cannot be read
+    /// as a hold or a claim refuses the send (fail closed): it is reported, never overwritten.
     pub async fn claim(&self, key: &str, by: &str, at: DateTime<Utc>) -> Result<Claim, BusError> {
+        let claim = self.try_claim(key, by, at).await;
+        if claim.is_err() {
+            self.metrics.holds_bucket_errors.inc();
+        }
+        claim
+    }
+
+    async fn try_claim(&self, key: &str, by: &str, at: DateTime<Utc>) -> Result<Claim, BusError> {
         let claimed = Bytes::from(serde_json::to_vec(&HoldValue::Claimed { by: by.to_string(), at })?);
         let kv_err = |op: &'static str, e: String| BusError::KeyValue { op, key: key.to_string(), reason: e };
         for _ in 0..32 {
@@ -113,8 +138,16 @@ impl Holds {
                     Err(e) => return Err(kv_err("create", e.to_string())),
                 },
                 Some(entry) => {
-                    let value: Option<HoldValue> = serde_json::from_slice(&entry.value).ok();
-                    if let Some(v @ HoldValue::Held { .. }) = value {
+                    let value = match serde_json::from_slice::<HoldValue>(&entry.value) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let raw: String = String::from_utf8_lossy(&entry.value).chars().take(200).collect();
+                            tracing::error!(%key, revision = entry.revision, error = %e, %raw, "hold value cannot be read; refusing the send");
+                            let value = HoldValue::Held { reason: UNDECODABLE.to_string(), source_event: raw, at };
+                            return Ok(Claim::Held { value, revision: entry.revision });
+                        }
+                    };
+                    if let v @ HoldValue::Held { .. } = value {
                         return Ok(Claim::Held { value: v, revision: entry.revision });
                     }
                     match self.kv.update(key, claimed.clone(), entry.revision).await {
@@ -145,6 +178,11 @@ impl Holds {
             (contact_channel_hold_key(contact_id, channel), "contact_held"),
         ] {
             if let Claim::Held { value, revision } = self.claim(&key, by, at).await? {
+                let reason = match &value {
+                    HoldValue::Held { reason: r, .. } if r == UNDECODABLE => "hold_undecodable",
+                    _ => reason,
+                };
+                self.metrics.hold_refused(reason);
                 return Ok(Some(Refusal { key, reason, value, revision }));
             }
         }

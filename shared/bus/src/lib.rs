@@ -86,7 +86,7 @@ impl Bus {
             .map_err(|source| BusError::Connect { url: settings.url.clone(), source })?;
         let js = jetstream::new(client.clone());
         provision_streams(&js, settings).await?;
-        let holds = Holds::new(bucket(&js, streams::HOLDS_BUCKET, 16, settings.replicas).await?);
+        let holds = Holds::new(bucket(&js, streams::HOLDS_BUCKET, 16, settings.replicas).await?, metrics.clone());
         let clock_kv = bucket(&js, streams::CLOCK_BUCKET, 1, settings.replicas).await?;
         let inbound = objects(&js, streams::INBOUND_OBJECTS, settings.replicas).await?;
         Ok(Bus { client, js, service: service.to_string(), metrics, holds, clock_kv, inbound })
@@ -131,6 +131,12 @@ impl Bus {
         let err = |reason: String| BusError::Publish { subject: subject.to_string(), reason };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", msg_id);
+        // The event's place in its chain's trace (see `arflow_runtime::telemetry`).
+        if let Ok(ids) = serde_json::from_slice::<TraceIds>(&payload)
+            && let Some(tp) = arflow_runtime::telemetry::traceparent(ids.correlation_id, ids.id)
+        {
+            headers.insert("traceparent", tp.as_str());
+        }
         let ack = self
             .js
             .publish_with_headers(subject.to_string(), headers, payload)
@@ -145,6 +151,33 @@ impl Bus {
         Ok(ack)
     }
 
+    /// Samples every stream's size and limit into the metrics (`arflow_stream_bytes`,
+    /// `arflow_stream_max_bytes`), for the disk-usage alert.
+    pub async fn sample_streams(&self) {
+        use arflow_runtime::metrics::StreamLabels;
+        for spec in streams::STREAMS {
+            if let Ok(mut stream) = self.js.get_stream(spec.name).await
+                && let Ok(info) = stream.info().await
+            {
+                let labels = StreamLabels { stream: spec.name.to_string() };
+                self.metrics
+                    .stream_bytes
+                    .get_or_create(&labels)
+                    .set(i64::try_from(info.state.bytes).unwrap_or(i64::MAX));
+                self.metrics.stream_max_bytes.get_or_create(&labels).set(info.config.max_bytes);
+            }
+        }
+    }
+
+    /// Deletes a raw inbound message (retention).
+    pub async fn delete_inbound(&self, name: &str) -> Result<(), BusError> {
+        match self.inbound.delete(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BusError::Object { op: "delete", name: name.to_string(), reason: e.to_string() }),
+        }
+    }
+
     pub async fn publish_event<T: Serialize>(
         &self,
         subject: &str,
@@ -153,6 +186,13 @@ impl Bus {
     ) -> Result<jetstream::publish::PublishAck, BusError> {
         self.publish(subject, msg_id, Bytes::from(event.to_json()?)).await
     }
+}
+
+/// The two envelope fields a trace is made of (the rest of the payload is skipped).
+#[derive(serde::Deserialize)]
+struct TraceIds {
+    id: uuid::Uuid,
+    correlation_id: uuid::Uuid,
 }
 
 async fn provision_streams(js: &jetstream::Context, settings: &NatsSettings) -> Result<(), BusError> {
@@ -164,6 +204,13 @@ async fn provision_streams(js: &jetstream::Context, settings: &NatsSettings) -> 
             storage: stream::StorageType::File,
             num_replicas: settings.replicas,
             duplicate_window: settings.duplicate_window(),
+            // Bounded, and never by dropping what is not consumed yet: a full stream refuses new
+            // messages (the publishers' outboxes retry) instead of discarding old ones.
+            max_age: std::time::Duration::from_secs(
+                u64::from(settings.stream_max_age_days.unwrap_or(spec.max_age_days)) * 86_400,
+            ),
+            max_bytes: settings.stream_max_bytes.unwrap_or(spec.max_bytes),
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         };
         js.create_or_update_stream(config)

@@ -4,37 +4,78 @@ pub struct StreamSpec {
     pub name: &'static str,
     pub subjects: &'static [&'static str],
     pub description: &'static str,
+    /// Days a message is kept (consumed or not), unless `nats.stream_max_age_days` says otherwise.
+    pub max_age_days: u32,
+    /// Bytes the stream may hold, unless `nats.stream_max_bytes` says otherwise; when full, new
+    /// messages are refused (publishers retry), old ones are never dropped early.
+    pub max_bytes: i64,
 }
+
+const GIB: i64 = 1 << 30;
 
 pub const STREAMS: &[StreamSpec] = &[
     StreamSpec {
         name: "BILLING",
         subjects: &["billing.>"],
         description: "Firm, client, contact and invoice records and payment events from the gateway",
+        max_age_days: 30,
+        max_bytes: 4 * GIB,
     },
-    StreamSpec { name: "ELIGIBILITY", subjects: &["eligibility.>"], description: "Eligibility decisions per invoice" },
+    StreamSpec {
+        name: "ELIGIBILITY",
+        subjects: &["eligibility.>"],
+        description: "Eligibility decisions per invoice",
+        max_age_days: 14,
+        max_bytes: GIB,
+    },
     StreamSpec {
         name: "OUTREACH",
         subjects: &["outreach.>"],
         description: "Steps due, skipped, sent and their outcomes",
+        max_age_days: 14,
+        max_bytes: 2 * GIB,
     },
-    StreamSpec { name: "CONSENT", subjects: &["consent.>"], description: "Opt-outs and opt-ins" },
-    StreamSpec { name: "REPLY", subjects: &["reply.>"], description: "Client replies, received and classified" },
+    StreamSpec {
+        name: "CONSENT",
+        subjects: &["consent.>"],
+        description: "Opt-outs and opt-ins",
+        max_age_days: 30,
+        max_bytes: GIB / 4,
+    },
+    StreamSpec {
+        name: "REPLY",
+        subjects: &["reply.>"],
+        description: "Client replies, received and classified",
+        max_age_days: 14,
+        max_bytes: GIB,
+    },
     StreamSpec {
         name: "ESCALATION",
         subjects: &["escalation.>"],
         description: "Public: escalation cases opened, updated and resolved",
+        max_age_days: 30,
+        max_bytes: GIB,
     },
-    StreamSpec { name: "NOTIFY", subjects: &["notification.>"], description: "Notifications delivered to firms" },
+    StreamSpec {
+        name: "NOTIFY",
+        subjects: &["notification.>"],
+        description: "Notifications delivered to firms",
+        max_age_days: 14,
+        max_bytes: GIB / 2,
+    },
     StreamSpec {
         name: "COMMAND",
         subjects: &["command.>"],
         description: "Requests from the public API to the service that owns the record",
+        max_age_days: 14,
+        max_bytes: GIB / 4,
     },
     StreamSpec {
         name: "DLQ",
         subjects: &["dlq.>"],
         description: "Messages a service could never process, with the reason",
+        max_age_days: 90,
+        max_bytes: GIB,
     },
 ];
 

@@ -90,6 +90,14 @@ pub struct NatsSettings {
     /// JetStream duplicate window for `Nats-Msg-Id` deduplication.
     #[serde(default = "dup_window")]
     pub duplicate_window_secs: u64,
+    /// Bytes each stream may hold (default: each stream's own limit, see `docs/operations.md`).
+    /// A full stream refuses new messages (discard `new`): publishers retry from their outbox,
+    /// nothing unconsumed is ever dropped.
+    #[serde(default)]
+    pub stream_max_bytes: Option<i64>,
+    /// Days a message is kept in any stream (default: each stream's own age limit).
+    #[serde(default)]
+    pub stream_max_age_days: Option<u32>,
 }
 
 fn one() -> usize {
@@ -126,6 +134,34 @@ pub struct DatabaseSettings {
     pub schema: String,
     #[serde(default = "max_conn")]
     pub max_connections: u32,
+    /// Every statement is cancelled after this long (SQLSTATE 57014, retried as transient), so a
+    /// stuck query cannot hold a connection or its locks forever.
+    #[serde(default = "statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+    /// A lock wait gives up after this long (SQLSTATE 55P03, retried as transient).
+    #[serde(default = "lock_timeout_ms")]
+    pub lock_timeout_ms: u64,
+    /// How long a request waits for a free pooled connection.
+    #[serde(default = "acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+    /// Days a handled event id stays in the inbox: longer than any stream keeps a message (90
+    /// days for the DLQ), so every message that can still be redelivered is recognised.
+    #[serde(default = "inbox_retention_days")]
+    pub inbox_retention_days: u32,
+}
+
+fn inbox_retention_days() -> u32 {
+    100
+}
+
+fn statement_timeout_ms() -> u64 {
+    30_000
+}
+fn lock_timeout_ms() -> u64 {
+    10_000
+}
+fn acquire_timeout_ms() -> u64 {
+    10_000
 }
 
 fn localhost() -> String {
@@ -210,6 +246,9 @@ pub struct LogSettings {
     /// Default filter when `RUST_LOG` is not set.
     #[serde(default = "info")]
     pub level: String,
+    /// OTLP/HTTP traces endpoint, e.g. `http://otel-collector:4318/v1/traces`; unset: no export.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn pretty() -> String {
@@ -221,7 +260,7 @@ fn info() -> String {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { format: pretty(), level: info() }
+        LogSettings { format: pretty(), level: info(), otlp_endpoint: None }
     }
 }
 

@@ -88,6 +88,38 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Counts every request by route template, method and status, and times it by route
+/// (`arflow_http_requests_total`, `arflow_http_request_seconds`). Add with `Router::layer`, so
+/// the route template (`MatchedPath`) is known; unmatched paths count as `unmatched`, never by
+/// their raw path (which would let anyone grow the label set).
+pub async fn track(
+    State(metrics): State<Metrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route: route.clone(),
+            method,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    metrics
+        .http_request_seconds
+        .get_or_create(&crate::metrics::RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
 /// A bound listener (port 0 picks a free one) and the address it got.
 pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;

@@ -11,4 +11,4 @@ pub use config::{
     SmtpSettings, SmtpTls, TelephonySettings,
 };
 pub use metrics::Metrics;
-pub use shutdown::Shutdown;
+pub use shutdown::{AbortOnDrop, Shutdown};

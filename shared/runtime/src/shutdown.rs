@@ -38,3 +38,23 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// A background task that lives exactly as long as its owner: aborted when the guard is
+/// dropped (the owner returned, or was itself aborted like a crash in tests), so a heartbeat
+/// can never outlive the work it vouches for.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    pub fn spawn<F>(task: F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        AbortOnDrop(tokio::spawn(task))
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

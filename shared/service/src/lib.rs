@@ -28,6 +28,51 @@ pub enum StartupError {
     Task { task: String, reason: String },
 }
 
+/// Publishes the pool's size and saturation every second (sqlx has no acquire hook to count
+/// waits, so a second in which every connection was busy is counted instead).
+async fn sample_pool(pool: PgPool, metrics: Metrics, max: u32, shutdown: Shutdown) {
+    metrics.db_pool_max.set(i64::from(max));
+    loop {
+        let (size, idle) = (pool.size(), pool.num_idle());
+        metrics.db_pool_connections.set(i64::from(size));
+        metrics.db_pool_idle.set(i64::try_from(idle).unwrap_or(0));
+        if size >= max && idle == 0 {
+            metrics.db_pool_saturated_seconds.inc();
+        }
+        let timeouts = arflow_store::POOL_TIMEOUTS.load(std::sync::atomic::Ordering::Relaxed);
+        let seen = metrics.db_pool_timeouts.get();
+        if timeouts > seen {
+            metrics.db_pool_timeouts.inc_by(timeouts - seen);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Housekeeping every service does: stream sizes for the disk alert (every 30 s) and inbox
+/// pruning past its retention (every hour, the first a minute after start).
+async fn upkeep(pool: PgPool, bus: Bus, inbox_days: u32, shutdown: Shutdown) {
+    let keep = std::time::Duration::from_secs(u64::from(inbox_days) * 86_400);
+    let mut next_prune = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        bus.sample_streams().await;
+        if tokio::time::Instant::now() >= next_prune {
+            match arflow_store::prune_inbox(&pool, keep).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "inbox pruned past its retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "inbox pruning failed; next hour"),
+            }
+            next_prune = tokio::time::Instant::now() + std::time::Duration::from_secs(3_600);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// The connections and background tasks of one running service.
 pub struct Base {
     pub service: &'static str,
@@ -74,6 +119,8 @@ impl Base {
             relay.run(token).await;
             Ok(())
         });
+        tokio::spawn(sample_pool(pool.clone(), metrics.clone(), settings.database.max_connections, shutdown.clone()));
+        tokio::spawn(upkeep(pool.clone(), bus.clone(), settings.database.inbox_retention_days, shutdown.clone()));
         tracing::info!(service, port = local.port(), "service started");
         Ok(Base { service, bus, pool, clock, outbox, metrics, shutdown, listener, port: local.port(), tasks })
     }
@@ -110,7 +157,9 @@ impl Base {
     /// Serves `routes` (plus `/healthz`, `/readyz`, `/metrics`) and waits until shutdown
     /// has drained every task. A task that fails stops the whole service.
     pub async fn run(mut self, routes: axum::Router) -> Result<(), StartupError> {
-        let router = routes.merge(health_routes(self.probes()));
+        let router = routes
+            .merge(health_routes(self.probes()))
+            .layer(axum::middleware::from_fn_with_state(self.metrics.clone(), arflow_runtime::http::track));
         let token = self.shutdown.clone();
         let listener = self.listener;
         self.tasks.spawn(async move {

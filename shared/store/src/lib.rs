@@ -51,7 +51,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 fn options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> {
     let opts = PgConnectOptions::from_str(settings.connection_url().expose_secret()).map_err(StoreError::Url)?;
     Ok(opts
-        .options([("search_path", settings.schema.as_str())])
+        .options([
+            ("search_path", settings.schema.clone()),
+            ("statement_timeout", settings.statement_timeout_ms.to_string()),
+            ("lock_timeout", settings.lock_timeout_ms.to_string()),
+        ])
         .application_name(&format!("arflow-{}", settings.schema))
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2)))
 }
@@ -75,7 +79,7 @@ pub async fn connect(settings: &DatabaseSettings, migrator: &Migrator) -> Result
     boot.close().await?;
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         .connect_with(opts)
         .await
         .map_err(StoreError::Connect)?;
@@ -84,7 +88,79 @@ pub async fn connect(settings: &DatabaseSettings, migrator: &Migrator) -> Result
     Ok(pool)
 }
 
-/// Maps a database error to what the consumer loop should do with the message.
-pub fn retry(e: impl std::fmt::Display) -> arflow_bus::HandlerError {
+/// Deletes inbox records older than `keep` (in batches, so no long lock): past every stream's
+/// age limit a message can no longer be redelivered, so its id guards nothing any more.
+pub async fn prune_inbox(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM inbox WHERE ctid IN (SELECT ctid FROM inbox \
+             WHERE received_at < now() - make_interval(secs => $1) LIMIT 5000)",
+        )
+        .bind(keep.as_secs_f64())
+        .execute(pool)
+        .await?;
+        total += done.rows_affected();
+        if done.rows_affected() < 5000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// A second, small pool on the service's schema whose commits do not wait for the WAL flush
+/// (`synchronous_commit = off`): for progress marks that must be visible to other processes at
+/// once and cheap to write, and whose loss in a PostgreSQL crash (not a process crash) only
+/// makes the judgement more cautious. Never for state that must survive.
+pub async fn connect_unsynced(settings: &DatabaseSettings, max_connections: u32) -> Result<PgPool, StoreError> {
+    let opts = options(settings)?.options([("synchronous_commit", "off")]);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .connect_with(opts)
+        .await
+        .map_err(StoreError::Connect)
+}
+
+/// Maps an error to what the consumer loop does with the message. A database that is
+/// unreachable, restarting, busy or timing out is transient: the message waits (NAK, the
+/// consumer pauses) for as long as the outage lasts. Data the database refuses (a constraint,
+/// a value it cannot take) is permanent: the message is tried alone and dead-lettered.
+/// Anything that is not a database error is treated as transient: waiting is always safe.
+pub fn handler_error<E: std::error::Error + 'static>(e: E) -> arflow_bus::HandlerError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(db) = err.downcast_ref::<sqlx::Error>() {
+            return if is_transient(db) {
+                arflow_bus::HandlerError::Retry(e.to_string())
+            } else {
+                arflow_bus::HandlerError::Permanent(e.to_string())
+            };
+        }
+        source = err.source();
+    }
     arflow_bus::HandlerError::Retry(e.to_string())
 }
+
+/// Whether trying the same statement again later can succeed: the connection or the server
+/// failed, not the data. SQLSTATE classes 22 (data exception) and 23 (integrity constraint)
+/// and undecodable rows are the data's fault; everything else may pass once the database is
+/// back (08 connection, 40 serialization/deadlock, 53 resources, 55P03 lock timeout, 57
+/// operator intervention incl. statement timeout and shutdown, 58 system, XX internal, and
+/// 42 while a migration rolls out).
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            !(code.starts_with("22") || code.starts_with("23"))
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::Encode(_) => false,
+        sqlx::Error::PoolTimedOut => {
+            POOL_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            true
+        }
+        _ => true,
+    }
+}
+
+/// Pool acquires that timed out in this process (exported as `arflow_db_pool_timeouts`).
+pub static POOL_TIMEOUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -23,6 +23,10 @@ async fn inbox_dedups_and_outbox_publishes() {
         require_tls: false,
         schema: "svc".into(),
         max_connections: 4,
+        statement_timeout_ms: 30_000,
+        lock_timeout_ms: 10_000,
+        acquire_timeout_ms: 10_000,
+        inbox_retention_days: 100,
     };
     let pool = arflow_store::connect(&settings, &MIGRATOR).await.unwrap();
     // Migrations went into the service's schema.
@@ -42,7 +46,14 @@ async fn inbox_dedups_and_outbox_publishes() {
     tx.commit().await.unwrap();
 
     let bus = Bus::connect(
-        &NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 },
+        &NatsSettings {
+            url: nats.url(),
+            replicas: 1,
+            credentials_file: None,
+            duplicate_window_secs: 120,
+            stream_max_bytes: None,
+            stream_max_age_days: None,
+        },
         "svc",
         Metrics::new("svc"),
     )
@@ -82,6 +93,10 @@ async fn a_role_that_owns_its_schema_but_cannot_create_schemas_migrates() {
         require_tls: false,
         schema: "owned".into(),
         max_connections: 2,
+        statement_timeout_ms: 30_000,
+        lock_timeout_ms: 10_000,
+        acquire_timeout_ms: 10_000,
+        inbox_retention_days: 100,
     };
     let result = arflow_store::connect(&settings, &MIGRATOR).await;
     if let Ok(pool) = &result {
@@ -91,4 +106,50 @@ async fn a_role_that_owns_its_schema_but_cannot_create_schemas_migrates() {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
     }
     result.expect("the schema's owner migrates without CREATE on the database");
+}
+
+#[tokio::test]
+async fn an_unreachable_or_slow_database_is_transient_and_refused_data_is_permanent() {
+    use arflow_bus::HandlerError;
+    let db = TestDb::create().await;
+    let settings = DatabaseSettings {
+        url: Some(db.url().into()),
+        host: String::new(),
+        port: 0,
+        username: String::new(),
+        password: None,
+        database_name: String::new(),
+        require_tls: false,
+        schema: "svc".into(),
+        max_connections: 2,
+        statement_timeout_ms: 300,
+        lock_timeout_ms: 200,
+        acquire_timeout_ms: 500,
+        inbox_retention_days: 100,
+    };
+    let pool = arflow_store::connect(&settings, &MIGRATOR).await.unwrap();
+    let is_retry = |e: HandlerError| matches!(e, HandlerError::Retry(_));
+    // Every pool has a statement timeout and a lock timeout.
+    let e = sqlx::query("SELECT pg_sleep(2)").execute(&pool).await.unwrap_err();
+    assert!(is_retry(arflow_store::handler_error(e)), "a statement timeout waits");
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(42)").execute(&mut *holder).await.unwrap();
+    let e = sqlx::query("SELECT pg_advisory_xact_lock(42)").execute(&pool).await.unwrap_err();
+    assert!(is_retry(arflow_store::handler_error(e)), "a lock timeout waits");
+    // Both connections busy: the acquire times out, which waits too.
+    let _second = pool.acquire().await.unwrap();
+    let e = pool.acquire().await.unwrap_err();
+    assert!(is_retry(arflow_store::handler_error(e)), "a pool timeout waits");
+    drop(_second);
+    holder.rollback().await.unwrap();
+    // A constraint the data violates can never pass: permanent.
+    let e = sqlx::query("SELECT 1/0").execute(&pool).await.unwrap_err();
+    assert!(matches!(arflow_store::handler_error(e), HandlerError::Permanent(_)), "a data error is permanent");
+    // Nothing listening: transient.
+    let gone = DatabaseSettings {
+        url: Some(format!("postgres://postgres@127.0.0.1:{}/x", arflow_testkit::free_port()).into()),
+        ..settings
+    };
+    let e = arflow_store::connect(&gone, &MIGRATOR).await.unwrap_err();
+    assert!(is_retry(arflow_store::handler_error(e)), "a database that is down waits");
 }

@@ -72,6 +72,8 @@ struct State {
     /// ...with 554 (true) or 451 (false).
     permanent: bool,
     refused: usize,
+    /// How long each accepted message waits before the server answers it (a slow server).
+    answer_delay: std::time::Duration,
 }
 
 /// One SMTP session (mailin clones the handler per connection).
@@ -114,6 +116,10 @@ impl Handler for Session {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = self.state.lock().unwrap().answer_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let data = std::mem::take(&mut self.data);
         let mail = ReceivedMail {
             from: self.from.clone(),
@@ -179,6 +185,11 @@ impl SmtpSink {
 
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().messages.len()
+    }
+
+    /// Makes the server wait `delay` before answering each message body (a slow server).
+    pub fn answer_after(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().answer_delay = delay;
     }
 
     /// Messages refused so far by `fail_next`.

@@ -12,7 +12,7 @@ use arflow_bus::{HandlerError, Incoming, Rejection};
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_core::Clock;
 use arflow_runtime::Metrics;
-use arflow_store::{Outbox, inbox, retry};
+use arflow_store::{Outbox, handler_error, inbox};
 use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use std::future::Future;
@@ -63,7 +63,7 @@ pub(crate) async fn process<A: Apply>(
     batch: &[Incoming],
     applier: &A,
 ) -> Result<Vec<Rejection>, HandlerError> {
-    let mut tx = ctx.pool.begin().await.map_err(retry)?;
+    let mut tx = ctx.pool.begin().await.map_err(handler_error)?;
     // The three consumers run side by side: without this, a consent change and a new invoice
     // of the same client committed at the same time each miss the other (the invoice evaluated
     // before the opt-out committed, the opt-out finding no invoice to re-evaluate). One lock per
@@ -76,10 +76,10 @@ pub(crate) async fn process<A: Apply>(
             .bind(firm.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(retry)?;
+            .map_err(handler_error)?;
     }
     let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-    let mut fresh = inbox::record_new(&mut tx, consumer, &ids).await.map_err(retry)?;
+    let mut fresh = inbox::record_new(&mut tx, consumer, &ids).await.map_err(handler_error)?;
     let mut touched = Touched::default();
     let mut rejections = Vec::new();
     let mut duplicates = 0u64;
@@ -101,15 +101,15 @@ pub(crate) async fn process<A: Apply>(
             }
             Err(ApplyError::Db(e)) => {
                 span.in_scope(|| tracing::warn!(error = %e, "database error; the batch will be retried"));
-                return Err(retry(e));
+                return Err(handler_error(e));
             }
         }
     }
-    touched.flush(&mut tx).await.map_err(retry)?;
+    touched.flush(&mut tx).await.map_err(handler_error)?;
     let now = ctx.clock.now();
-    let (messages, outcome) = evaluate::run(&mut tx, &touched, now).await.map_err(retry)?;
-    store::enqueue(&mut tx, &messages).await.map_err(retry)?;
-    tx.commit().await.map_err(retry)?;
+    let (messages, outcome) = evaluate::run(&mut tx, &touched, now).await.map_err(handler_error)?;
+    store::enqueue(&mut tx, &messages).await.map_err(handler_error)?;
+    tx.commit().await.map_err(handler_error)?;
     if !messages.is_empty() {
         ctx.outbox.notify();
     }

@@ -24,7 +24,7 @@ use arflow_core::{Channel, Clock, mask};
 use arflow_inbound::{BounceType, Inbound, Kind};
 use arflow_replies::assist::{Assist, classify_assisted};
 use arflow_replies::{Classification, Intent};
-use arflow_store::{Outbox, OutboxMessage, inbox, retry};
+use arflow_store::{Outbox, OutboxMessage, handler_error, inbox};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
@@ -62,7 +62,7 @@ enum ReplyError {
 }
 
 fn db(e: sqlx::Error) -> ReplyError {
-    ReplyError::Transient(retry(e))
+    ReplyError::Transient(handler_error(e))
 }
 
 fn encode(e: serde_json::Error) -> ReplyError {
@@ -331,9 +331,9 @@ fn event<T: serde::Serialize>(
 
 impl Handler for RepliesHandler {
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
-        let mut tx = self.pool.begin().await.map_err(retry)?;
+        let mut tx = self.pool.begin().await.map_err(handler_error)?;
         let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-        let fresh = inbox::record_new(&mut tx, DURABLE, &ids).await.map_err(retry)?;
+        let fresh = inbox::record_new(&mut tx, DURABLE, &ids).await.map_err(handler_error)?;
         let mut rejections = Vec::new();
         let mut messages = Vec::new();
         for (index, m) in batch.iter().enumerate() {
@@ -350,8 +350,8 @@ impl Handler for RepliesHandler {
                 Err(ReplyError::Transient(e)) => return Err(e),
             }
         }
-        arflow_store::outbox::enqueue(&mut tx, &messages).await.map_err(retry)?;
-        tx.commit().await.map_err(retry)?;
+        arflow_store::outbox::enqueue(&mut tx, &messages).await.map_err(handler_error)?;
+        tx.commit().await.map_err(handler_error)?;
         if !messages.is_empty() {
             self.outbox.notify();
         }

@@ -8,7 +8,7 @@ use crate::store::{self, EmailRow, NewEmail, state};
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
 use arflow_contracts::events::{StepDue, Tone};
 use arflow_core::{Channel, Clock, mask};
-use arflow_store::{Outbox, OutboxMessage, inbox, retry};
+use arflow_store::{Outbox, OutboxMessage, handler_error, inbox};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -122,9 +122,9 @@ fn tone_name(tone: Tone) -> &'static str {
 
 impl Handler for StepsHandler {
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
-        let mut tx = self.pool.begin().await.map_err(retry)?;
+        let mut tx = self.pool.begin().await.map_err(handler_error)?;
         let ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-        let fresh = inbox::record_new(&mut tx, DURABLE, &ids).await.map_err(retry)?;
+        let fresh = inbox::record_new(&mut tx, DURABLE, &ids).await.map_err(handler_error)?;
         let now = self.clock.now();
         let mut rejections = Vec::new();
         let mut failures: Vec<OutboxMessage> = Vec::new();
@@ -144,7 +144,8 @@ impl Handler for StepsHandler {
                     continue;
                 }
             };
-            let inserted = store::insert_email(&mut tx, &email).instrument(span.clone()).await.map_err(retry)?;
+            let inserted =
+                store::insert_email(&mut tx, &email).instrument(span.clone()).await.map_err(handler_error)?;
             if !inserted {
                 span.in_scope(|| tracing::info!(step_id = %email.step_id, "step already has its email; nothing to do"));
                 continue;
@@ -152,7 +153,7 @@ impl Handler for StepsHandler {
             if email.state == state::FAILED {
                 let row = failed_row(&email);
                 let reason = email.last_error.clone().unwrap_or_default();
-                failures.push(events::failed(&row, &reason, true, now).map_err(retry)?);
+                failures.push(events::failed(&row, &reason, true, now).map_err(handler_error)?);
             } else {
                 queued += 1;
                 span.in_scope(|| {
@@ -160,8 +161,8 @@ impl Handler for StepsHandler {
                 });
             }
         }
-        arflow_store::outbox::enqueue(&mut tx, &failures).await.map_err(retry)?;
-        tx.commit().await.map_err(retry)?;
+        arflow_store::outbox::enqueue(&mut tx, &failures).await.map_err(handler_error)?;
+        tx.commit().await.map_err(handler_error)?;
         if queued > 0 {
             self.sender.notify_one();
         }

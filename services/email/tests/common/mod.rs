@@ -56,7 +56,14 @@ impl TestApp {
         let db = TestDb::create().await;
         let sink = SmtpSink::start();
         let bus = Bus::connect(
-            &NatsSettings { url: nats.url(), replicas: 1, credentials_file: None, duplicate_window_secs: 120 },
+            &NatsSettings {
+                url: nats.url(),
+                replicas: 1,
+                credentials_file: None,
+                duplicate_window_secs: 120,
+                stream_max_bytes: None,
+                stream_max_age_days: None,
+            },
             "test",
             Metrics::new("test"),
         )

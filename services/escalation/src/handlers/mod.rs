@@ -11,7 +11,7 @@ use arflow_bus::{HandlerError, Incoming, Rejection};
 use arflow_contracts::envelope::RawEnvelope;
 use arflow_core::Clock;
 use arflow_runtime::Metrics;
-use arflow_store::{Outbox, OutboxMessage, inbox, retry};
+use arflow_store::{Outbox, OutboxMessage, handler_error, inbox};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
@@ -80,9 +80,9 @@ pub(crate) async fn process<A: Apply>(
     batch: &[Incoming],
     applier: &A,
 ) -> Result<Vec<Rejection>, HandlerError> {
-    let mut tx = ctx.pool.begin().await.map_err(retry)?;
+    let mut tx = ctx.pool.begin().await.map_err(handler_error)?;
     let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-    let mut fresh = inbox::record_new(&mut tx, consumer, &ids).await.map_err(retry)?;
+    let mut fresh = inbox::record_new(&mut tx, consumer, &ids).await.map_err(handler_error)?;
     let now = ctx.clock.now();
     let mut out = Vec::new();
     let mut rejections = Vec::new();
@@ -108,8 +108,8 @@ pub(crate) async fn process<A: Apply>(
             }
         }
     }
-    arflow_store::outbox::enqueue(&mut tx, &out).await.map_err(retry)?;
-    tx.commit().await.map_err(retry)?;
+    arflow_store::outbox::enqueue(&mut tx, &out).await.map_err(handler_error)?;
+    tx.commit().await.map_err(handler_error)?;
     if !out.is_empty() {
         ctx.outbox.notify();
         ctx.metrics.count("escalation_events_published", out.len() as u64);

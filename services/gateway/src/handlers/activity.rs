@@ -35,11 +35,11 @@ enum ProjectError {
 
 impl Handler for ActivityHandler {
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
-        let mut tx = self.pool.begin().await.map_err(arflow_store::retry)?;
+        let mut tx = self.pool.begin().await.map_err(arflow_store::handler_error)?;
         let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
         let fresh = arflow_store::inbox::record_new(&mut tx, crate::startup::ACTIVITY_CONSUMER, &ids)
             .await
-            .map_err(arflow_store::retry)?;
+            .map_err(arflow_store::handler_error)?;
         let mut rejections = Vec::new();
         for (index, m) in batch.iter().enumerate() {
             if !fresh.contains(&m.envelope.id) {
@@ -51,10 +51,10 @@ impl Handler for ActivityHandler {
                     tracing::warn!(parent: &m.span(), error = %e, "event does not match its contract; dead-lettering");
                     rejections.push(Rejection { index, reason: e.to_string() });
                 }
-                Err(ProjectError::Db(e)) => return Err(arflow_store::retry(e)),
+                Err(ProjectError::Db(e)) => return Err(arflow_store::handler_error(e)),
             }
         }
-        tx.commit().await.map_err(arflow_store::retry)?;
+        tx.commit().await.map_err(arflow_store::handler_error)?;
         Ok(rejections)
     }
 }

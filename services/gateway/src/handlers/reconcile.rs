@@ -100,8 +100,8 @@ impl Handler for ReconcileHandler {
                 Ok(other) => {
                     span.in_scope(|| tracing::info!(answer = ?other, "Stripe does not confirm yet; the pause stands"))
                 }
-                // Stripe or the database is unavailable: try again with back-off (dead-lettered
-                // with the reason after `consumer.max_deliver`; the pause protects the client meanwhile).
+                // Stripe or the database is unavailable: the message waits with back-off until it
+                // answers (the pause protects the client meanwhile).
                 Err(e) => return Err(HandlerError::Retry(e.to_string())),
             }
         }

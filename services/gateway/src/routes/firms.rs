@@ -37,6 +37,8 @@ pub struct Firm {
     /// `null`: the default (08:00-21:00, Monday to Saturday).
     #[schema(value_type = Option<Object>)]
     pub call_window: Option<SendWindow>,
+    /// Days raw inbound mail is kept before it is purged (default 90).
+    pub raw_mail_retention_days: i32,
     pub webhook_secret_count: usize,
     pub has_stripe_api_key: bool,
     pub version: i64,
@@ -54,6 +56,7 @@ impl From<&FirmRow> for Firm {
             min_amounts: f.min_amounts.0.clone(),
             email_window: f.email_window.0.clone(),
             call_window: f.call_window.as_ref().map(|w| w.0.clone()),
+            raw_mail_retention_days: f.raw_mail_retention_days,
             webhook_secret_count: f.stripe_webhook_secrets.len(),
             has_stripe_api_key: f.stripe_api_key.is_some(),
             version: f.version,
@@ -113,6 +116,8 @@ pub struct PatchFirm {
     pub stripe_webhook_secrets: Option<Vec<String>>,
     /// Write-only.
     pub stripe_api_key: Option<String>,
+    /// Days raw inbound mail is kept (1-3650).
+    pub raw_mail_retention_days: Option<i32>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -207,6 +212,7 @@ pub async fn create_firm(
             min_amounts: SqlJson(min_amounts),
             email_window: SqlJson(email_window),
             call_window: body.call_window.clone().map(SqlJson),
+            raw_mail_retention_days: 90,
             version: 1,
             created_at: now,
         };
@@ -282,6 +288,12 @@ pub async fn patch_firm(
     }
     if let Some(key) = body.stripe_api_key {
         firm.stripe_api_key = Some(key).filter(|k| !k.is_empty());
+    }
+    if let Some(days) = body.raw_mail_retention_days {
+        if !(1..=3650).contains(&days) {
+            return Err(ApiError::Validation("raw_mail_retention_days must be between 1 and 3650".into()));
+        }
+        firm.raw_mail_retention_days = days;
     }
     firm.version += 1;
     store::update_firm(&mut tx, &firm, now).await?;

@@ -28,10 +28,17 @@ pub struct Upstreams {
     /// The voice service: signed telephony callbacks go to its `/internal/telephony/...`.
     #[serde(default = "default_voice")]
     pub voice: String,
+    /// The email service: `/v1/emails/...` (uncertain emails a person resends or drops).
+    #[serde(default = "default_email")]
+    pub email: String,
 }
 
 fn default_voice() -> String {
     "http://127.0.0.1:8087".to_string()
+}
+
+fn default_email() -> String {
+    "http://127.0.0.1:8083".to_string()
 }
 
 /// What forwarding needs: the upstreams, the internal token and one HTTP client (pooled).
@@ -127,6 +134,8 @@ impl Forwarder {
             Some(("notification", &self.upstreams.notification))
         } else if owns("/v1/calls") || owns("/v1/texts") {
             Some(("voice", &self.upstreams.voice))
+        } else if owns("/v1/emails") {
+            Some(("email", &self.upstreams.email))
         } else {
             None
         }

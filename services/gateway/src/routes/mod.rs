@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/calls/{*rest}", any(forward::forward))
         .route("/v1/texts", any(forward::forward))
         .route("/v1/texts/{*rest}", any(forward::forward))
+        .route("/v1/emails", any(forward::forward))
+        .route("/v1/emails/{*rest}", any(forward::forward))
         .route("/webhooks/stripe/{firm_id}", post(webhooks::stripe_webhook))
         .route(
             "/webhooks/email/inbound/{firm_id}",

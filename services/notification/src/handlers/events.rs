@@ -9,7 +9,7 @@ use arflow_contracts::events::{
     PromiseBroken, ReplyClassified,
 };
 use arflow_contracts::subjects::{billing, consent, eligibility, escalation, outreach, reply};
-use arflow_store::{inbox, retry};
+use arflow_store::{handler_error, inbox};
 use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 use std::sync::Arc;
@@ -45,9 +45,9 @@ fn data<T: DeserializeOwned>(env: &RawEnvelope) -> Result<T, ApplyError> {
 impl Handler for EventHandler {
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
         let ctx = &self.ctx;
-        let mut tx = ctx.pool.begin().await.map_err(retry)?;
+        let mut tx = ctx.pool.begin().await.map_err(handler_error)?;
         let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-        let mut fresh = inbox::record_new(&mut tx, self.consumer, &ids).await.map_err(retry)?;
+        let mut fresh = inbox::record_new(&mut tx, self.consumer, &ids).await.map_err(handler_error)?;
         let mut rejections = Vec::new();
         let mut created = 0u64;
         for (index, m) in batch.iter().enumerate() {
@@ -68,11 +68,11 @@ impl Handler for EventHandler {
                 }
                 Err(ApplyError::Db(e)) => {
                     span.in_scope(|| tracing::warn!(error = %e, "database error; the batch will be retried"));
-                    return Err(retry(e));
+                    return Err(handler_error(e));
                 }
             }
         }
-        tx.commit().await.map_err(retry)?;
+        tx.commit().await.map_err(handler_error)?;
         if created > 0 {
             ctx.wake.notify_one();
             ctx.metrics.count("notification_deliveries_created", created);
@@ -97,13 +97,23 @@ async fn apply(ctx: &Context, conn: &mut PgConnection, m: &Incoming) -> Result<u
             store::upsert_firm(conn, &f).await?;
             vec![]
         }
+        // A payment and the reminders before it travel on different streams: whichever comes
+        // last produces the notice (once per invoice, by its event key).
         outreach::EMAIL_SENT => {
             let s: EmailSent = data(env)?;
             store::record_outreach(conn, env.firm_id, s.invoice_id, env.time).await?;
-            vec![]
+            match store::payment(conn, env.firm_id, s.invoice_id).await? {
+                Some(paid) => {
+                    let h: InvoiceHalted = data(&paid)?;
+                    let n = store::emails_sent(conn, env.firm_id, s.invoice_id).await?.unwrap_or(1);
+                    return notify(ctx, conn, &paid, &[notices::payment_after_outreach(&paid, &h, n, &links)]).await;
+                }
+                None => vec![],
+            }
         }
         billing::INVOICE_PAID => {
             let h: InvoiceHalted = data(env)?;
+            store::record_payment(conn, env, h.invoice_id).await?;
             match store::emails_sent(conn, env.firm_id, h.invoice_id).await? {
                 Some(n) => vec![notices::payment_after_outreach(env, &h, n, &links)],
                 None => vec![],
@@ -128,9 +138,19 @@ async fn apply(ctx: &Context, conn: &mut PgConnection, m: &Incoming) -> Result<u
         }
         _ => vec![],
     };
+    notify(ctx, conn, env, &notices).await
+}
+
+/// Records and queues `notices` about `env` for every subscription that wants them.
+async fn notify(
+    ctx: &Context,
+    conn: &mut PgConnection,
+    env: &RawEnvelope,
+    notices: &[Notice],
+) -> Result<u64, ApplyError> {
     let mut created = 0;
     let now = ctx.clock.now();
-    for notice in &notices {
+    for notice in notices {
         store::record_firm_event(conn, env.firm_id, notice.kind, &notice.event_key, env.time).await?;
         let n = store::create_deliveries(conn, env, notice, now).await?;
         if n > 0 {

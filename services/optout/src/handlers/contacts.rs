@@ -4,7 +4,7 @@ use super::Context;
 use crate::store;
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
 use arflow_contracts::events::ContactUpserted;
-use arflow_store::{inbox, retry};
+use arflow_store::{handler_error, inbox};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -23,9 +23,9 @@ impl ContactsHandler {
 
 impl Handler for ContactsHandler {
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
-        let mut tx = self.ctx.pool.begin().await.map_err(retry)?;
+        let mut tx = self.ctx.pool.begin().await.map_err(handler_error)?;
         let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-        let mut fresh = inbox::record_new(&mut tx, CONSUMER, &ids).await.map_err(retry)?;
+        let mut fresh = inbox::record_new(&mut tx, CONSUMER, &ids).await.map_err(handler_error)?;
         let mut rejections = Vec::new();
         for (index, m) in batch.iter().enumerate() {
             if !fresh.remove(&m.envelope.id) {
@@ -38,10 +38,10 @@ impl Handler for ContactsHandler {
                     continue;
                 }
             };
-            let applied = store::upsert_contact(&mut tx, m.envelope.firm_id, &c).await.map_err(retry)?;
+            let applied = store::upsert_contact(&mut tx, m.envelope.firm_id, &c).await.map_err(handler_error)?;
             tracing::debug!(contact_id = %c.contact_id, version = c.version, applied, "contact record");
         }
-        tx.commit().await.map_err(retry)?;
+        tx.commit().await.map_err(handler_error)?;
         Ok(rejections)
     }
 }

@@ -12,7 +12,7 @@ use crate::store;
 use arflow_bus::{HandlerError, Holds, Incoming, Rejection};
 use arflow_core::{Channel, Clock};
 use arflow_runtime::Metrics;
-use arflow_store::{Outbox, inbox, retry};
+use arflow_store::{Outbox, handler_error, inbox};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -90,7 +90,7 @@ fn resolve(
 }
 
 fn transient(e: LedgerError) -> HandlerError {
-    retry(e)
+    handler_error(e)
 }
 
 /// One batch of consent requests (see the module doc). `decode` turns a message into a request.
@@ -105,9 +105,10 @@ pub(crate) async fn process(
         requests.iter().filter_map(|r| r.as_ref().ok()?.as_ref().map(|r| r.contact_id)).collect();
     let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
     let (seen, contacts) = {
-        let mut conn = ctx.pool.acquire().await.map_err(retry)?;
-        let seen: HashSet<Uuid> = store::seen(&mut conn, consumer, &ids).await.map_err(retry)?.into_iter().collect();
-        let contacts = store::contacts_by_id(&mut conn, &contact_ids).await.map_err(retry)?;
+        let mut conn = ctx.pool.acquire().await.map_err(handler_error)?;
+        let seen: HashSet<Uuid> =
+            store::seen(&mut conn, consumer, &ids).await.map_err(handler_error)?.into_iter().collect();
+        let contacts = store::contacts_by_id(&mut conn, &contact_ids).await.map_err(handler_error)?;
         (seen, contacts)
     };
     let resolved: Vec<Resolved> = batch
@@ -134,7 +135,7 @@ pub(crate) async fn process(
         })
         .collect();
     first.extend(unknown.iter().filter(|c| c.action == Action::OptOut));
-    ledger::hold_all(&ctx.holds, &first, now, ctx.settings.import_concurrency, false).await.map_err(retry)?;
+    ledger::hold_all(&ctx.holds, &first, now, ctx.settings.import_concurrency, false).await.map_err(handler_error)?;
     if let Some(contact) = unknown.first() {
         return Err(HandlerError::Retry(format!(
             "contact {} is not known yet (its record has not arrived); hold written, entry retried",
@@ -179,9 +180,9 @@ async fn flush(
     if segment.is_empty() {
         return Ok(());
     }
-    let mut tx = ctx.pool.begin().await.map_err(retry)?;
+    let mut tx = ctx.pool.begin().await.map_err(handler_error)?;
     let ids: Vec<Uuid> = segment.iter().map(|&i| batch[i].envelope.id).collect();
-    let fresh = inbox::record_new(&mut tx, consumer, &ids).await.map_err(retry)?;
+    let fresh = inbox::record_new(&mut tx, consumer, &ids).await.map_err(handler_error)?;
     let mut taken = HashSet::new();
     let changes: Vec<&Change> = segment
         .iter()
@@ -197,7 +198,7 @@ async fn flush(
     let recorded = ledger::record_opt_outs(&mut tx, &ctx.holds, &changes, now, ctx.settings.import_concurrency)
         .await
         .map_err(transient)?;
-    tx.commit().await.map_err(retry)?;
+    tx.commit().await.map_err(handler_error)?;
     let published = recorded.iter().filter(|r| r.event.is_some()).count() as u64;
     if published > 0 {
         ctx.outbox.notify();

@@ -84,9 +84,10 @@ pub async fn handle_batch<A: Apply>(
     handler: &A,
     batch: &[Incoming],
 ) -> Result<Vec<Rejection>, HandlerError> {
-    let mut tx = ctx.pool.begin().await.map_err(arflow_store::retry)?;
+    let mut tx = ctx.pool.begin().await.map_err(arflow_store::handler_error)?;
     let ids: Vec<Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-    let mut fresh: HashSet<Uuid> = inbox::record_new(&mut tx, A::CONSUMER, &ids).await.map_err(arflow_store::retry)?;
+    let mut fresh: HashSet<Uuid> =
+        inbox::record_new(&mut tx, A::CONSUMER, &ids).await.map_err(arflow_store::handler_error)?;
     let now = ctx.clock.now();
     let mut fx = Effects::default();
     let mut rejections = Vec::new();
@@ -111,8 +112,8 @@ pub async fn handle_batch<A: Apply>(
     }
     let updates = outreach::plan_updates(&mut tx, &fx.touched, now).await?;
     fx.messages.extend(updates);
-    outbox::enqueue(&mut tx, &fx.messages).await.map_err(arflow_store::retry)?;
-    tx.commit().await.map_err(arflow_store::retry)?;
+    outbox::enqueue(&mut tx, &fx.messages).await.map_err(arflow_store::handler_error)?;
+    tx.commit().await.map_err(arflow_store::handler_error)?;
     if !fx.messages.is_empty() {
         ctx.outbox.notify();
     }

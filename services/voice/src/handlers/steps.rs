@@ -5,7 +5,7 @@ use crate::store::{self, Kind, NewItem};
 use arflow_bus::{Handler, HandlerError, Incoming, Rejection};
 use arflow_contracts::events::StepDue;
 use arflow_core::{Channel, Clock};
-use arflow_store::{inbox, retry};
+use arflow_store::{handler_error, inbox};
 use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -35,9 +35,9 @@ pub fn intake(m: &Incoming, now: chrono::DateTime<chrono::Utc>) -> Result<(Kind,
 
 impl Handler for StepsHandler {
     async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
-        let mut tx = self.pool.begin().await.map_err(retry)?;
+        let mut tx = self.pool.begin().await.map_err(handler_error)?;
         let ids: Vec<uuid::Uuid> = batch.iter().map(|m| m.envelope.id).collect();
-        let fresh = inbox::record_new(&mut tx, DURABLE, &ids).await.map_err(retry)?;
+        let fresh = inbox::record_new(&mut tx, DURABLE, &ids).await.map_err(handler_error)?;
         let now = self.clock.now();
         let mut rejections = Vec::new();
         let mut queued = 0usize;
@@ -57,7 +57,7 @@ impl Handler for StepsHandler {
                 }
             };
             span.record("invoice_id", tracing::field::display(item.invoice_id));
-            let inserted = store::insert(&mut tx, kind, &item).instrument(span.clone()).await.map_err(retry)?;
+            let inserted = store::insert(&mut tx, kind, &item).instrument(span.clone()).await.map_err(handler_error)?;
             span.in_scope(|| {
                 if inserted {
                     tracing::info!(step_id = %item.step_id, kind = ?kind, "queued");
@@ -67,7 +67,7 @@ impl Handler for StepsHandler {
             });
             queued += usize::from(inserted);
         }
-        tx.commit().await.map_err(retry)?;
+        tx.commit().await.map_err(handler_error)?;
         if queued > 0 {
             self.dialer.notify_one();
         }
