@@ -15,6 +15,7 @@ setup:
 test: setup
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo build --locked -p arflow-cli  # the fault suite's smoke run runs every service as `arflow serve <service>`
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-fail-fast; else cargo test --workspace --locked --no-fail-fast; fi
 
 # Start NATS, PostgreSQL, an SMTP sink and every service, then run the demo portfolio through 45 days
@@ -43,6 +44,11 @@ stop:
 arflow *ARGS:
     cargo build --quiet --locked -p arflow-cli
     source .demo/env && "$CARGO_TARGET_DIR/debug/arflow" {{ARGS}}
+
+# The fault suite's long run (2,000 invoices, 24 kill -9 rounds, a NATS restart, a 5-minute PostgreSQL outage, a slow and resetting network), e.g. `just chaos` or `CHAOS_SEED=42 just chaos`
+chaos: setup
+    cargo build --locked -p arflow-cli
+    CHAOS_LONG=1 cargo nextest run -p arflow-tests --test chaos --locked --no-capture --no-fail-fast
 
 # Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99; reply classification throughput
 bench: setup

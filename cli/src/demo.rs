@@ -97,14 +97,7 @@ fn env(name: &str) -> anyhow::Result<String> {
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let api_url = env("ARFLOW_API_URL")?;
     let admin = Api::new(&api_url, &env("ARFLOW_ADMIN_TOKEN")?);
-    let nats = arflow_runtime::NatsSettings {
-        url: env("ARFLOW__NATS__URL")?,
-        replicas: 1,
-        credentials_file: None,
-        duplicate_window_secs: 120,
-        stream_max_bytes: None,
-        stream_max_age_days: None,
-    };
+    let nats = arflow_runtime::NatsSettings::at(env("ARFLOW__NATS__URL")?);
     let bus = arflow_bus::Bus::connect(&nats, "demo", arflow_runtime::Metrics::new("demo")).await?;
     let pool = sqlx::PgPool::connect(&env("ARFLOW__DATABASE__URL")?).await.context("demo database")?;
     let mut rng = StdRng::seed_from_u64(opts.seed);

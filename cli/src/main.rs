@@ -124,9 +124,19 @@ enum FirmAction {
     },
 }
 
-#[tokio::main]
-async fn main() {
-    if let Err(e) = run(Cli::parse()).await {
+fn main() {
+    // `serve` builds whole services on worker threads; their start-up futures (several
+    // services in one process, each with its bus, store and consumers) are deep, and a debug
+    // build overflowed tokio's default 2 MiB worker stack in `serve voice`. 8 MiB, like the
+    // main thread's.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(Cli::parse())) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -168,14 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn clock(action: ClockAction, nats: &str) -> anyhow::Result<()> {
-    let settings = arflow_runtime::NatsSettings {
-        url: nats.to_string(),
-        replicas: 1,
-        credentials_file: None,
-        duplicate_window_secs: 120,
-        stream_max_bytes: None,
-        stream_max_age_days: None,
-    };
+    let settings = arflow_runtime::NatsSettings::at(nats.to_string());
     let bus = arflow_bus::Bus::connect(&settings, "cli", arflow_runtime::Metrics::new("cli"))
         .await
         .with_context(|| format!("cannot reach NATS at {nats}"))?;

@@ -91,14 +91,7 @@ impl TestApp {
         let nats = TestNats::start();
         let db = TestDb::create().await;
         let smtp = SmtpSink::start();
-        let settings = NatsSettings {
-            url: nats.url(),
-            replicas: 1,
-            credentials_file: None,
-            duplicate_window_secs: 120,
-            stream_max_bytes: None,
-            stream_max_age_days: None,
-        };
+        let settings = NatsSettings::at(nats.url());
         let bus = Bus::connect(&settings, "test", Metrics::new("test")).await.expect("test bus");
         arflow_bus::clock::set(&bus, start_time()).await.expect("clock");
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db.url()).await.expect("test pool");

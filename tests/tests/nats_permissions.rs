@@ -201,14 +201,7 @@ impl Broker {
 
     /// `Bus::connect` as `user`: what the service does first at start-up (provisioning included).
     async fn bus(&self, user: &str, service: &str) -> Bus {
-        let settings = NatsSettings {
-            url: self.url(user),
-            replicas: 1,
-            credentials_file: None,
-            duplicate_window_secs: 120,
-            stream_max_bytes: None,
-            stream_max_age_days: None,
-        };
+        let settings = NatsSettings::at(self.url(user));
         tokio::time::timeout(WAIT, Bus::connect(&settings, service, Metrics::new(service)))
             .await
             .unwrap_or_else(|_| panic!("{user}: Bus::connect timed out"))

@@ -20,14 +20,7 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn services_bus(nats: &TestNats) -> Bus {
-    let settings = NatsSettings {
-        url: nats.url(),
-        replicas: 1,
-        credentials_file: None,
-        duplicate_window_secs: 120,
-        stream_max_bytes: None,
-        stream_max_age_days: None,
-    };
+    let settings = NatsSettings::at(nats.url());
     Bus::connect(&settings, "escalation", Metrics::new("escalation")).await.unwrap()
 }
 

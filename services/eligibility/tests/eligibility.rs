@@ -64,14 +64,7 @@ impl TestApp {
         let app = Application::build(config, shutdown.clone()).await.unwrap();
         let port = app.port();
         let task = tokio::spawn(app.run());
-        let settings = NatsSettings {
-            url: nats.url(),
-            replicas: 1,
-            credentials_file: None,
-            duplicate_window_secs: 120,
-            stream_max_bytes: None,
-            stream_max_age_days: None,
-        };
+        let settings = NatsSettings::at(nats.url());
         let bus = Bus::connect(&settings, "gateway", Metrics::new("test")).await.unwrap();
         let pool = PgPool::connect(&db.url()).await.unwrap();
         TestApp {

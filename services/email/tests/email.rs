@@ -445,3 +445,60 @@ async fn after_a_crash_mid_batch_only_the_bodies_on_the_wire_are_uncertain_and_t
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_whose_answer_never_comes_is_uncertain_and_never_sent_again() {
+    let app = TestApp::spawn_with(|c| c.smtp.timeout_secs = 1).await;
+    // The server takes the body but answers after the client gave up: it may have the message.
+    app.sink.answer_after(Duration::from_secs(3));
+    let s = step(Tone::Friendly, 3, true);
+    app.publish_step(&s, 0).await;
+    app.wait_state(s.step_id, "uncertain", WAIT).await;
+    app.sink.answer_after(Duration::ZERO);
+    let failed = app.wait_events(outreach::EMAIL_FAILED, 1, WAIT).await;
+    let data: EmailFailed = failed[0].data_as().unwrap();
+    assert!(data.reason.starts_with(arflow_email::sender::UNCERTAIN_REASON), "{}", data.reason);
+    assert!(!data.permanent);
+    // The server did get it: exactly one copy, and no retry follows.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(app.sink.count(), 1, "not retried after the body");
+    assert_eq!(app.state(s.step_id).await.as_deref(), Some("uncertain"));
+}
+
+#[tokio::test]
+async fn a_server_that_never_greets_times_out_and_the_email_waits_for_a_retry() {
+    // Accepts connections and says nothing: without a timeout the sender would hang forever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let _keep = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in silent.incoming().flatten() {
+            open.push(conn);
+        }
+    });
+    let app = TestApp::spawn_with(|c| {
+        c.smtp.port = port;
+        c.smtp.timeout_secs = 1;
+    })
+    .await;
+    let s = step(Tone::Friendly, 3, true);
+    app.publish_step(&s, 0).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let row: Option<(String, Option<String>, i32)> =
+            sqlx::query_as("SELECT state, last_error, attempts FROM email.emails WHERE step_id = $1")
+                .bind(s.step_id)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
+        if let Some((state, Some(error), attempts)) = &row
+            && state == "pending"
+            && *attempts >= 1
+        {
+            assert!(error.contains("timed out"), "{error}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no timeout seen: {row:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

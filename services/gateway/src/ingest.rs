@@ -492,7 +492,14 @@ pub async fn apply_event(
             let mut row =
                 apply_invoice(tx, &ctx, &event.object, Some(halt_status(reason)), &event.id, &mut out).await?;
             let hold_revision = hold_revision.unwrap_or_default();
-            let automation = if reason == HaltReason::Uncollectible {
+            // The merged status decides, not the event: a `marked_uncollectible` that arrives
+            // after `paid` (out of order) leaves a paid invoice paid, and says nothing more.
+            let uncollectible = to_text(&InvoiceStatus::Uncollectible);
+            if reason == HaltReason::Uncollectible && row.status != uncollectible {
+                tracing::info!(status = %row.status, "uncollectible after the invoice was settled; kept as it is");
+                return Ok(out);
+            }
+            let automation = if row.status == uncollectible {
                 arflow_contracts::events::AutomationStatus::Uncollectible
             } else {
                 arflow_contracts::events::AutomationStatus::HaltedPaid

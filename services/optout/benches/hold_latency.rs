@@ -73,14 +73,7 @@ async fn run() {
     let app = Application::build(config, shutdown.clone()).await.unwrap();
     let port = app.port();
     let task = tokio::spawn(app.run());
-    let settings = NatsSettings {
-        url: nats.url(),
-        replicas: 1,
-        credentials_file: None,
-        duplicate_window_secs: 120,
-        stream_max_bytes: None,
-        stream_max_age_days: None,
-    };
+    let settings = NatsSettings::at(nats.url());
     let bus = Bus::connect(&settings, "bench", Metrics::new("bench")).await.unwrap();
     let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
     let http = reqwest::Client::new();

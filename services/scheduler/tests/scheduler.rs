@@ -69,20 +69,7 @@ impl TestApp {
         let nats = TestNats::start();
         let db = TestDb::create().await;
         let app = start_app(&nats.url(), &db.url()).await;
-        let bus = Bus::connect(
-            &NatsSettings {
-                url: nats.url(),
-                replicas: 1,
-                credentials_file: None,
-                duplicate_window_secs: 120,
-                stream_max_bytes: None,
-                stream_max_age_days: None,
-            },
-            "test",
-            Metrics::new("test"),
-        )
-        .await
-        .unwrap();
+        let bus = Bus::connect(&NatsSettings::at(nats.url()), "test", Metrics::new("test")).await.unwrap();
         let pool = PgPool::connect(&db.url()).await.unwrap();
         TestApp { _nats: nats, db, bus, pool, app: Some(app), firm: Uuid::now_v7(), seen: 0 }
     }

@@ -10,14 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 fn settings(url: String) -> NatsSettings {
-    NatsSettings {
-        url,
-        replicas: 1,
-        credentials_file: None,
-        duplicate_window_secs: 120,
-        stream_max_bytes: None,
-        stream_max_age_days: None,
-    }
+    NatsSettings::at(url)
 }
 
 struct Recorder {
@@ -345,4 +338,42 @@ async fn every_stream_is_bounded_and_a_full_one_refuses_rather_than_drops() {
     assert_eq!(state.first_sequence, 1, "nothing was discarded to make room");
     bus.sample_streams().await;
     assert!(metrics.encode().contains("arflow_stream_max_bytes{service=\"test\",stream=\"BILLING\"} 4096"));
+}
+
+/// Fails every batch of more than one permanently; each message alone takes 1.5 s, longer than
+/// half the 2 s ack_wait, so only in-progress acks keep the waiting ones from being redelivered.
+struct SlowAlone {
+    seen: Mutex<Vec<(u32, i64)>>,
+}
+
+impl Handler for SlowAlone {
+    async fn handle(&self, batch: &[Incoming]) -> Result<Vec<Rejection>, HandlerError> {
+        if batch.len() > 1 {
+            return Err(HandlerError::Permanent("one of these is bad".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        self.seen.lock().unwrap().push((batch[0].envelope.data_as().unwrap(), batch[0].deliveries));
+        Ok(vec![])
+    }
+}
+
+#[tokio::test]
+async fn a_long_one_by_one_pass_keeps_the_waiting_messages_its_own() {
+    let nats = TestNats::start();
+    let bus = Bus::connect(&settings(nats.url()), "test", Metrics::new("test")).await.unwrap();
+    publish_numbers(&bus, "slowpass", &[1, 2, 3, 4]).await;
+    let handler = Arc::new(SlowAlone { seen: Mutex::new(vec![]) });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let tight = ConsumerSettings { ack_wait_secs: 3, ..fast() };
+    let task = tokio::spawn(consumer::run(bus.clone(), spec("slowpass"), tight, handler.clone(), shutdown.clone()));
+    arflow_testkit::eventually("all four handled", Duration::from_secs(30), || async {
+        (handler.seen.lock().unwrap().len() >= 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let seen = handler.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "each handled once: {seen:?}");
+    assert!(seen.iter().all(|(_, deliveries)| *deliveries == 1), "redelivered during the pass: {seen:?}");
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
 }

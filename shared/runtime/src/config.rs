@@ -108,6 +108,18 @@ fn dup_window() -> u64 {
 }
 
 impl NatsSettings {
+    /// One server at `url`, one replica, the default duplicate window and stream limits.
+    pub fn at(url: impl Into<String>) -> Self {
+        NatsSettings {
+            url: url.into(),
+            replicas: 1,
+            credentials_file: None,
+            duplicate_window_secs: dup_window(),
+            stream_max_bytes: None,
+            stream_max_age_days: None,
+        }
+    }
+
     pub fn duplicate_window(&self) -> Duration {
         Duration::from_secs(self.duplicate_window_secs)
     }

@@ -9,9 +9,12 @@ use axum::routing::post;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
+/// What the collector received: content type and body of each export.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_of_a_continued_trace_reach_the_collector() {
-    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let received: Received = Arc::default();
     let sink = received.clone();
     let app = axum::Router::new().route(
         "/v1/traces",
@@ -49,7 +52,7 @@ async fn spans_of_a_continued_trace_reach_the_collector() {
     assert!(got.iter().any(|(_, body)| body.windows(16).any(|w| w == trace)), "the span is in the message's trace");
 }
 
-async fn wait_for_export(received: &Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+async fn wait_for_export(received: &Received) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while received.lock().unwrap().is_empty() {
         assert!(std::time::Instant::now() < deadline, "no OTLP export arrived");

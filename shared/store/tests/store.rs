@@ -9,25 +9,30 @@ use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 
-#[tokio::test]
-async fn inbox_dedups_and_outbox_publishes() {
-    let db = TestDb::create().await;
-    let nats = TestNats::start();
-    let settings = DatabaseSettings {
-        url: Some(db.url().into()),
+/// A pool on `schema` at `url` with the production timeouts.
+fn settings(url: impl Into<String>, schema: &str, max_connections: u32) -> DatabaseSettings {
+    DatabaseSettings {
+        url: Some(url.into().into()),
         host: String::new(),
         port: 0,
         username: String::new(),
         password: None,
         database_name: String::new(),
         require_tls: false,
-        schema: "svc".into(),
-        max_connections: 4,
+        schema: schema.into(),
+        max_connections,
         statement_timeout_ms: 30_000,
         lock_timeout_ms: 10_000,
         acquire_timeout_ms: 10_000,
         inbox_retention_days: 100,
-    };
+    }
+}
+
+#[tokio::test]
+async fn inbox_dedups_and_outbox_publishes() {
+    let db = TestDb::create().await;
+    let nats = TestNats::start();
+    let settings = settings(db.url(), "svc", 4);
     let pool = arflow_store::connect(&settings, &MIGRATOR).await.unwrap();
     // Migrations went into the service's schema.
     let n: (i64,) = sqlx::query_as("SELECT count(*) FROM svc.things").fetch_one(&pool).await.unwrap();
@@ -45,20 +50,19 @@ async fn inbox_dedups_and_outbox_publishes() {
     outbox::enqueue(&mut tx, &[msg.clone(), msg]).await.unwrap();
     tx.commit().await.unwrap();
 
-    let bus = Bus::connect(
-        &NatsSettings {
-            url: nats.url(),
-            replicas: 1,
-            credentials_file: None,
-            duplicate_window_secs: 120,
-            stream_max_bytes: None,
-            stream_max_age_days: None,
-        },
-        "svc",
-        Metrics::new("svc"),
-    )
-    .await
-    .unwrap();
+    // Pruning keeps what is younger than the retention and removes the rest.
+    let old = Uuid::now_v7();
+    sqlx::query("INSERT INTO inbox (consumer, event_id, received_at) VALUES ('c', $1, now() - interval '101 days')")
+        .bind(old)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let pruned = arflow_store::prune_inbox(&pool, std::time::Duration::from_secs(100 * 86_400)).await.unwrap();
+    assert_eq!(pruned, 1);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 2, "the recent ids stay");
+
+    let bus = Bus::connect(&NatsSettings::at(nats.url()), "svc", Metrics::new("svc")).await.unwrap();
     let relay = Outbox::new(pool.clone(), bus.clone());
     assert_eq!(relay.publish_batch().await.unwrap(), 2);
     assert_eq!(relay.publish_batch().await.unwrap(), 0);
@@ -83,21 +87,7 @@ async fn a_role_that_owns_its_schema_but_cannot_create_schemas_migrates() {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
     }
     let url = db.url().replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
-    let settings = DatabaseSettings {
-        url: Some(url.into()),
-        host: String::new(),
-        port: 0,
-        username: String::new(),
-        password: None,
-        database_name: String::new(),
-        require_tls: false,
-        schema: "owned".into(),
-        max_connections: 2,
-        statement_timeout_ms: 30_000,
-        lock_timeout_ms: 10_000,
-        acquire_timeout_ms: 10_000,
-        inbox_retention_days: 100,
-    };
+    let settings = settings(url, "owned", 2);
     let result = arflow_store::connect(&settings, &MIGRATOR).await;
     if let Ok(pool) = &result {
         pool.close().await;
@@ -113,19 +103,10 @@ async fn an_unreachable_or_slow_database_is_transient_and_refused_data_is_perman
     use arflow_bus::HandlerError;
     let db = TestDb::create().await;
     let settings = DatabaseSettings {
-        url: Some(db.url().into()),
-        host: String::new(),
-        port: 0,
-        username: String::new(),
-        password: None,
-        database_name: String::new(),
-        require_tls: false,
-        schema: "svc".into(),
-        max_connections: 2,
         statement_timeout_ms: 300,
         lock_timeout_ms: 200,
         acquire_timeout_ms: 500,
-        inbox_retention_days: 100,
+        ..settings(db.url(), "svc", 2)
     };
     let pool = arflow_store::connect(&settings, &MIGRATOR).await.unwrap();
     let is_retry = |e: HandlerError| matches!(e, HandlerError::Retry(_));

@@ -55,20 +55,7 @@ impl TestApp {
         let nats = TestNats::start();
         let db = TestDb::create().await;
         let sink = SmtpSink::start();
-        let bus = Bus::connect(
-            &NatsSettings {
-                url: nats.url(),
-                replicas: 1,
-                credentials_file: None,
-                duplicate_window_secs: 120,
-                stream_max_bytes: None,
-                stream_max_age_days: None,
-            },
-            "test",
-            Metrics::new("test"),
-        )
-        .await
-        .unwrap();
+        let bus = Bus::connect(&NatsSettings::at(nats.url()), "test", Metrics::new("test")).await.unwrap();
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db.url()).await.unwrap();
         let mut app = TestApp {
             nats,

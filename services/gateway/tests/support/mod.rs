@@ -63,14 +63,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         )
         .await
         .expect("test pool");
-    let settings = NatsSettings {
-        url: nats.url(),
-        replicas: 1,
-        credentials_file: None,
-        duplicate_window_secs: 120,
-        stream_max_bytes: None,
-        stream_max_age_days: None,
-    };
+    let settings = NatsSettings::at(nats.url());
     let bus = Bus::connect(&settings, "test", Metrics::new("test")).await.expect("test bus");
     TestApp { nats, db, port, http: reqwest::Client::new(), pool, bus, shutdown, task }
 }

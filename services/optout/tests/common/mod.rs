@@ -62,14 +62,7 @@ impl TestApp {
         let app = Application::build(config, shutdown.clone()).await.unwrap();
         let port = app.port();
         let task = tokio::spawn(app.run());
-        let settings = NatsSettings {
-            url: nats.url(),
-            replicas: 1,
-            credentials_file: None,
-            duplicate_window_secs: 120,
-            stream_max_bytes: None,
-            stream_max_age_days: None,
-        };
+        let settings = NatsSettings::at(nats.url());
         let bus = Bus::connect(&settings, "test", Metrics::new("test")).await.unwrap();
         let pool = PgPool::connect(&db.url()).await.unwrap();
         TestApp { nats, db, bus, pool, port, http: reqwest::Client::new(), shutdown, task }
