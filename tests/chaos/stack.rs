@@ -214,6 +214,8 @@ impl Stack {
                         ("ARFLOW__VOICE__POLL_MS", "50".into()),
                         ("ARFLOW__TELEPHONY__REQUEST_TIMEOUT_SECS", "5".into()),
                         ("ARFLOW__VOICE__UNCERTAIN_AFTER_SECS", "10".into()),
+                        // A status callback lost while the gateway was down is asked for soon.
+                        ("ARFLOW__VOICE__RECONCILE_AFTER_SECS", "5".into()),
                     ]),
                     "notification" => env.extend([
                         ("ARFLOW__SMTP__PORT", self.smtp.port().to_string()),

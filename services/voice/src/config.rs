@@ -44,6 +44,10 @@ pub struct VoiceSettings {
     pub recording: bool,
     #[serde(default = "uncertain_after_secs")]
     pub uncertain_after_secs: u64,
+    /// Seconds without any callback after which a call the provider took is asked about
+    /// (`GET Calls/{sid}`): its final status callback may have been lost.
+    #[serde(default = "reconcile_after_secs")]
+    pub reconcile_after_secs: u64,
 }
 
 fn batch_size() -> i64 {
@@ -66,6 +70,9 @@ fn recording() -> bool {
 }
 fn uncertain_after_secs() -> u64 {
     60
+}
+fn reconcile_after_secs() -> u64 {
+    300
 }
 
 impl ServiceConfig for Config {

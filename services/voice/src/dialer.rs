@@ -79,6 +79,8 @@ pub enum DialError {
     Encode(#[from] serde_json::Error),
     #[error("hold bucket unavailable: {0}")]
     Holds(String),
+    #[error("a call's status could not be settled: {0}")]
+    Settle(String),
 }
 
 /// What the fences decided for one row.
@@ -108,6 +110,9 @@ impl Dialer {
                     Ok(()) => recovered_at = Some(tokio::time::Instant::now()),
                     Err(e) => tracing::warn!(error = %e, "cannot resolve calls or texts left mid hand-off; retrying"),
                 }
+                if let Err(e) = self.reconcile_calls().await {
+                    tracing::warn!(error = %e, "cannot ask the provider about calls whose callbacks stopped; retrying");
+                }
             }
             let handled = match self.pass().await {
                 Ok(n) => n,
@@ -129,6 +134,54 @@ impl Dialer {
             }
         }
         tracing::info!("dialer stopped");
+        Ok(())
+    }
+
+    /// Calls the provider took whose final status callback never came (it was posted while the
+    /// gateway was down, and providers do not retry status callbacks): after
+    /// `voice.reconcile_after_secs` of silence the provider is asked, and a final status ends the
+    /// call exactly as its callback would have.
+    pub async fn reconcile_calls(&self) -> Result<(), DialError> {
+        let quiet = self.settings.reconcile_after_secs as f64;
+        let rows = {
+            let mut conn = self.pool.acquire().await?;
+            store::calls_to_reconcile(&mut conn, quiet, 20).await?
+        };
+        for row in rows {
+            let Some(sid) = row.provider_sid.clone() else { continue };
+            let fetched = match self.provider.fetch_call(&sid).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(call_id = %row.id, error = %e, "the provider could not tell the call's status; asking later");
+                    let mut conn = self.pool.acquire().await?;
+                    store::touch_call(&mut conn, row.id).await?;
+                    continue;
+                }
+            };
+            let now = self.clock.now();
+            let mut tx = self.pool.begin().await?;
+            let Some(locked) = store::call_for_update(&mut tx, row.id).await? else { continue };
+            if locked.state == "ended" {
+                continue;
+            }
+            let ended = crate::routes::callbacks::settle_status(
+                &mut tx,
+                &locked,
+                &fetched.status,
+                fetched.answered_by.as_deref(),
+                fetched.duration_secs,
+                None,
+                now,
+            )
+            .await
+            .map_err(|e| DialError::Settle(e.to_string()))?;
+            tx.commit().await?;
+            if ended {
+                tracing::warn!(call_id = %row.id, invoice_id = %row.invoice_id, status = %fetched.status, "the call's final callback never came; its status was asked from the provider");
+                self.metrics.count("calls_reconciled", 1);
+                self.outbox.notify();
+            }
+        }
         Ok(())
     }
 

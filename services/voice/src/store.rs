@@ -424,6 +424,26 @@ pub async fn stuck_dialing(conn: &mut PgConnection, older_than_secs: i64) -> Res
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(older_than_secs).fetch_all(conn).await
 }
 
+/// Calls the provider took (they have its id) that have not ended, and heard nothing for
+/// `older_than_secs`: their final status callback may have been lost (the gateway was down).
+pub async fn calls_to_reconcile(
+    conn: &mut PgConnection,
+    older_than_secs: f64,
+    limit: i64,
+) -> Result<Vec<CallRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE state IN ('dialing', 'placed') AND provider_sid IS NOT NULL \
+         AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(older_than_secs).bind(limit).fetch_all(conn).await
+}
+
+/// Marks a call as just asked about (so it is asked again only after another interval).
+pub async fn touch_call(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE calls SET updated_at = now() WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
 pub async fn call(conn: &mut PgConnection, id: Uuid) -> Result<Option<CallRow>, sqlx::Error> {
     let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await

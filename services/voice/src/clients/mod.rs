@@ -62,8 +62,18 @@ impl ProviderError {
 
 pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProviderError>> + Send + 'a>>;
 
+/// A call as the provider knows it now (`GET Calls/{sid}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedCall {
+    pub status: String,
+    pub answered_by: Option<String>,
+    pub duration_secs: Option<i32>,
+}
+
 /// Calls and texts (Twilio's REST API, or the simulator speaking it).
 pub trait Telephony: Send + Sync + 'static {
     fn create_call(&self, request: CallRequest) -> ProviderFuture<'_, ProviderCall>;
     fn send_message(&self, request: MessageRequest) -> ProviderFuture<'_, ProviderMessage>;
+    /// The call's current status: for a call whose final status callback never arrived.
+    fn fetch_call<'a>(&'a self, sid: &'a str) -> ProviderFuture<'a, FetchedCall>;
 }

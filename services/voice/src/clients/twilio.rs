@@ -1,7 +1,9 @@
 //! Twilio's REST API 2010-04-01 over reqwest: `Calls.json` and `Messages.json`, form-encoded,
 //! HTTP Basic auth (AccountSid:AuthToken). The token is a `SecretString` and appears in no log,
 //! error or event.
-use super::{CallRequest, MessageRequest, ProviderCall, ProviderError, ProviderFuture, ProviderMessage, Telephony};
+use super::{
+    CallRequest, FetchedCall, MessageRequest, ProviderCall, ProviderError, ProviderFuture, ProviderMessage, Telephony,
+};
 use arflow_runtime::TelephonySettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -170,6 +172,48 @@ impl Telephony for TwilioClient {
             Ok(ProviderMessage { sid: created.sid, status: created.status })
         })
     }
+
+    fn fetch_call<'a>(&'a self, sid: &'a str) -> ProviderFuture<'a, FetchedCall> {
+        Box::pin(async move {
+            let response = self
+                .http
+                .get(self.url(&format!("Calls/{sid}.json")))
+                .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+                .send()
+                .await
+                .map_err(|e| ProviderError::Transient(describe(e)))?;
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| ProviderError::Transient(describe(e)))?;
+            if !status.is_success() {
+                let message = serde_json::from_slice::<ErrorBody>(&body)
+                    .map(|b| mask_numbers(&b.message))
+                    .unwrap_or_else(|_| format!("HTTP {status}"));
+                return Err(if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+                    ProviderError::Permanent { status: status.as_u16(), code: None, message }
+                } else {
+                    ProviderError::Transient(format!("HTTP {}: {message}", status.as_u16()))
+                });
+            }
+            let call: Fetched = serde_json::from_slice(&body)
+                .map_err(|e| ProviderError::Transient(format!("unreadable call answer: {e}")))?;
+            Ok(FetchedCall {
+                status: call.status,
+                answered_by: call.answered_by.filter(|a| !a.is_empty()),
+                // Twilio sends the duration as a string of seconds (null while the call goes on).
+                duration_secs: call.duration.and_then(|d| d.parse().ok()),
+            })
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Fetched {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    answered_by: Option<String>,
+    #[serde(default)]
+    duration: Option<String>,
 }
 
 #[cfg(test)]

@@ -450,36 +450,49 @@ pub async fn status(
     let now = ctx.clock.now();
     let mut tx = ctx.pool.begin().await?;
     let row = locked_call(&mut tx, call_id).await?;
-    let span = span_for(&row);
     adopt(&mut tx, &row, &p).await?;
-    store::record_status(&mut tx, call_id, status, sequence, answered_by, duration, now).await?;
-    let mut published = false;
-    let answered = answered_by.or(row.answered_by.as_deref());
-    if let Some(outcome) = outcome_for(status, answered) {
-        let turns = store::turns(&mut tx, call_id).await?;
-        let detail = detail_for(outcome, status, &turns, row.promised_date);
-        let ending = Ending {
-            outcome,
-            provider_status: Some(status),
-            answered_by,
-            duration_secs: duration,
-            detail: &detail,
-            at: now,
-        };
-        if let Some(ended) = store::end_call(&mut tx, call_id, &ending).await? {
-            let msg = events::call_ended(&ended, &turns, now).map_err(ApiError::internal)?;
-            arflow_store::outbox::enqueue(&mut tx, &[msg]).await?;
-            // A caller who hung up on an unclear answer still goes to a person.
-            review_unclear_answer(&mut tx, &ended, now).instrument(span.clone()).await?;
-            published = true;
-            span.in_scope(|| tracing::info!(outcome, status, %detail, "call ended"));
-        }
-    }
+    let published = settle_status(&mut tx, &row, status, answered_by, duration, sequence, now).await?;
     tx.commit().await?;
     if published {
         ctx.outbox.notify();
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records a provider status of `row` (locked by the caller) and, for a final one, ends the call
+/// once with its event; true when an event was enqueued. Shared by the status callback and the
+/// dialer's reconciliation of calls whose final callback never came.
+pub async fn settle_status(
+    tx: &mut PgConnection,
+    row: &CallRow,
+    status: &str,
+    answered_by: Option<&str>,
+    duration: Option<i32>,
+    sequence: Option<i32>,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let call_id = row.id;
+    let span = span_for(row);
+    store::record_status(&mut *tx, call_id, status, sequence, answered_by, duration, now).await?;
+    let answered = answered_by.or(row.answered_by.as_deref());
+    let Some(outcome) = outcome_for(status, answered) else { return Ok(false) };
+    let turns = store::turns(&mut *tx, call_id).await?;
+    let detail = detail_for(outcome, status, &turns, row.promised_date);
+    let ending = Ending {
+        outcome,
+        provider_status: Some(status),
+        answered_by,
+        duration_secs: duration,
+        detail: &detail,
+        at: now,
+    };
+    let Some(ended) = store::end_call(&mut *tx, call_id, &ending).await? else { return Ok(false) };
+    let msg = events::call_ended(&ended, &turns, now).map_err(ApiError::internal)?;
+    arflow_store::outbox::enqueue(&mut *tx, &[msg]).await?;
+    // A caller who hung up on an unclear answer still goes to a person.
+    review_unclear_answer(&mut *tx, &ended, now).instrument(span.clone()).await?;
+    span.in_scope(|| tracing::info!(outcome, status, %detail, "call ended"));
+    Ok(true)
 }
 
 /// `POST .../voice/{call_id}/recording`: the recording's link (also after the call ended).
