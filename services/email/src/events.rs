@@ -45,6 +45,23 @@ pub fn failed(
     permanent: bool,
     now: DateTime<Utc>,
 ) -> Result<OutboxMessage, serde_json::Error> {
+    failure(row, reason, permanent, now, "failed")
+}
+
+/// A person dropped an uncertain email: final, never sent again (its own message id, since the
+/// uncertain `failed` event of the same step came first).
+pub fn dropped(row: &EmailRow, reason: &str, now: DateTime<Utc>) -> Result<OutboxMessage, serde_json::Error> {
+    failure(row, reason, true, now, "dropped")
+}
+
+/// `outreach.email.failed`, its message id ending in `what`.
+fn failure(
+    row: &EmailRow,
+    reason: &str,
+    permanent: bool,
+    now: DateTime<Utc>,
+    what: &str,
+) -> Result<OutboxMessage, serde_json::Error> {
     let data = EmailFailed {
         step_id: row.step_id,
         invoice_id: row.invoice_id,
@@ -53,21 +70,7 @@ pub fn failed(
         reason: reason.to_string(),
         permanent,
     };
-    message(outreach::EMAIL_FAILED, "failed", row, now, data)
-}
-
-/// A person dropped an uncertain email: final, never sent again (its own message id, since the
-/// uncertain `failed` event of the same step came first).
-pub fn dropped(row: &EmailRow, reason: &str, now: DateTime<Utc>) -> Result<OutboxMessage, serde_json::Error> {
-    let data = EmailFailed {
-        step_id: row.step_id,
-        invoice_id: row.invoice_id,
-        contact_id: row.contact_id,
-        step: row.step.clone(),
-        reason: reason.to_string(),
-        permanent: true,
-    };
-    message(outreach::EMAIL_FAILED, "dropped", row, now, data)
+    message(outreach::EMAIL_FAILED, what, row, now, data)
 }
 
 pub fn suppressed(
