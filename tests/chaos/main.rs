@@ -6,7 +6,8 @@
 //! nothing sent twice, nothing sent after a payment or an opt-out, an empty DLQ.
 //!
 //! `cargo nextest run -p arflow-tests --test chaos` runs the bounded smoke run; `CHAOS_LONG=1`
-//! the long one (2,000 invoices, 24 kill rounds, a 5-minute outage). `CHAOS_SEED` replays a seed.
+//! the long one (2,000 invoices, 24 kill rounds, a 5-minute outage) with a fresh seed. `CHAOS_SEED`
+//! replays a seed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod pg;
@@ -23,8 +24,17 @@ fn long() -> bool {
     std::env::var("CHAOS_LONG").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// The smoke run (in `just test`, so in CI) keeps one seed, the one that found the clock watch
+/// missing a time set during a NATS restart, so that CI judges the code, not the draw; the long
+/// run (`just chaos`) draws a new one each time to look for new faults.
+const SMOKE_SEED: u64 = 7_482_516_586_935_700_036;
+
 fn seed() -> u64 {
-    std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random)
+    match std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => seed,
+        None if long() => rand::random(),
+        None => SMOKE_SEED,
+    }
 }
 
 fn params(seed: u64) -> Params {

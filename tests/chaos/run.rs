@@ -385,14 +385,14 @@ pub async fn settle(stack: &Stack, timeout: Duration) {
     loop {
         let now = arflow_bus::clock::read(&stack.bus).await.ok().flatten().map(|(t, _)| t);
         let busy = match now {
-            Some(now) => arflow_testkit::idle::busy_work(&stack.bus.js, &stack.pool, now).await,
+            Some(now) => arflow_testkit::idle::busy_parts(&stack.bus.js, &stack.pool, now).await,
             None => Err("no clock".into()),
         };
         match busy {
-            Ok(0) => quiet += 1,
-            Ok(n) => {
+            Ok(parts) if parts.is_empty() => quiet += 1,
+            Ok(parts) => {
                 quiet = 0;
-                last = format!("{n} items in flight");
+                last = format!("in flight: {parts:?}");
             }
             Err(e) => {
                 quiet = 0;

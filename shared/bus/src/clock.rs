@@ -62,9 +62,12 @@ pub async fn start(bus: &Bus, settings: &ClockSettings, shutdown: Shutdown) -> R
     let follower = clock.clone();
     let store = bus.clock_bucket().clone();
     tokio::spawn(async move {
-        // Re-opens the watch after a broker restart; stops with the process.
+        // Re-opens the watch after a broker restart; stops with the process. Each watch starts
+        // with the key's current value: a time set while the watch was broken (the broker
+        // restarting) would otherwise be missed until the next change, and timers would wait
+        // on a clock that no longer moves.
         while !shutdown.is_cancelled() {
-            let mut watch = match store.watch(CLOCK_KEY).await {
+            let mut watch = match store.watch_with_history(CLOCK_KEY).await {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::warn!(error = %e, "clock watch cannot start; retrying");

@@ -102,6 +102,31 @@ async fn simulated_clock_is_shared_and_monotonic() {
     token.cancel();
 }
 
+/// A time set while the clock's watch is broken (the broker restarting) is still followed:
+/// the re-opened watch starts from the key's current value (the fault suite stalled when it
+/// did not: a timer waited on a clock that had stopped moving).
+#[tokio::test]
+async fn the_clock_follows_a_time_set_while_its_watch_was_broken() {
+    let mut nats = TestNats::start();
+    let bus = Bus::connect(&settings(nats.url()), "test", Metrics::new("test")).await.unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-05T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let cs = arflow_runtime::ClockSettings { mode: arflow_runtime::ClockMode::Simulated, start: Some(start) };
+    let token = tokio_util::sync::CancellationToken::new();
+    let clock = arflow_bus::clock::start(&bus, &cs, token.clone()).await.unwrap();
+    nats.restart();
+    // Set at once after the restart, before the old watch notices it is gone.
+    let moved = arflow_testkit::eventually("the clock set after the restart", Duration::from_secs(20), || async {
+        arflow_bus::clock::advance(&bus, chrono::Duration::days(3)).await.ok()
+    })
+    .await;
+    let mut changes = clock.changes().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), changes.wait_for(|t| *t == moved))
+        .await
+        .expect("the process clock never saw the time set while its watch was broken")
+        .unwrap();
+    token.cancel();
+}
+
 /// Publishes `values` as envelopes on `billing.<tag>.<firm>`.
 async fn publish_numbers(bus: &Bus, tag: &str, values: &[u32]) {
     let firm = Uuid::now_v7();

@@ -28,7 +28,17 @@ pub async fn busy_work(
     pool: &PgPool,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, String> {
-    let mut busy = 0u64;
+    Ok(busy_parts(js, pool, now).await?.iter().map(|(_, n)| n).sum())
+}
+
+/// What is in flight, by where it is (a consumer `<stream>/<durable>` or a query), for a test
+/// that must say what did not settle.
+pub async fn busy_parts(
+    js: &async_nats::jetstream::Context,
+    pool: &PgPool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, u64)>, String> {
+    let mut parts: Vec<(String, u64)> = Vec::new();
     let mut names = js.stream_names();
     let mut streams = vec![];
     while let Some(name) = names.next().await {
@@ -42,7 +52,10 @@ pub async fn busy_work(
         let mut consumers = stream.consumers();
         while let Some(info) = consumers.next().await {
             let info = info.map_err(|e| e.to_string())?;
-            busy += info.num_pending + info.num_ack_pending as u64;
+            let n = info.num_pending + info.num_ack_pending as u64;
+            if n > 0 {
+                parts.push((format!("{name}/{}", info.name), n));
+            }
         }
     }
     for q in BUSY_QUERIES {
@@ -52,12 +65,13 @@ pub async fn busy_work(
             sqlx::query_as(*q).fetch_one(pool).await
         };
         match res {
-            Ok((n,)) => busy += n as u64,
+            Ok((n,)) if n > 0 => parts.push(((*q).to_string(), n as u64)),
+            Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {} // not created yet
             Err(e) => return Err(e.to_string()),
         }
     }
-    Ok(busy)
+    Ok(parts)
 }
 
 /// Waits until the pipeline is idle (or `timeout` passes: then `Err` with what is left).
