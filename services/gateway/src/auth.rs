@@ -1,8 +1,9 @@
 //! API keys (per firm, stored as SHA-256) and the operator token.
 use crate::error::ApiError;
+use crate::keys::{self, Access};
 use crate::startup::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
+use axum::http::{Method, header, request::Parts};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -24,9 +25,6 @@ pub fn new_inbound_token() -> (String, String) {
     (token, hash)
 }
 
-pub const SCOPE_API: &str = "api";
-pub const SCOPE_INBOUND: &str = "inbound";
-
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
@@ -37,10 +35,24 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
-/// The firm behind the request's `Authorization: Bearer afk_...`.
+/// The firm behind the request's `Authorization: Bearer afk_...`, and what the key may do.
+/// A `read` key is refused (403) on anything but GET and HEAD here, before any handler runs.
 #[derive(Debug, Clone, Copy)]
 pub struct FirmAuth {
     pub firm_id: Uuid,
+    pub key_id: Uuid,
+    pub access: Access,
+}
+
+impl FirmAuth {
+    /// Refuses the request unless the key is an `admin` key: Stripe secrets, keys, tokens and
+    /// notification endpoints.
+    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
+        if self.access == Access::Admin {
+            return Ok(());
+        }
+        Err(ApiError::Scope(format!("{what} needs an admin key; this key's scope is {}", self.access.as_str())))
+    }
 }
 
 impl FromRequestParts<AppState> for FirmAuth {
@@ -49,11 +61,29 @@ impl FromRequestParts<AppState> for FirmAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)
             .ok_or_else(|| ApiError::Unauthorized("send the firm's API key as `Authorization: Bearer <key>`".into()))?;
-        let firm_id = crate::store::firm_for_key(&state.base.pool, &hash_key(token), SCOPE_API)
+        let now = state.base.clock.now();
+        let (credential, last_used) = keys::lookup(&state.base.pool, &hash_key(token), keys::KIND_API, now)
             .await?
-            .ok_or_else(|| ApiError::Unauthorized("the API key is unknown or revoked".into()))?;
-        Ok(FirmAuth { firm_id })
+            .ok_or_else(|| ApiError::Unauthorized("the API key is unknown, revoked or expired".into()))?;
+        if last_used.is_none_or(|t| now - t > chrono::Duration::minutes(1)) {
+            // Best effort: the request must not fail because its bookkeeping did.
+            if let Err(e) = keys::touch(&state.base.pool, credential.key_id, now).await {
+                tracing::warn!(error = %e, "cannot record a key's last use");
+            }
+        }
+        let auth = FirmAuth { firm_id: credential.firm_id, key_id: credential.key_id, access: credential.access };
+        let reads = matches!(parts.method, Method::GET | Method::HEAD);
+        if !reads && auth.access == Access::Read {
+            return Err(ApiError::Scope(format!("{} needs a write or admin key; this key is read-only", parts.method)));
+        }
+        Ok(auth)
     }
+}
+
+/// The firm whose inbound token this is, if it is live.
+pub async fn inbound_firm(state: &AppState, token: &str) -> Result<Option<Uuid>, ApiError> {
+    let found = keys::lookup(&state.base.pool, &hash_key(token), keys::KIND_INBOUND, state.base.clock.now()).await?;
+    Ok(found.map(|(c, _)| c.firm_id))
 }
 
 /// The token of an inbound webhook: `Authorization: Bearer afi_...`, or HTTP Basic with the

@@ -50,6 +50,8 @@ pub struct GatewaySettings {
     pub inbound_max_bytes: usize,
     /// Base URLs of the services whose APIs the gateway forwards.
     pub upstreams: crate::routes::forward::Upstreams,
+    /// Rate limits, request deadline, Stripe body size.
+    pub limits: crate::limits::LimitSettings,
 }
 
 fn inbound_max_bytes() -> usize {
@@ -88,6 +90,7 @@ impl ServiceConfig for Config {
         if !(1024..=256 * 1024 * 1024).contains(&self.gateway.inbound_max_bytes) {
             return Err(ConfigError::invalid("gateway.inbound_max_bytes", "must be between 1 KiB and 256 MiB"));
         }
+        self.gateway.limits.validate().map_err(|e| ConfigError::invalid("gateway.limits", e))?;
         if self.consumer.backoff_ms.is_empty() {
             return Err(ConfigError::invalid("consumer.backoff_ms", "needs at least one delay"));
         }

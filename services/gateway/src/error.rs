@@ -21,6 +21,21 @@ pub enum ApiError {
     /// A telephony callback without a valid `X-Twilio-Signature` (403, as Twilio's docs advise).
     #[error("{0}")]
     Forbidden(String),
+    /// The key is valid but its scope does not allow this (403).
+    #[error("{0}")]
+    Scope(String),
+    /// The same Idempotency-Key is being handled by another request: retry after a second (409).
+    #[error("{0}")]
+    InFlight(String),
+    /// Over a rate limit: retry after this many seconds (429).
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after_secs: u64 },
+    /// The request took longer than the gateway allows (503).
+    #[error("{0}")]
+    Timeout(String),
+    /// The body is larger than the route accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     StaleTimestamp(String),
     #[error("{0}")]
@@ -53,6 +68,11 @@ impl ApiError {
             ApiError::UnknownFirm(_) => (StatusCode::NOT_FOUND, "unknown-firm"),
             ApiError::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid-signature"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "invalid-signature"),
+            ApiError::Scope(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::InFlight(_) => (StatusCode::CONFLICT, "in-flight"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
+            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
             ApiError::StaleTimestamp(_) => (StatusCode::BAD_REQUEST, "stale-timestamp"),
             ApiError::MalformedPayload(_) => (StatusCode::BAD_REQUEST, "malformed-payload"),
             ApiError::BadToken(_) => (StatusCode::BAD_REQUEST, "invalid-token"),
@@ -92,7 +112,16 @@ impl IntoResponse for ApiError {
             ApiError::Internal(reason) => tracing::error!(error = %reason, "request failed"),
             other => tracing::info!(problem = %other, "request refused"),
         }
-        self.problem().into_response()
+        let retry_after = match &self {
+            ApiError::InFlight(_) => Some(1),
+            ApiError::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
+            _ => None,
+        };
+        let mut response = self.problem().into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -29,8 +29,9 @@ pub async fn purge(pool: &PgPool, bus: &Bus, clock: &Clock) -> Result<(u64, u64)
             purged += 1;
         }
     }
-    let pruned =
-        store::prune_dedupe(pool, now - chrono::Duration::days(DEDUPE_DAYS)).await.map_err(|e| e.to_string())?;
+    let pruned = store::prune_dedupe(pool, now - chrono::Duration::days(DEDUPE_DAYS), now - crate::idempotency::KEEP)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((purged, pruned))
 }
 

@@ -20,6 +20,8 @@ pub struct AppState {
     pub forward: Arc<crate::routes::forward::Forwarder>,
     /// The auth token that signs telephony callbacks.
     pub telephony: Arc<crate::config::TelephonyCallbacks>,
+    /// Rate limits and the request deadline.
+    pub limiter: Arc<crate::limits::Limiter>,
 }
 
 /// The parts of [`Base`] handlers use (Base itself is consumed by `run`).
@@ -69,8 +71,18 @@ impl Application {
                     .map_err(|e| StartupError::Config(format!("HTTP client for forwarding: {e}")))?,
             ),
             telephony: Arc::new(config.telephony),
+            limiter: crate::limits::Limiter::new(config.gateway.limits.clone()),
             config: Arc::new(config.gateway),
         };
+        let (limiter, token) = (state.limiter.clone(), base.shutdown.clone());
+        base.spawn_task("rate-limit-forget", async move {
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => limiter.forget_quiet(),
+                }
+            }
+        });
         // Reconciliation needs the same handles as the API (it applies what Stripe says).
         let reconcile = crate::handlers::reconcile::ReconcileHandler { state: state.clone() };
         base.spawn_consumer(

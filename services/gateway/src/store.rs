@@ -137,41 +137,6 @@ pub async fn firm_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option
         .await
 }
 
-/// What a key may do: `api` (the REST API) or `inbound` (post inbound webhooks only).
-pub async fn insert_api_key(
-    conn: &mut PgConnection,
-    firm_id: Uuid,
-    key_hash: &str,
-    prefix: &str,
-    scope: &str,
-    now: DateTime<Utc>,
-) -> Result<Uuid, sqlx::Error> {
-    let id = arflow_core::new_id();
-    sqlx::query(
-        "INSERT INTO api_keys (id, firm_id, key_hash, prefix, scope, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(firm_id)
-    .bind(key_hash)
-    .bind(prefix)
-    .bind(scope)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(id)
-}
-
-/// The firm an API key (by its hash) belongs to, if the key is live.
-pub async fn firm_for_key(pool: &PgPool, key_hash: &str, scope: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    let row: Option<(Uuid,)> =
-        sqlx::query_as("SELECT firm_id FROM api_keys WHERE key_hash = $1 AND scope = $2 AND revoked_at IS NULL")
-            .bind(key_hash)
-            .bind(scope)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(id,)| id))
-}
-
 // ---------- inbound messages ----------
 
 /// Records an inbound message once per firm and content; `None` when it was already received.
@@ -212,44 +177,6 @@ pub async fn inbound_reply_id(
             .fetch_optional(conn)
             .await?;
     Ok(row.map(|(id,)| id))
-}
-
-// ---------- idempotency ----------
-
-pub async fn idempotent_response(
-    pool: &PgPool,
-    firm_id: Uuid,
-    key: &str,
-) -> Result<Option<(String, i16, serde_json::Value)>, sqlx::Error> {
-    sqlx::query_as("SELECT path, status, body FROM idempotency_keys WHERE firm_id = $1 AND key = $2")
-        .bind(firm_id)
-        .bind(key)
-        .fetch_optional(pool)
-        .await
-}
-
-pub async fn save_idempotent_response(
-    pool: &PgPool,
-    firm_id: Uuid,
-    key: &str,
-    path: &str,
-    status: i16,
-    body: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (firm_id, key, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(firm_id)
-    .bind(key)
-    .bind(path)
-    .bind(status)
-    .bind(body)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 // ---------- clients ----------
@@ -996,10 +923,16 @@ pub async fn mark_inbound_purged(
     Ok(())
 }
 
-/// Deletes Stripe webhook records and idempotency records older than `keep` (by the business
-/// clock): past Stripe's 3-day retry window and any client's retry, they only grow the tables.
-pub async fn prune_dedupe(pool: &PgPool, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-    let a = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1").bind(before).execute(pool).await?;
-    let b = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(before).execute(pool).await?;
+/// Deletes Stripe webhook records received before `webhooks_before` and Idempotency-Keys claimed
+/// before `keys_before` (by the business clock): past Stripe's 3-day retry window, and past the
+/// 24 hours a key is kept, they only grow the tables.
+pub async fn prune_dedupe(
+    pool: &PgPool,
+    webhooks_before: DateTime<Utc>,
+    keys_before: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let a =
+        sqlx::query("DELETE FROM webhook_events WHERE received_at < $1").bind(webhooks_before).execute(pool).await?;
+    let b = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(keys_before).execute(pool).await?;
     Ok(a.rows_affected() + b.rows_affected())
 }

@@ -34,6 +34,7 @@ async fn echo_upstream(calls: Arc<AtomicUsize>) -> String {
             let answer = json!({
                 "path": uri.to_string(), "firm": h("x-arflow-firm-id"), "actor": h("x-arflow-actor"),
                 "token": h("x-arflow-internal-token"), "body": body, "n": calls.load(Ordering::SeqCst),
+                "idempotency_key": h("idempotency-key"),
             });
             (StatusCode::CREATED, [("content-type", "application/json")], answer.to_string()).into_response_parts()
         }
@@ -95,7 +96,8 @@ async fn forwarded_apis_need_a_key_and_carry_the_firm_and_the_user() {
     assert_eq!(echo["actor"], format!("api-key:{}", &firm.key[..12]));
     assert_eq!(echo["body"], r#"{"a":1}"#);
 
-    // Idempotency-Key: the second POST is replayed by the gateway, not forwarded again.
+    // Idempotency-Key: passed on to the service, and the second POST is replayed by the gateway,
+    // not forwarded again (without secrets: the echoed internal token is not stored).
     let post = || {
         http.post(app.url("/v1/escalations/c1/actions"))
             .bearer_auth(&firm.key)
@@ -107,7 +109,10 @@ async fn forwarded_apis_need_a_key_and_carry_the_firm_and_the_user() {
     let before = calls.load(Ordering::SeqCst);
     let again = post().await.unwrap();
     assert_eq!(again.headers()["idempotent-replayed"], "true");
-    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(first["idempotency_key"], "k-1");
+    let mut expected = first.clone();
+    expected["token"] = Value::Null;
+    assert_eq!(again.json::<Value>().await.unwrap(), expected);
     assert_eq!(calls.load(Ordering::SeqCst), before);
 
     // An upstream problem is relayed as it is.

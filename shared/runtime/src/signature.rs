@@ -43,16 +43,8 @@ pub fn stripe_signature_header(secret: &str, payload: &[u8], timestamp: i64) -> 
     format!("t={ts},v1={}", hmac_hex(secret.as_bytes(), &[ts.as_bytes(), b".", payload]))
 }
 
-/// Verifies a `Stripe-Signature` header: any `v1` entry may match any of `secrets`
-/// (so secrets can rotate), compared in constant time, timestamp within `tolerance_secs`
-/// of `now` (unix seconds) either way. Returns the signed timestamp.
-pub fn verify_stripe_signature(
-    secrets: &[&str],
-    header: &str,
-    payload: &[u8],
-    now: i64,
-    tolerance_secs: i64,
-) -> Result<i64, SignatureError> {
+/// The parts of a `Stripe-Signature` header: its timestamp and `v1` signatures.
+fn parse_stripe_header(header: &str) -> Result<(i64, Vec<Vec<u8>>), SignatureError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for item in header.split(',') {
@@ -67,6 +59,32 @@ pub fn verify_stripe_signature(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed("no v1 signature"));
     }
+    Ok((ts, signatures))
+}
+
+/// What can be checked of a `Stripe-Signature` header before the body is read: its shape and
+/// that its timestamp is within `tolerance_secs` of `now`. [`verify_stripe_signature`] still
+/// decides.
+pub fn precheck_stripe_signature(header: &str, now: i64, tolerance_secs: i64) -> Result<(), SignatureError> {
+    let (ts, _) = parse_stripe_header(header)?;
+    let age = now - ts;
+    if age.abs() > tolerance_secs {
+        return Err(SignatureError::Stale { age_secs: age, tolerance_secs });
+    }
+    Ok(())
+}
+
+/// Verifies a `Stripe-Signature` header: any `v1` entry may match any of `secrets`
+/// (so secrets can rotate), compared in constant time, timestamp within `tolerance_secs`
+/// of `now` (unix seconds) either way. Returns the signed timestamp.
+pub fn verify_stripe_signature(
+    secrets: &[&str],
+    header: &str,
+    payload: &[u8],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<i64, SignatureError> {
+    let (ts, signatures) = parse_stripe_header(header)?;
     let ts_text = ts.to_string();
     let matched = secrets.iter().any(|secret| {
         let expected = hmac_hex(secret.as_bytes(), &[ts_text.as_bytes(), b".", payload]);

@@ -1,7 +1,9 @@
 //! Firms and their API keys.
-use super::{ApiJson, check_email, check_name, check_tz, idempotent};
-use crate::auth::{FirmAuth, Operator, SCOPE_API, SCOPE_INBOUND, new_api_key, new_inbound_token};
+use super::{ApiJson, check_email, check_name, check_tz};
+use crate::auth::{FirmAuth, Operator, new_api_key, new_inbound_token};
 use crate::error::ApiError;
+use crate::idempotency::{self, Idempotency};
+use crate::keys::{self, Access, KIND_API, KIND_INBOUND, NewKey};
 use crate::publish::message;
 use crate::startup::AppState;
 use crate::store::{self, FirmRow};
@@ -10,7 +12,7 @@ use arflow_contracts::{msg_id, subjects::billing};
 use arflow_core::{Currency, SendWindow};
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -91,10 +93,10 @@ pub struct CreateFirm {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FirmCreated {
     pub firm: Firm,
-    /// Shown once; only its hash is stored.
-    pub api_key: String,
+    /// An `admin` key. Shown once; only its hash is stored (a replay of the request answers `null`).
+    pub api_key: Option<String>,
     /// For `POST /webhooks/email/inbound/{firm_id}` only (Bearer, or Basic password). Shown once.
-    pub inbound_token: String,
+    pub inbound_token: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -118,13 +120,6 @@ pub struct PatchFirm {
     pub stripe_api_key: Option<String>,
     /// Days raw inbound mail is kept (1-3650).
     pub raw_mail_retention_days: Option<i32>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ApiKeyCreated {
-    pub id: Uuid,
-    /// Shown once.
-    pub api_key: String,
 }
 
 fn check_secrets(secrets: &[String]) -> Result<(), ApiError> {
@@ -187,11 +182,12 @@ fn firm_message(f: &FirmRow, now: DateTime<Utc>) -> Result<arflow_store::OutboxM
 pub async fn create_firm(
     State(state): State<AppState>,
     _op: Operator,
-    headers: HeaderMap,
+    idem: Idempotency,
     ApiJson(body): ApiJson<CreateFirm>,
 ) -> Result<Response, ApiError> {
+    let state = &state;
     // Firm creation's idempotency keys live under the nil firm.
-    idempotent(&state, Uuid::nil(), &headers, "/v1/firms", || async {
+    idempotency::run(state, Uuid::nil(), &idem, &Method::POST, "/v1/firms", |claim| async move {
         let name = check_name("name", &body.name)?;
         let sender_email = check_email("sender_email", &body.sender_email)?;
         check_tz("timezone", &body.timezone)?;
@@ -220,13 +216,36 @@ pub async fn create_firm(
         let (inbound_token, inbound_hash) = new_inbound_token();
         let mut tx = state.base.pool.begin().await?;
         store::insert_firm(&mut tx, &firm, now).await?;
-        store::insert_api_key(&mut tx, firm.id, &hash, &api_key[..8], SCOPE_API, now).await?;
-        store::insert_api_key(&mut tx, firm.id, &inbound_hash, &inbound_token[..8], SCOPE_INBOUND, now).await?;
+        let first_key = NewKey {
+            firm_id: firm.id,
+            kind: KIND_API,
+            hash: &hash,
+            prefix: &api_key[..8],
+            name: "first key",
+            access: Access::Admin,
+            expires_at: None,
+        };
+        let key_id = keys::insert(&mut tx, &first_key, now).await?;
+        let first_token = NewKey {
+            kind: KIND_INBOUND,
+            hash: &inbound_hash,
+            prefix: &inbound_token[..8],
+            name: "",
+            access: Access::Write,
+            ..first_key
+        };
+        let token_id = keys::insert(&mut tx, &first_token, now).await?;
+        for (id, kind) in [(key_id, KIND_API), (token_id, KIND_INBOUND)] {
+            keys::record_event(&mut tx, firm.id, id, "created", None, serde_json::json!({"kind": kind}), now).await?;
+        }
         arflow_store::outbox::enqueue(&mut tx, &[firm_message(&firm, now)?]).await?;
+        let created =
+            FirmCreated { firm: Firm::from(&firm), api_key: Some(api_key), inbound_token: Some(inbound_token) };
+        let body = serde_json::to_value(created)?;
+        claim.complete(&mut tx, StatusCode::CREATED, &body).await?;
         tx.commit().await?;
         state.base.outbox.notify();
         tracing::info!(firm_id = %firm.id, "firm created");
-        let body = serde_json::to_value(FirmCreated { firm: Firm::from(&firm), api_key, inbound_token })?;
         Ok((StatusCode::CREATED, body))
     })
     .await
@@ -243,7 +262,7 @@ pub async fn get_firm(State(state): State<AppState>, auth: FirmAuth) -> Result<J
     Ok(Json(Firm::from(&firm)))
 }
 
-/// Changes the firm's settings; publishes `billing.firm_updated` with the next version.
+/// Changes the firm's settings (the Stripe connection and secrets need an admin key); publishes `billing.firm_updated` with the next version.
 #[utoipa::path(patch, path = "/v1/firm", request_body = PatchFirm, tag = "firms",
     responses((status = 200, body = Firm), (status = 422, body = crate::error::ProblemBody)),
     security(("api_key" = [])))]
@@ -253,6 +272,9 @@ pub async fn patch_firm(
     auth: FirmAuth,
     ApiJson(body): ApiJson<PatchFirm>,
 ) -> Result<Json<Firm>, ApiError> {
+    if body.stripe_connected.is_some() || body.stripe_webhook_secrets.is_some() || body.stripe_api_key.is_some() {
+        auth.require_admin("changing the firm's Stripe connection or secrets")?;
+    }
     let now = state.base.clock.now();
     let mut tx = state.base.pool.begin().await?;
     let mut firm = store::firm_for_update(&mut tx, auth.firm_id)
@@ -302,53 +324,4 @@ pub async fn patch_firm(
     state.base.outbox.notify();
     tracing::info!(version = firm.version, "firm updated");
     Ok(Json(Firm::from(&firm)))
-}
-
-/// A new API key for the authenticated firm (shown once).
-#[utoipa::path(post, path = "/v1/firm/api-keys", tag = "firms",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
-    responses((status = 201, body = ApiKeyCreated)), security(("api_key" = [])))]
-#[tracing::instrument(skip_all, fields(firm_id = %auth.firm_id))]
-pub async fn create_api_key(
-    State(state): State<AppState>,
-    auth: FirmAuth,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    idempotent(&state, auth.firm_id, &headers, "/v1/firm/api-keys", || async {
-        let (api_key, hash) = new_api_key();
-        let mut tx = state.base.pool.begin().await?;
-        let now = state.base.clock.now();
-        let id = store::insert_api_key(&mut tx, auth.firm_id, &hash, &api_key[..8], SCOPE_API, now).await?;
-        tx.commit().await?;
-        Ok((StatusCode::CREATED, serde_json::to_value(ApiKeyCreated { id, api_key })?))
-    })
-    .await
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct InboundTokenCreated {
-    pub id: Uuid,
-    /// Shown once. Authenticates `POST /webhooks/email/inbound/{firm_id}` and nothing else.
-    pub inbound_token: String,
-}
-
-/// A new inbound-webhook token for the authenticated firm (shown once), e.g. to rotate it.
-#[utoipa::path(post, path = "/v1/firm/inbound-tokens", tag = "firms",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
-    responses((status = 201, body = InboundTokenCreated)), security(("api_key" = [])))]
-#[tracing::instrument(skip_all, fields(firm_id = %auth.firm_id))]
-pub async fn create_inbound_token(
-    State(state): State<AppState>,
-    auth: FirmAuth,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    idempotent(&state, auth.firm_id, &headers, "/v1/firm/inbound-tokens", || async {
-        let (inbound_token, hash) = new_inbound_token();
-        let mut tx = state.base.pool.begin().await?;
-        let now = state.base.clock.now();
-        let id = store::insert_api_key(&mut tx, auth.firm_id, &hash, &inbound_token[..8], SCOPE_INBOUND, now).await?;
-        tx.commit().await?;
-        Ok((StatusCode::CREATED, serde_json::to_value(InboundTokenCreated { id, inbound_token })?))
-    })
-    .await
 }

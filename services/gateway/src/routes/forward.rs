@@ -6,9 +6,9 @@
 //! the acting firm user (`X-Arflow-Actor`, else the key's prefix) and the internal token
 //! (`arflow_service::api`). POSTs keep the gateway's Idempotency-Key semantics; an upstream
 //! error is relayed as it is (and not stored, so the POST can be retried).
-use super::idempotent;
 use crate::auth::FirmAuth;
 use crate::error::ApiError;
+use crate::idempotency::{self, Idempotency};
 use crate::startup::AppState;
 use arflow_service::api::{ACTOR_HEADER, FIRM_HEADER, INTERNAL_TOKEN_HEADER};
 use axum::body::Bytes;
@@ -167,17 +167,24 @@ impl IntoResponse for Relayed {
 }
 
 /// Request headers passed on (besides the internal ones the gateway sets itself).
-const PASSED: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::ACCEPT];
+const PASSED: [header::HeaderName; 3] =
+    [header::CONTENT_TYPE, header::ACCEPT, header::HeaderName::from_static(idempotency::HEADER)];
 
 pub async fn forward(
     State(state): State<AppState>,
-    FirmAuth { firm_id }: FirmAuth,
+    auth: FirmAuth,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    idem: Idempotency,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let firm_id = auth.firm_id;
     let path = uri.path().to_string();
+    // Notification subscriptions name where the firm's events go (webhook URLs and secrets).
+    if path.starts_with("/v1/notifications/subscriptions") && !matches!(method, Method::GET | Method::HEAD) {
+        auth.require_admin("changing notification endpoints")?;
+    }
     let Some((service, base)) = state.forward.upstream(&path) else {
         return Err(ApiError::NotFound(format!("no such resource: {path}")));
     };
@@ -216,8 +223,9 @@ pub async fn forward(
         if method != Method::POST || !headers.contains_key("idempotency-key") {
             return Ok(send().await?.into_response());
         }
-        // Idempotency-Key: only JSON successes are stored and replayed.
-        idempotent(&state, firm_id, &headers, &path, || async {
+        // Idempotency-Key: only JSON successes are stored and replayed. The key is passed on
+        // too, so a service that keeps its own can dedupe a retry the gateway cannot see.
+        idempotency::run(&state, firm_id, &idem, &method, &path, |_claim| async {
             let r = send().await?;
             let json = r.status.is_success().then(|| serde_json::from_slice::<serde_json::Value>(&r.body).ok());
             match json.flatten() {

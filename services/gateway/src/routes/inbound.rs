@@ -3,7 +3,7 @@
 //! the post, stores the bytes in the `inbound` object store, records them once per firm and
 //! content, and publishes `reply.received` through the outbox before answering 202.
 use super::ApiPath;
-use crate::auth::{SCOPE_INBOUND, hash_key, inbound_token};
+use crate::auth::{inbound_firm, inbound_token};
 use crate::error::ApiError;
 use crate::publish::message;
 use crate::startup::AppState;
@@ -13,7 +13,7 @@ use arflow_contracts::msg_id;
 use arflow_contracts::subjects::reply;
 use arflow_core::Channel;
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
@@ -42,9 +42,10 @@ pub async fn email_inbound(
     State(state): State<AppState>,
     ApiPath(firm_id): ApiPath<Uuid>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<InboundAccepted>), ApiError> {
-    let span = tracing::info_span!("email_inbound", %firm_id, size = body.len(), reply_id = tracing::field::Empty);
+    let span =
+        tracing::info_span!("email_inbound", %firm_id, size = tracing::field::Empty, reply_id = tracing::field::Empty);
     handle(state, firm_id, headers, body).instrument(span).await
 }
 
@@ -52,16 +53,19 @@ async fn handle(
     state: AppState,
     firm_id: Uuid,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<InboundAccepted>), ApiError> {
+    // The token before the body: a post without this firm's token never costs its 25 MiB.
     let token = inbound_token(&headers).ok_or_else(|| {
         ApiError::Unauthorized("send the firm's inbound token as `Authorization: Bearer <token>` or Basic auth".into())
     })?;
     // Another firm's valid token is as wrong as an unknown one.
-    match store::firm_for_key(&state.base.pool, &hash_key(&token), SCOPE_INBOUND).await? {
+    match inbound_firm(&state, &token).await? {
         Some(f) if f == firm_id => {}
         _ => return Err(ApiError::Unauthorized("the inbound token is unknown, revoked or not this firm's".into())),
     }
+    let body = super::read_body(&headers, body, state.config.inbound_max_bytes).await?;
+    tracing::Span::current().record("size", body.len());
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::Validation("the body is empty: post the raw RFC 5322 message".into()));
     }

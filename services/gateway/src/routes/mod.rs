@@ -5,6 +5,7 @@ pub mod backfill;
 pub mod firms;
 pub mod forward;
 pub mod inbound;
+pub mod keys;
 pub mod openapi;
 pub mod records;
 pub mod replies;
@@ -14,22 +15,23 @@ pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
+use axum::Router;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, patch, post};
-use axum::{Json, Router};
+use axum::routing::{any, delete, get, patch, post};
 use serde::{Deserialize, Deserializer, Serialize};
-use std::future::Future;
 use uuid::Uuid;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/firms", post(firms::create_firm))
         .route("/v1/firm", get(firms::get_firm).patch(firms::patch_firm))
-        .route("/v1/firm/api-keys", post(firms::create_api_key))
-        .route("/v1/firm/inbound-tokens", post(firms::create_inbound_token))
+        .route("/v1/firm/api-keys", get(keys::list_api_keys).post(keys::create_api_key))
+        .route("/v1/firm/api-keys/{id}", delete(keys::revoke_api_key))
+        .route("/v1/firm/api-keys/{id}/rotate", post(keys::rotate_api_key))
+        .route("/v1/firm/inbound-tokens", get(keys::list_inbound_tokens).post(keys::create_inbound_token))
+        .route("/v1/firm/inbound-tokens/{id}", delete(keys::revoke_inbound_token))
+        .route("/v1/firm/audit-log", get(keys::audit_log))
         .route("/v1/firm/stripe/backfill", post(backfill::backfill))
         .route("/v1/clients", post(records::create_client).get(records::list_clients))
         .route("/v1/clients/{id}", get(records::get_client).patch(records::patch_client))
@@ -54,15 +56,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/emails", any(forward::forward))
         .route("/v1/emails/{*rest}", any(forward::forward))
         .route("/webhooks/stripe/{firm_id}", post(webhooks::stripe_webhook))
-        .route(
-            "/webhooks/email/inbound/{firm_id}",
-            post(inbound::email_inbound).layer(axum::extract::DefaultBodyLimit::max(state.config.inbound_max_bytes)),
-        )
+        .route("/webhooks/email/inbound/{firm_id}", post(inbound::email_inbound))
         .route(
             "/webhooks/telephony/{*rest}",
             post(telephony::callback).layer(axum::extract::DefaultBodyLimit::max(telephony::MAX_BODY_BYTES)),
         )
         .route("/openapi.json", get(openapi::document))
+        .layer(axum::middleware::from_fn(crate::idempotency::fingerprint))
+        .layer(axum::middleware::from_fn_with_state(state.limiter.clone(), crate::limits::enforce))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -133,49 +134,37 @@ pub struct List<T> {
     pub next_cursor: Option<Uuid>,
 }
 
-const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+impl<T> List<T> {
+    /// A page from `limit + 1` rows fetched in cursor order: the extra row only says there is more.
+    pub fn page(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more { rows.last().map(id) } else { None };
+        List { data: rows, next_cursor }
+    }
+}
 
-/// Runs a POST once per `Idempotency-Key` (per firm): a repeat replays the first response
-/// (marked `Idempotent-Replayed: true`). Errors are not stored, so a failed POST can be retried.
-pub async fn idempotent<F, Fut>(
-    state: &AppState,
-    firm_id: Uuid,
-    headers: &HeaderMap,
-    path: &str,
-    run: F,
-) -> Result<Response, ApiError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
-{
-    let key = match headers.get(IDEMPOTENCY_HEADER) {
-        None => None,
-        Some(v) => {
-            let k = v.to_str().map_err(|_| ApiError::Validation("Idempotency-Key must be visible ASCII".into()))?;
-            if k.is_empty() || k.len() > 255 {
-                return Err(ApiError::Validation("Idempotency-Key must be 1 to 255 characters".into()));
-            }
-            Some(k.to_string())
-        }
-    };
-    let pool = &state.base.pool;
-    if let Some(key) = &key
-        && let Some((first_path, status, body)) = crate::store::idempotent_response(pool, firm_id, key).await?
-    {
-        if first_path != path {
-            return Err(ApiError::Conflict(format!("this Idempotency-Key was already used for {first_path}")));
-        }
-        let status = StatusCode::from_u16(u16::try_from(status).unwrap_or(200)).unwrap_or(StatusCode::OK);
-        let mut response = (status, Json(body)).into_response();
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(response);
+/// Reads a body of at most `limit` bytes while it streams in (a declared larger length is refused
+/// before a byte is read). Routes call it after checking the request's credentials, so an
+/// unauthenticated post never costs the gateway its body.
+pub async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || ApiError::TooLarge(format!("the body is larger than {limit} bytes"));
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
     }
-    let (status, body) = run().await?;
-    if let Some(key) = &key {
-        let code = i16::try_from(status.as_u16()).unwrap_or(200);
-        crate::store::save_idempotent_response(pool, firm_id, key, path, code, &body, state.base.clock.now()).await?;
-    }
-    Ok((status, Json(body)).into_response())
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        tracing::info!(error = %e, "body refused while reading");
+        too_large()
+    })
 }
 
 /// An IANA zone, or a validation error naming the field.

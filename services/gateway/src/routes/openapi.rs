@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document, generated from the handlers and wire types.
-use super::{activity, backfill, firms, inbound, records, replies, telephony, unsubscribe, webhooks};
+use super::{activity, backfill, firms, inbound, keys, records, replies, telephony, unsubscribe, webhooks};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -8,7 +8,9 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "arflow gateway", description = "Firm API, Stripe, inbound email and telephony webhooks, unsubscribe, activity."),
     paths(
-        firms::create_firm, firms::get_firm, firms::patch_firm, firms::create_api_key, firms::create_inbound_token,
+        firms::create_firm, firms::get_firm, firms::patch_firm,
+        keys::list_api_keys, keys::create_api_key, keys::revoke_api_key, keys::rotate_api_key,
+        keys::list_inbound_tokens, keys::create_inbound_token, keys::revoke_inbound_token, keys::audit_log,
         backfill::backfill,
         records::create_client, records::list_clients, records::get_client, records::patch_client,
         records::create_contact, records::patch_contact,
@@ -19,7 +21,7 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(crate::error::ProblemBody)),
     modifiers(&Security),
-    tags((name = "firms"), (name = "records"), (name = "activity"), (name = "webhooks"), (name = "unsubscribe"))
+    tags((name = "firms"), (name = "keys"), (name = "records"), (name = "activity"), (name = "webhooks"), (name = "unsubscribe"))
 )]
 pub struct ApiDoc;
 

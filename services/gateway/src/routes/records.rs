@@ -1,8 +1,9 @@
 //! Clients, contacts and invoices. Each change publishes its `billing.*_upserted` event
 //! with a bumped version; another firm's record is simply not found.
-use super::{ApiJson, ApiPath, ApiQuery, List, Page, check_email, check_name, check_tz, idempotent, nullable};
+use super::{ApiJson, ApiPath, ApiQuery, List, Page, check_email, check_name, check_tz, nullable};
 use crate::auth::FirmAuth;
 use crate::error::ApiError;
+use crate::idempotency::{self, Idempotency};
 use crate::publish::{Origin, message};
 use crate::startup::AppState;
 use crate::store::{self, ClientRow, ContactRow, InvoiceRow, to_text};
@@ -11,7 +12,7 @@ use arflow_contracts::subjects::billing;
 use arflow_store::OutboxMessage;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -287,10 +288,11 @@ async fn demote_other_primaries(
 pub async fn create_client(
     State(state): State<AppState>,
     auth: FirmAuth,
-    headers: HeaderMap,
+    idem: Idempotency,
     ApiJson(body): ApiJson<CreateClient>,
 ) -> Result<Response, ApiError> {
-    idempotent(&state, auth.firm_id, &headers, "/v1/clients", || async {
+    let state = &state;
+    idempotency::run(state, auth.firm_id, &idem, &Method::POST, "/v1/clients", |claim| async move {
         let name = check_name("name", &body.name)?;
         if let Some(tz) = &body.timezone {
             check_tz("timezone", tz)?;
@@ -323,9 +325,11 @@ pub async fn create_client(
         }
         store::upsert_client(&mut tx, &client, now).await?;
         arflow_store::outbox::enqueue(&mut tx, &[client_message(&client, now)?]).await?;
+        let created = serde_json::to_value(Client::from(&client))?;
+        claim.complete(&mut tx, StatusCode::CREATED, &created).await?;
         tx.commit().await?;
         state.base.outbox.notify();
-        Ok((StatusCode::CREATED, serde_json::to_value(Client::from(&client))?))
+        Ok((StatusCode::CREATED, created))
     })
     .await
 }
@@ -412,11 +416,12 @@ pub async fn create_contact(
     State(state): State<AppState>,
     auth: FirmAuth,
     ApiPath(id): ApiPath<Uuid>,
-    headers: HeaderMap,
+    idem: Idempotency,
     ApiJson(body): ApiJson<CreateContact>,
 ) -> Result<Response, ApiError> {
     let path = format!("/v1/clients/{id}/contacts");
-    idempotent(&state, auth.firm_id, &headers, &path, || async {
+    let state = &state;
+    idempotency::run(state, auth.firm_id, &idem, &Method::POST, &path, |claim| async move {
         let name = check_name("name", &body.name)?;
         let email = body.email.as_deref().map(|e| check_email("email", e)).transpose()?;
         let phone = body.phone.as_deref().map(|p| phone("phone", p)).transpose()?;
@@ -448,9 +453,11 @@ pub async fn create_contact(
             messages.extend(demote_other_primaries(&mut tx, &contact, now).await?);
         }
         arflow_store::outbox::enqueue(&mut tx, &messages).await?;
+        let created = serde_json::to_value(Contact::from(&contact))?;
+        claim.complete(&mut tx, StatusCode::CREATED, &created).await?;
         tx.commit().await?;
         state.base.outbox.notify();
-        Ok((StatusCode::CREATED, serde_json::to_value(Contact::from(&contact))?))
+        Ok((StatusCode::CREATED, created))
     })
     .await
 }

@@ -6,9 +6,11 @@ use crate::ingest::{self, Action, IngestError, StripeEvent};
 use crate::startup::AppState;
 use crate::store;
 use arflow_contracts::streams::invoice_hold_key;
-use arflow_runtime::signature::{STRIPE_TOLERANCE_SECS, SignatureError, verify_stripe_signature};
+use arflow_runtime::signature::{
+    STRIPE_TOLERANCE_SECS, SignatureError, precheck_stripe_signature, verify_stripe_signature,
+};
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
@@ -45,7 +47,7 @@ pub async fn stripe_webhook(
     State(state): State<AppState>,
     ApiPath(firm_id): ApiPath<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<WebhookAck>, ApiError> {
     let span = tracing::info_span!("stripe_webhook", firm_id = %firm_id, event_id = tracing::field::Empty,
         invoice_id = tracing::field::Empty);
@@ -56,7 +58,7 @@ async fn handle(
     state: AppState,
     firm_id: String,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<WebhookAck>, ApiError> {
     let unknown = || ApiError::UnknownFirm(firm_id.clone());
     let firm_uuid = Uuid::parse_str(&firm_id).map_err(|_| unknown())?;
@@ -68,6 +70,18 @@ async fn handle(
     if header.is_empty() {
         return Err(ApiError::InvalidSignature("the Stripe-Signature header is missing".into()));
     }
+    // What can be judged without the body is judged before reading it (at most
+    // gateway.limits.stripe_max_bytes): the firm, the header's shape and its timestamp.
+    match precheck_stripe_signature(header, now_unix, STRIPE_TOLERANCE_SECS) {
+        Ok(()) => {}
+        Err(SignatureError::Stale { age_secs, tolerance_secs }) => {
+            return Err(ApiError::StaleTimestamp(format!(
+                "the signed timestamp is {age_secs} s from now; the tolerance is {tolerance_secs} s"
+            )));
+        }
+        Err(e) => return Err(ApiError::InvalidSignature(e.to_string())),
+    }
+    let body = super::read_body(&headers, body, state.limiter.settings().stripe_max_bytes).await?;
     match verify_stripe_signature(&secrets, header, &body, now_unix, STRIPE_TOLERANCE_SECS) {
         Ok(_) => {}
         Err(SignatureError::Stale { age_secs, tolerance_secs }) => {
