@@ -53,8 +53,10 @@ pub struct EmailSettings {
     /// Rows of a sender that stopped are judged once it expires (see `sender`).
     #[serde(default = "lease_secs")]
     pub lease_secs: u64,
-    #[serde(default)]
-    pub dkim: Option<DkimSettings>,
+    /// One signing key per sender domain (`[[email.dkim]]`; a single `[email.dkim]` table, the
+    /// old form, is one entry). Mail is signed with the key of its From domain, else unsigned.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub dkim: Vec<DkimSettings>,
     /// Optional LLM assist for replies the rules are not sure about (off unless set).
     #[serde(default)]
     pub assist: Option<AssistSettings>,
@@ -99,14 +101,65 @@ pub enum DkimAlgorithm {
     Ed25519,
 }
 
+impl std::fmt::Display for DkimAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DkimAlgorithm::Rsa => "rsa",
+            DkimAlgorithm::Ed25519 => "ed25519",
+        })
+    }
+}
+
+/// The DKIM key of one sender domain: mail whose From address is `<anyone>@<domain>` is signed
+/// with `d=<domain>; s=<selector>`, the public key published at `<selector>._domainkey.<domain>`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DkimSettings {
-    pub selector: String,
     pub domain: String,
-    /// PKCS#1 PEM for rsa, the base64 secret key for ed25519.
+    pub selector: String,
+    /// rsa: PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`) PEM, at least 1024
+    /// bits (2048 recommended). ed25519: PKCS#8 PEM, or the base64 32-byte secret key.
     pub private_key_path: String,
     #[serde(default)]
     pub algorithm: DkimAlgorithm,
+}
+
+/// `[[email.dkim]]` (a list) or `[email.dkim]` / `ARFLOW__EMAIL__DKIM__*` (one key).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<DkimSettings>, D::Error> {
+    struct OneOrMany;
+    impl<'de> serde::de::Visitor<'de> for OneOrMany {
+        type Value = Vec<DkimSettings>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of {domain, selector, algorithm, private_key_path} tables, or one such table")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Ok(vec![Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?])
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+    }
+    deserializer.deserialize_any(OneOrMany)
+}
+
+/// A DNS name of ASCII letters, digits, `-`, `_` and dots (an internationalised domain in its
+/// `xn--` form).
+fn dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && !s.contains("..")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl EmailSettings {
@@ -184,15 +237,29 @@ impl ServiceConfig for Config {
                 return Err(ConfigError::invalid("email.assist.timeout_ms", "must be between 100 and 60000"));
             }
         }
-        if let Some(d) = &self.email.dkim {
-            if d.selector.is_empty() {
-                return Err(ConfigError::invalid("email.dkim.selector", "must not be empty"));
+        let mut domains = std::collections::HashMap::new();
+        for (i, d) in self.email.dkim.iter().enumerate() {
+            let key = |field: &str| format!("email.dkim[{i}].{field}");
+            if !dns_name(&d.domain) {
+                return Err(ConfigError::invalid(
+                    &key("domain"),
+                    format!("{:?} is not a domain like example.com (ASCII; xn-- form for others)", d.domain),
+                ));
             }
-            if d.domain.is_empty() {
-                return Err(ConfigError::invalid("email.dkim.domain", "must not be empty"));
+            if !dns_name(&d.selector) {
+                return Err(ConfigError::invalid(
+                    &key("selector"),
+                    format!("{:?} is not a DNS label like arflow or s2027", d.selector),
+                ));
             }
-            if d.private_key_path.is_empty() {
-                return Err(ConfigError::invalid("email.dkim.private_key_path", "must not be empty"));
+            if d.private_key_path.trim().is_empty() {
+                return Err(ConfigError::invalid(&key("private_key_path"), "must not be empty"));
+            }
+            if let Some(first) = domains.insert(d.domain.to_ascii_lowercase(), i) {
+                return Err(ConfigError::invalid(
+                    &key("domain"),
+                    format!("{} already has a key (email.dkim[{first}]): one key per domain", d.domain),
+                ));
             }
         }
         Ok(())
@@ -212,7 +279,7 @@ mod tests {
         assert_eq!(c.smtp.tls, TlsMode::None);
         assert_eq!(c.smtp.pool_size, 16);
         assert_eq!(c.email.max_attempts, 5);
-        assert!(c.email.dkim.is_none());
+        assert!(c.email.dkim.is_empty());
         assert_eq!(c.email.backoff(1).as_millis(), 1_000);
         assert_eq!(c.email.backoff(99).as_millis(), 120_000);
     }
@@ -228,5 +295,59 @@ mod tests {
         let mut c = Config::defaults().unwrap();
         c.email.unsubscribe_base_url = "ftp://x".into();
         assert!(c.validate().unwrap_err().to_string().contains("email.unsubscribe_base_url"));
+    }
+
+    fn dkim(domain: &str, selector: &str) -> DkimSettings {
+        DkimSettings {
+            domain: domain.into(),
+            selector: selector.into(),
+            private_key_path: "/etc/arflow/dkim.pem".into(),
+            algorithm: DkimAlgorithm::Ed25519,
+        }
+    }
+
+    #[test]
+    fn dkim_keys_are_a_list_or_the_old_single_table() {
+        let list = format!(
+            "{DEFAULTS}\n[[email.dkim]]\ndomain = \"acme.example\"\nselector = \"a\"\nprivate_key_path = \"/k/a.pem\"\n\
+             [[email.dkim]]\ndomain = \"bright.example\"\nselector = \"b\"\nprivate_key_path = \"/k/b.pem\"\n\
+             algorithm = \"ed25519\"\n"
+        );
+        let c: Config = arflow_runtime::config::load_defaults(&list).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.email.dkim.len(), 2);
+        assert_eq!((c.email.dkim[0].domain.as_str(), c.email.dkim[0].algorithm), ("acme.example", DkimAlgorithm::Rsa));
+        assert_eq!((c.email.dkim[1].selector.as_str(), c.email.dkim[1].algorithm), ("b", DkimAlgorithm::Ed25519));
+
+        let one = format!(
+            "{DEFAULTS}\n[email.dkim]\nselector = \"arflow\"\ndomain = \"acme.example\"\n\
+             private_key_path = \"/k/a.pem\"\nalgorithm = \"rsa\"\n"
+        );
+        let c: Config = arflow_runtime::config::load_defaults(&one).unwrap();
+        assert_eq!(c.email.dkim.len(), 1);
+        assert_eq!(c.email.dkim[0].domain, "acme.example");
+
+        let bad = format!("{DEFAULTS}\n[[email.dkim]]\ndomain = \"acme.example\"\n");
+        let err = arflow_runtime::config::load_defaults::<Config>(&bad).unwrap_err().to_string();
+        assert!(err.contains("selector"), "{err}");
+    }
+
+    #[test]
+    fn bad_dkim_keys_name_the_entry() {
+        let mut c = Config::defaults().unwrap();
+        c.email.dkim = vec![dkim("acme.example", "a"), dkim("bright.example", "b"), dkim("ACME.example", "c")];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("email.dkim[2].domain") && err.contains("email.dkim[0]"), "{err}");
+        c.email.dkim = vec![dkim("billing@acme.example", "a")];
+        assert!(c.validate().unwrap_err().to_string().contains("email.dkim[0].domain"));
+        c.email.dkim = vec![dkim("acme.example", "")];
+        assert!(c.validate().unwrap_err().to_string().contains("email.dkim[0].selector"));
+        c.email.dkim = vec![dkim("acme.example", "a b")];
+        assert!(c.validate().unwrap_err().to_string().contains("email.dkim[0].selector"));
+        c.email.dkim = vec![dkim("acme.example", "a")];
+        c.email.dkim[0].private_key_path = " ".into();
+        assert!(c.validate().unwrap_err().to_string().contains("email.dkim[0].private_key_path"));
+        c.email.dkim = vec![dkim("xn--mller-kva.example", "s2027")];
+        c.validate().unwrap();
     }
 }

@@ -3,6 +3,7 @@
 //! what it did, with the full explanation, on `outreach.email.{sent,failed,suppressed}.<firm>`
 //! through the transactional outbox.
 pub mod config;
+pub mod dkim;
 pub mod events;
 pub mod handlers;
 pub mod mail;

@@ -1,9 +1,9 @@
 //! SMTP hand-off: builds the MIME message of an email row and sends it over the pooled
 //! connections of `smtp_pool`. Credentials stay inside the transport; addresses are logged masked.
-use crate::config::{DkimAlgorithm, DkimSettings, EmailSettings, SmtpSettings};
+use crate::config::{EmailSettings, SmtpSettings};
+use crate::dkim::{DkimKeyError, DkimSigner};
 use crate::store::EmailRow;
 use chrono::{DateTime, Utc};
-use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Address, Message};
@@ -12,8 +12,8 @@ use lettre::{Address, Message};
 pub enum MailerError {
     #[error("smtp.host {host} cannot be used for TLS: {reason}")]
     Tls { host: String, reason: String },
-    #[error("email.dkim.private_key_path {path} cannot be read: {reason}")]
-    DkimKey { path: String, reason: String },
+    #[error(transparent)]
+    DkimKey(#[from] DkimKeyError),
 }
 
 /// Why a message could not be built: permanent, the same input fails every time.
@@ -23,6 +23,8 @@ pub enum BuildError {
     Address { which: &'static str, address: String },
     #[error("the message cannot be built: {0}")]
     Message(#[from] lettre::error::Error),
+    #[error(transparent)]
+    Dkim(#[from] crate::dkim::HeadersTooLong),
 }
 
 /// The outcome of one SMTP hand-off.
@@ -39,7 +41,8 @@ pub enum SendError {
 pub struct Mailer {
     /// Pooled connections, every SMTP phase under a timeout (see `smtp_pool`).
     pool: crate::smtp_pool::SmtpPool,
-    dkim: Option<DkimConfig>,
+    /// The DKIM keys by From domain (none: nothing is signed).
+    dkim: DkimSigner,
     unsubscribe_mailto: Option<String>,
     reply_domain: Option<String>,
 }
@@ -48,7 +51,7 @@ impl Mailer {
     pub fn new(smtp: &SmtpSettings, email: &EmailSettings) -> Result<Self, MailerError> {
         let tls_err =
             |e: lettre::transport::smtp::Error| MailerError::Tls { host: smtp.host.clone(), reason: e.to_string() };
-        let dkim = email.dkim.as_ref().map(load_dkim).transpose()?;
+        let dkim = DkimSigner::load(&email.dkim)?;
         let pool = crate::smtp_pool::SmtpPool::new(smtp).map_err(tls_err)?;
         Ok(Mailer {
             pool,
@@ -58,7 +61,7 @@ impl Mailer {
         })
     }
 
-    /// The MIME message of `row`, DKIM-signed when configured.
+    /// The MIME message of `row`, DKIM-signed with the key of its From domain when there is one.
     pub fn build(&self, row: &EmailRow, date: DateTime<Utc>) -> Result<(Message, String), BuildError> {
         let from = mailbox("from", &row.from_name, &row.from_address)?;
         let to = mailbox("to", &row.to_name, &row.to_address)?;
@@ -91,9 +94,7 @@ impl Mailer {
                 row.invoice_id.to_string(),
             ))
             .multipart(MultiPart::alternative_plain_html(row.body_text.clone(), row.body_html.clone()))?;
-        if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
-        }
+        self.dkim.sign(&mut message, from.email.domain())?;
         Ok((message, message_id))
     }
 
@@ -131,21 +132,10 @@ pub fn valid_address(address: &str) -> bool {
     address.trim().parse::<Address>().is_ok()
 }
 
-fn load_dkim(settings: &DkimSettings) -> Result<DkimConfig, MailerError> {
-    let err = |reason: String| MailerError::DkimKey { path: settings.private_key_path.clone(), reason };
-    let pem = std::fs::read_to_string(&settings.private_key_path).map_err(|e| err(e.to_string()))?;
-    let algorithm = match settings.algorithm {
-        DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
-        DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
-    };
-    let key = DkimSigningKey::new(pem.trim(), algorithm).map_err(|e| err(e.to_string()))?;
-    Ok(DkimConfig::default_config(settings.selector.clone(), settings.domain.clone(), key))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, DkimAlgorithm, DkimSettings};
     use arflow_contracts::events::Explanation;
     use arflow_runtime::ServiceConfig;
     use uuid::Uuid;
@@ -197,12 +187,13 @@ mod tests {
         let mut c = Config::defaults().unwrap();
         c.email.unsubscribe_mailto = Some("unsub@acme.example".into());
         c.email.reply_domain = Some("in.acme.example".into());
-        c.email.dkim = Some(DkimSettings {
+        // The old single-key form of an ed25519 key (base64) still works.
+        c.email.dkim = vec![DkimSettings {
             selector: "arflow".into(),
             domain: "acme.example".into(),
             private_key_path: key.to_string_lossy().into_owned(),
             algorithm: DkimAlgorithm::Ed25519,
-        });
+        }];
         let mailer = Mailer::new(&c.smtp, &c.email).unwrap();
         let r = row();
         let (message, id) = mailer.build(&r, chrono::Utc::now()).unwrap();
@@ -212,9 +203,48 @@ mod tests {
         assert!(text.contains(&format!("X-Arflow-Invoice: {}", r.invoice_id)), "{text}");
         assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
         assert!(text.contains("mailto:unsub@acme.example?subject=unsubscribe"), "{text}");
-        assert!(text.contains("DKIM-Signature: v=1; a=ed25519-sha256"), "{text}");
-        assert!(text.contains("s=arflow"), "{text}");
+        assert!(text.contains("DKIM-Signature: v=1; a=ed25519-sha256; d=acme.example; s=arflow;"), "{text}");
+        assert!(text.contains("c=relaxed/relaxed;"), "{text}");
+        let signed = "h=from:to:subject:date:message-id:reply-to:list-unsubscribe:list-unsubscribe-post;";
+        assert!(text.contains(signed), "{text}");
         assert!(text.contains("reply+0123456789abcdef@in.acme.example"), "answers come back with the token: {text}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `d=` is the From domain of each message; a From domain without a key goes out unsigned.
+    #[tokio::test]
+    async fn each_message_is_signed_with_the_key_of_its_from_domain() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let dir = std::env::temp_dir().join(format!("arflow-dkim-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = Config::defaults().unwrap();
+        for (i, domain) in ["acme.example", "Bright-Path.example"].into_iter().enumerate() {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 7; 32]);
+            let path = dir.join(format!("{i}.pem"));
+            std::fs::write(&path, key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap().as_bytes()).unwrap();
+            c.email.dkim.push(DkimSettings {
+                selector: format!("s{i}"),
+                domain: domain.into(),
+                private_key_path: path.to_string_lossy().into_owned(),
+                algorithm: DkimAlgorithm::Ed25519,
+            });
+        }
+        c.validate().unwrap();
+        let mailer = Mailer::new(&c.smtp, &c.email).unwrap();
+        let signature = |from: &str| {
+            let mut r = row();
+            r.from_address = from.into();
+            let (message, _) = mailer.build(&r, chrono::Utc::now()).unwrap();
+            let text = String::from_utf8(message.formatted()).unwrap();
+            text.lines().find(|l| l.starts_with("DKIM-Signature:")).map(str::to_string)
+        };
+        let acme = signature("billing@acme.example").unwrap();
+        assert!(acme.contains("d=acme.example; s=s0;"), "{acme}");
+        let bright = signature("ar@bright-path.EXAMPLE").unwrap();
+        assert!(bright.contains("d=bright-path.example; s=s1;"), "{bright}");
+        // Not the parent's key either: d= must equal the From domain.
+        assert_eq!(signature("billing@mail.acme.example"), None);
+        assert_eq!(signature("billing@other.example"), None);
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -228,13 +258,16 @@ mod tests {
         let err = mailer.build(&r, chrono::Utc::now()).unwrap_err();
         assert!(err.to_string().contains("to address"), "{err}");
         let mut c = Config::defaults().unwrap();
-        c.email.dkim = Some(DkimSettings {
+        c.email.dkim = vec![DkimSettings {
             selector: "s".into(),
-            domain: "d".into(),
+            domain: "d.example".into(),
             private_key_path: "/nonexistent/key.pem".into(),
             algorithm: DkimAlgorithm::Rsa,
-        });
+        }];
         let err = Mailer::new(&c.smtp, &c.email).err().unwrap();
-        assert!(err.to_string().contains("email.dkim.private_key_path"), "{err}");
+        assert!(
+            err.to_string().contains("email.dkim[0].private_key_path /nonexistent/key.pem cannot be read"),
+            "{err}"
+        );
     }
 }

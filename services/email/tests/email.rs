@@ -6,12 +6,16 @@ use arflow_contracts::events::{EmailFailed, EmailSent, EmailSuppressed, Tone};
 use arflow_contracts::streams::{contact_channel_hold_key, contact_hold_key, invoice_hold_key};
 use arflow_contracts::subjects::outreach;
 use arflow_core::Channel;
+use common::dkim::{TempDir, TestKey, assert_signed_for, assert_verified};
 use common::{TestApp, WAIT, step};
 use std::time::Duration;
 
 #[tokio::test]
 async fn one_step_sends_one_explained_email() {
-    let app = TestApp::spawn().await;
+    // Signed (DKIM on for the firm's domain): the headers below are what signing leaves them.
+    let keys = TempDir::new();
+    let key = TestKey::ed25519(&keys.0, "acme.example", "arflow");
+    let app = TestApp::spawn_with(|c| c.email.dkim = vec![key.settings.clone()]).await;
     let s = step(Tone::Firm, 12, true);
     let cause = app.publish_step(&s, 0).await;
 
@@ -36,6 +40,8 @@ async fn one_step_sends_one_explained_email() {
     assert!(text.contains("12 days overdue"), "{text}");
     assert!(text.contains("https://invoice.stripe.com/i/acct_1/test_YWNjdF8x"), "{text}");
     assert!(text.contains("Content-Type: text/html"), "{text}");
+    assert_signed_for(&mail.data, "acme.example");
+    assert_verified(&[&key], &[("sent", mail.data.as_slice())]);
 
     let sent = app.wait_events(outreach::EMAIL_SENT, 1, WAIT).await;
     assert_eq!(sent.len(), 1);
@@ -54,6 +60,41 @@ async fn one_step_sends_one_explained_email() {
     assert_eq!(data.subject, "Payment overdue: invoice INV-0042 (3,200.00 USD)");
     assert!(data.body_text.contains("3,200.00 USD"));
     app.wait_state(s.step_id, "sent", WAIT).await;
+}
+
+/// Two firms sending from their own domains, each with its own key (RSA and ed25519): what the
+/// SMTP server receives verifies with dkimpy, `d=` the From domain of each.
+#[tokio::test]
+async fn mail_of_two_firms_is_signed_for_each_from_domain() {
+    let keys = TempDir::new();
+    let acme = TestKey::rsa(&keys.0, "acme.example", "arflow2026");
+    let bright = TestKey::ed25519(&keys.0, "brightpath.example", "ed1");
+    let settings = vec![acme.settings.clone(), bright.settings.clone()];
+    let app = TestApp::spawn_with(|c| {
+        c.email.dkim = settings;
+        c.email.unsubscribe_mailto = Some("unsubscribe@arflow.example.com".into());
+        c.email.reply_domain = Some("in.arflow.example.com".into());
+    })
+    .await;
+    let a = step(Tone::Firm, 12, true);
+    let mut b = step(Tone::Final, 40, true);
+    b.firm.name = "Bright Path Bookkeeping — Cobros Ñandú".into();
+    b.firm.sender_email = "ar@brightpath.example".into();
+    b.contact.name = "José Ñúñez-Øster".into();
+    b.invoice.number = Some("RÉ-2026-000123/Überfällig-Zweite-Mahnung-Forderungsmanagement".into());
+    app.publish_step(&a, 0).await;
+    app.publish_step_for(uuid::Uuid::now_v7(), &b, 0).await;
+
+    let mails = app.sink.wait_for(2, WAIT).await;
+    let by_step = |id: uuid::Uuid| mails.iter().find(|m| m.step_id() == Some(id.to_string().as_str())).unwrap();
+    let (mail_a, mail_b) = (by_step(a.step_id), by_step(b.step_id));
+    assert_eq!(mail_b.from, "ar@brightpath.example");
+    assert_signed_for(&mail_a.data, "acme.example");
+    assert_signed_for(&mail_b.data, "brightpath.example");
+    let verdicts = assert_verified(&[&acme, &bright], &[("acme", &mail_a.data), ("bright", &mail_b.data)]);
+    assert!(verdicts[0].contains(" d=acme.example s=arflow2026 a=rsa-sha256 "), "{verdicts:?}");
+    assert!(verdicts[1].contains(" d=brightpath.example s=ed1 a=ed25519-sha256 "), "{verdicts:?}");
+    app.wait_state(b.step_id, "sent", WAIT).await;
 }
 
 #[tokio::test]

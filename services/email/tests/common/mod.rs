@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod dkim;
+
 pub struct TestApp {
     pub nats: TestNats,
     pub db: TestDb,
@@ -89,16 +91,22 @@ impl TestApp {
 
     /// Publishes a step as the scheduler does; `attempt` varies the envelope and msg id.
     pub async fn publish_step(&self, step: &StepDue, attempt: u32) -> Envelope<StepDue> {
+        self.publish_step_for(self.firm, step, attempt).await
+    }
+
+    /// Publishes a step of another firm.
+    pub async fn publish_step_for(&self, firm: Uuid, step: &StepDue, attempt: u32) -> Envelope<StepDue> {
         let env = Envelope::new(
             outreach::STEP_DUE_EMAIL,
             "scheduler",
             chrono::Utc::now(),
-            self.firm,
+            firm,
             step.invoice_id,
             None,
             step.clone(),
         );
-        self.publish_envelope(&env, &format!("{}:{attempt}", msg_id::step(step.step_id, "due"))).await;
+        let msg = format!("{}:{attempt}", msg_id::step(step.step_id, "due"));
+        self.bus.publish_event(&subject(outreach::STEP_DUE_EMAIL, firm), &msg, &env).await.unwrap();
         env
     }
 
