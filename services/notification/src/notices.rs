@@ -219,17 +219,38 @@ pub fn all_contacts_opted_out(env: &RawEnvelope, a: &AllContactsOptedOut, links:
     }
 }
 
+/// A dead letter told to the firm by its ids only: the failed message's payload and the internal
+/// error text stay with the operator (the DLQ stream and the service's logs), since a firm's
+/// webhook endpoint is outside arflow.
 pub fn dead_letter(env: &RawEnvelope, d: &DeadLetter) -> Notice {
+    // The failed message's own event id, when its payload was an envelope.
+    let message_id = serde_json::from_str::<Value>(&d.payload)
+        .ok()
+        .and_then(|p| p.get("id").and_then(Value::as_str).map(str::to_string));
     Notice {
         kind: Kind::DeadLetter,
         event_key: env.id.to_string(),
         title: format!("A message could not be processed by {}", d.service),
         summary: format!(
-            "{} gave up on {} (stream {} #{}, {} deliveries): {}",
-            d.service, d.subject, d.stream, d.stream_sequence, d.deliveries, d.reason
+            "{} could not process an event on {} after {} deliveries (stream {} #{}{}); the operator has the details",
+            d.service,
+            d.subject,
+            d.deliveries,
+            d.stream,
+            d.stream_sequence,
+            message_id.as_deref().map(|id| format!(", event {id}")).unwrap_or_default()
         ),
         links: BTreeMap::new(),
-        event: env.data.clone(),
+        event: serde_json::json!({
+            "service": d.service,
+            "consumer": d.consumer,
+            "stream": d.stream,
+            "stream_sequence": d.stream_sequence,
+            "subject": d.subject,
+            "deliveries": d.deliveries,
+            "message_id": message_id,
+            "dead_lettered_at": d.dead_lettered_at,
+        }),
     }
 }
 

@@ -408,8 +408,8 @@ async fn webhooks_are_signed_filtered_by_kind_and_kept_to_their_firm() {
             stream_sequence: 7,
             subject: "outreach.step_due.email.x".into(),
             deliveries: 8,
-            reason: "template missing".into(),
-            payload: "{}".into(),
+            reason: "template missing: SELECT * FROM email.templates".into(),
+            payload: r#"{"id":"01a25000-0000-7000-8000-000000000001","data":{"email":"secret@client.test"}}"#.into(),
             dead_lettered_at: t0(),
         };
         let env = Envelope::new("dlq.message", "email", t0(), firm, firm, None, letter);
@@ -426,7 +426,16 @@ async fn webhooks_are_signed_filtered_by_kind_and_kept_to_their_firm() {
     let ids: BTreeSet<&str> = got_a.iter().map(|r| r.webhook_id.as_str()).collect();
     assert_eq!((got_a.len(), ids.len()), (3, 3), "one delivery per notification");
     let letter = got_a.iter().find(|r| r.body["type"] == "dead_letter").unwrap();
-    assert!(letter.body["data"]["summary"].as_str().unwrap().contains("template missing"));
+    // Ids and a reason, never the payload or the internal error text.
+    let told = letter.body.to_string();
+    assert!(
+        !told.contains("template missing") && !told.contains("SELECT") && !told.contains("secret@client.test"),
+        "{told}"
+    );
+    assert!(
+        letter.body["data"]["summary"].as_str().unwrap().contains("01a25000-0000-7000-8000-000000000001"),
+        "{told}"
+    );
     let opt = got_a.iter().find(|r| r.body["type"] == "opt_out").unwrap();
     assert_eq!(opt.body["data"]["event_id"], json!(out_a.id));
     assert_eq!(opt.body["data"]["firm_id"], json!(firm_a));
