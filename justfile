@@ -50,11 +50,12 @@ chaos: setup
     cargo build --locked -p arflow-cli
     CHAOS_LONG=1 cargo nextest run -p arflow-tests --test chaos --locked --no-capture --no-fail-fast
 
-# Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99; reply classification throughput
+# Benchmarks: pipeline throughput vs single-row commits, hold latency, webhook p99; reply classification throughput; the edge under a flood of unauthenticated 25 MiB posts
 bench: setup
     cargo bench --locked -p arflow-tests --bench pipeline
     cargo bench --locked -p arflow-optout --bench hold_latency
     cargo bench --locked -p arflow-replies --bench classify
+    cargo bench --locked -p arflow-gateway --bench edge
 
 # Train the reply classifier from shared/replies/data/train: compares the methods by leave-one-writer-out cross-validation, calibrates, picks thresholds, writes shared/replies/model/{intent.bin,REPORT.md}
 train-replies *ARGS:
