@@ -110,6 +110,7 @@ where
 
 /// `?limit=&cursor=` of list endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// 1..=100, default 50.
     pub limit: Option<i64>,
