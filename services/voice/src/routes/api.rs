@@ -1,11 +1,12 @@
-//! The firm-scoped read API, behind the gateway: `GET /v1/calls?invoice_id=`,
-//! `GET /v1/calls/{id}` (transcript, recording, outcome, the fences' reasons) and
-//! `GET /v1/texts?invoice_id=`.
+//! The firm-scoped read API, behind the gateway: `GET /v1/calls`, `GET /v1/calls/{id}`
+//! (transcript, recording, outcome, the fences' reasons) and `GET /v1/texts`. Lists answer
+//! `{data, next_cursor}` (`limit`, `cursor`); `invoice_id` filters them, and one naming an invoice
+//! this firm does not have answers 404, as every other route does for another firm's records.
 use super::Context;
 use crate::events::transcript;
 use crate::store::{self, CallRow, TextRow};
 use arflow_contracts::events::TranscriptTurn;
-use arflow_service::api::{ApiError, Caller};
+use arflow_service::api::{ApiError, Caller, List, Page};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -130,22 +131,27 @@ impl From<TextRow> for TextView {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct Items<T> {
-    pub items: Vec<T>,
-}
-
-fn invoice(q: &ByInvoice) -> Result<Uuid, ApiError> {
-    q.invoice_id.ok_or_else(|| ApiError::Validation("invoice_id is required".into()))
+/// The invoice filter: the firm's own invoice, or 404. The voice service knows the firm's
+/// invoices from `billing.invoice_upserted` (and from its own calls and texts).
+async fn invoice_filter(ctx: &Context, caller: &Caller, q: &ByInvoice) -> Result<Option<Uuid>, ApiError> {
+    let Some(invoice_id) = q.invoice_id else { return Ok(None) };
+    if !store::firm_has_invoice(&ctx.pool, caller.firm_id, invoice_id).await? {
+        return Err(ApiError::NotFound(format!("no invoice {invoice_id} in this firm")));
+    }
+    Ok(Some(invoice_id))
 }
 
 pub async fn list_calls(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
+    Query(page): Query<Page>,
     Query(q): Query<ByInvoice>,
-) -> Result<Json<Items<CallView>>, ApiError> {
-    let rows = store::calls_of_invoice(&ctx.pool, caller.firm_id, invoice(&q)?).await?;
-    Ok(Json(Items { items: rows.into_iter().map(|r| CallView::of(r, None)).collect() }))
+) -> Result<Json<List<CallView>>, ApiError> {
+    let limit = page.limit()?;
+    let invoice_id = invoice_filter(&ctx, &caller, &q).await?;
+    let rows = store::list_calls(&ctx.pool, caller.firm_id, invoice_id, page.after_id()?, limit + 1).await?;
+    let views = rows.into_iter().map(|r| CallView::of(r, None)).collect();
+    Ok(Json(List::from_rows(views, limit, |c: &CallView| c.id.to_string())))
 }
 
 pub async fn get_call(
@@ -165,8 +171,12 @@ pub async fn get_call(
 pub async fn list_texts(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
+    Query(page): Query<Page>,
     Query(q): Query<ByInvoice>,
-) -> Result<Json<Items<TextView>>, ApiError> {
-    let rows = store::texts_of_invoice(&ctx.pool, caller.firm_id, invoice(&q)?).await?;
-    Ok(Json(Items { items: rows.into_iter().map(TextView::from).collect() }))
+) -> Result<Json<List<TextView>>, ApiError> {
+    let limit = page.limit()?;
+    let invoice_id = invoice_filter(&ctx, &caller, &q).await?;
+    let rows = store::list_texts(&ctx.pool, caller.firm_id, invoice_id, page.after_id()?, limit + 1).await?;
+    let views = rows.into_iter().map(TextView::from).collect();
+    Ok(Json(List::from_rows(views, limit, |t: &TextView| t.id.to_string())))
 }
