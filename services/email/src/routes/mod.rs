@@ -5,9 +5,9 @@
 use crate::events;
 use crate::store::{self, EmailRow};
 use arflow_core::Clock;
-use arflow_service::api::{ApiError, Caller, InternalAuth};
+use arflow_service::api::{ApiError, Caller, InternalAuth, List, Page};
 use arflow_store::Outbox;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
@@ -61,14 +61,17 @@ impl From<EmailRow> for UncertainEmail {
     }
 }
 
-#[derive(Serialize)]
-struct List {
-    data: Vec<UncertainEmail>,
-}
-
-async fn list_uncertain(State(s): State<Arc<RoutesState>>, caller: Caller) -> Result<Json<List>, ApiError> {
-    let rows = store::uncertain(&s.pool, caller.firm_id).await.map_err(ApiError::internal)?;
-    Ok(Json(List { data: rows.into_iter().map(Into::into).collect() }))
+/// The firm's uncertain emails, newest first, one page at a time (`limit`, `cursor`).
+async fn list_uncertain(
+    State(s): State<Arc<RoutesState>>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<List<UncertainEmail>>, ApiError> {
+    let limit = page.limit()?;
+    let rows =
+        store::uncertain(&s.pool, caller.firm_id, page.after_id()?, limit + 1).await.map_err(ApiError::internal)?;
+    let emails = rows.into_iter().map(UncertainEmail::from).collect();
+    Ok(Json(List::from_rows(emails, limit, |e: &UncertainEmail| e.id.to_string())))
 }
 
 #[derive(Serialize)]

@@ -95,10 +95,16 @@ pub async fn list(
     // Not `#[serde(flatten)]`: serde_urlencoded cannot read numbers through it.
     let page = Page { limit: filter.limit, cursor: filter.cursor };
     let limit = page.limit()?;
+    // Another firm's (or an unknown) subscription is not found, as everywhere else.
+    if let Some(id) = filter.subscription_id
+        && !store::firm_has_subscription(&ctx.pool, caller.firm_id, id).await?
+    {
+        return Err(ApiError::NotFound(format!("no subscription {id}")));
+    }
     let rows =
-        store::list_deliveries(&ctx.pool, caller.firm_id, status, filter.subscription_id, page.after()?, limit).await?;
-    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
-    Ok(Json(List { data: rows.into_iter().map(summary).collect(), next_cursor }))
+        store::list_deliveries(&ctx.pool, caller.firm_id, status, filter.subscription_id, page.after()?, limit + 1)
+            .await?;
+    Ok(Json(List::from_rows(rows.into_iter().map(summary).collect(), limit, |d: &Delivery| d.id.to_string())))
 }
 
 pub async fn get(

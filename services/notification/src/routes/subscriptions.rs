@@ -142,11 +142,8 @@ impl Subscription {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct List<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-}
+/// One page (`{data, next_cursor}`), the shape of every list behind the gateway.
+pub use arflow_service::api::List;
 
 fn kinds(raw: &[String]) -> Result<Vec<String>, ApiError> {
     if raw.is_empty() {
@@ -212,9 +209,9 @@ pub async fn list(
     Query(page): Query<Page>,
 ) -> Result<Json<List<Subscription>>, ApiError> {
     let limit = page.limit()?;
-    let rows = store::list_subscriptions(&ctx.pool, caller.firm_id, page.after()?, limit).await?;
-    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
-    Ok(Json(List { data: rows.into_iter().map(|r| Subscription::from_row(r, false)).collect(), next_cursor }))
+    let rows = store::list_subscriptions(&ctx.pool, caller.firm_id, page.after()?, limit + 1).await?;
+    let subscriptions = rows.into_iter().map(|r| Subscription::from_row(r, false)).collect();
+    Ok(Json(List::from_rows(subscriptions, limit, |s: &Subscription| s.id.to_string())))
 }
 
 pub async fn get(
