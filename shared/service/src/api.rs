@@ -196,3 +196,30 @@ impl<T> List<T> {
         List { data: rows, next_cursor }
     }
 }
+
+/// RFC 9457 problem bodies in the OpenAPI documents (`arflow_runtime::http::Problem` on the wire).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemBody {
+    /// Stable URI, e.g. `https://arflow.dev/problems/not-found`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+}
+
+/// The security schemes of the public API (a service's routes are public through the gateway,
+/// which checks the firm's API key): `api_key`, `operator`, `inbound_token`, all bearer tokens.
+pub struct GatewaySecurity;
+
+impl utoipa::Modify for GatewaySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("api_key", bearer());
+        components.add_security_scheme("operator", bearer());
+        components.add_security_scheme("inbound_token", bearer());
+    }
+}

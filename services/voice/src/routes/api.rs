@@ -6,7 +6,7 @@ use super::Context;
 use crate::events::transcript;
 use crate::store::{self, CallRow, TextRow};
 use arflow_contracts::events::TranscriptTurn;
-use arflow_service::api::{ApiError, Caller, List, Page};
+use arflow_service::api::{ApiError, Caller, List, Page, ProblemBody};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,12 +14,15 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ByInvoice {
+    /// Only this invoice's; an invoice the firm does not have answers 404.
     pub invoice_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Call)]
 pub struct CallView {
     pub id: Uuid,
     pub step_id: Uuid,
@@ -36,6 +39,7 @@ pub struct CallView {
     pub detail: Option<String>,
     pub skip_reason: Option<String>,
     /// Each fence's verdict (waits outside the window, skips) in order.
+    #[schema(value_type = Vec<Object>)]
     pub fences: serde_json::Value,
     pub provider_sid: Option<String>,
     pub provider_status: Option<String>,
@@ -47,7 +51,9 @@ pub struct CallView {
     pub recording_url: Option<String>,
     pub recording_sid: Option<String>,
     pub transcription: Option<String>,
+    /// `GET /v1/calls/{id}` only: the conversation, turn by turn (`speaker`, `text`, `intent`...).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub transcript: Option<Vec<TranscriptTurn>>,
 }
 
@@ -84,7 +90,8 @@ impl CallView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Text)]
 pub struct TextView {
     pub id: Uuid,
     pub step_id: Uuid,
@@ -103,6 +110,7 @@ pub struct TextView {
     pub error_code: Option<String>,
     pub detail: Option<String>,
     pub skip_reason: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     pub fences: serde_json::Value,
 }
 
@@ -141,6 +149,10 @@ async fn invoice_filter(ctx: &Context, caller: &Caller, q: &ByInvoice) -> Result
     Ok(Some(invoice_id))
 }
 
+/// `GET /v1/calls`: the firm's calls, oldest first.
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", operation_id = "list_calls", params(Page, ByInvoice),
+    responses((status = 200, body = List<CallView>), (status = 404, description = "an invoice_id the firm does not have", body = ProblemBody),
+        (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn list_calls(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -154,6 +166,10 @@ pub async fn list_calls(
     Ok(Json(List::from_rows(views, limit, |c: &CallView| c.id.to_string())))
 }
 
+/// `GET /v1/calls/{id}`: the call with its transcript.
+#[utoipa::path(get, path = "/v1/calls/{call_id}", tag = "calls", operation_id = "get_call",
+    params(("call_id" = Uuid, Path)),
+    responses((status = 200, body = CallView), (status = 404, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn get_call(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -168,6 +184,10 @@ pub async fn get_call(
     Ok(Json(CallView::of(row, Some(transcript(&turns)))))
 }
 
+/// `GET /v1/texts`: the firm's texts, oldest first.
+#[utoipa::path(get, path = "/v1/texts", tag = "calls", operation_id = "list_texts", params(Page, ByInvoice),
+    responses((status = 200, body = List<TextView>), (status = 404, description = "an invoice_id the firm does not have", body = ProblemBody),
+        (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn list_texts(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
