@@ -1,6 +1,7 @@
 //! Cross-service scenarios on the real stack (NATS JetStream, PostgreSQL, SMTP).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
 mod cases;
 mod channels;
 mod eligibility;

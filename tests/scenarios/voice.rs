@@ -240,18 +240,22 @@ async fn every_scripted_client_gets_the_right_outcome_and_follow_up() {
 
     // The firm reads the calls through the gateway (the voice service's own API behind it).
     let tries = app.get(&firm, &format!("/v1/calls?invoice_id={}", person("no_answer").invoice)).await;
-    let attempts: Vec<i64> =
-        tries["items"].as_array().unwrap().iter().map(|c| c["attempt"].as_i64().unwrap()).collect();
+    let attempts: Vec<i64> = tries["data"].as_array().unwrap().iter().map(|c| c["attempt"].as_i64().unwrap()).collect();
     assert_eq!(attempts.len(), 3, "{tries}");
     assert!(attempts.contains(&1) && attempts.contains(&3), "{tries}");
     let promised = app.get(&firm, &format!("/v1/calls?invoice_id={}", person("promise").invoice)).await;
-    let call_id = promised["items"][0]["id"].as_str().unwrap().to_string();
+    let call_id = promised["data"][0]["id"].as_str().unwrap().to_string();
     let detail = app.get(&firm, &format!("/v1/calls/{call_id}")).await;
     assert_eq!(detail["outcome"], "completed", "{detail}");
     assert!(detail["transcript"].as_array().is_some_and(|t| t.len() >= 3), "{detail}");
     let other = app.create_firm().await;
     let r = app.http.get(app.url(&format!("/v1/calls/{call_id}"))).bearer_auth(&other.key).send().await.unwrap();
     assert_eq!(r.status(), 404, "another firm's call is not found");
+    let path = format!("/v1/calls?invoice_id={}", person("promise").invoice);
+    let r = app.http.get(app.url(&path)).bearer_auth(&other.key).send().await.unwrap();
+    assert_eq!(r.status(), 404, "another firm's invoice is not found either");
+    let theirs = app.get(&other, "/v1/calls").await;
+    assert_eq!(theirs["data"], serde_json::json!([]), "{theirs}");
 
     // Ten more days: "stop calling" stopped email too, and nobody else is called twice for one step.
     app.advance_days(10).await;

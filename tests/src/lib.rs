@@ -114,7 +114,10 @@ impl TestApp {
             gateway_port,
             stripe_api: stripe::StripeSim::start().await,
             telephony,
-            ports: ["optout", "escalation", "notification", "voice"].into_iter().map(|s| (s, free_port())).collect(),
+            ports: ["optout", "escalation", "notification", "voice", "email"]
+                .into_iter()
+                .map(|s| (s, free_port()))
+                .collect(),
             running: HashMap::new(),
         };
         for s in SERVICES {
@@ -149,6 +152,7 @@ impl TestApp {
                 c.gateway.upstreams.escalation = self.service_url("escalation");
                 c.gateway.upstreams.notification = self.service_url("notification");
                 c.gateway.upstreams.voice = self.service_url("voice");
+                c.gateway.upstreams.email = self.service_url("email");
                 c.http.port = self.gateway_port;
                 c.gateway.public_base_url = self.url("");
                 c.telephony.auth_token = TELEPHONY_TOKEN.to_string().into();
@@ -174,6 +178,8 @@ impl TestApp {
             "email" => {
                 let mut c = arflow_email::Config::defaults().unwrap();
                 on_test_stack!(c, nats_url, db_url, clock);
+                c.http.port = self.ports["email"];
+                c.internal.token = INTERNAL_TOKEN.to_string().into();
                 c.smtp.port = self.smtp.port();
                 c.email.unsubscribe_secret = UNSUB_SECRET.to_string().into();
                 c.email.unsubscribe_base_url = format!("http://127.0.0.1:{}", self.gateway_port);

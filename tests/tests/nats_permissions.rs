@@ -566,11 +566,14 @@ async fn email_user_does_what_the_email_service_does_and_no_more() {
 
 #[tokio::test]
 async fn voice_user_does_what_the_voice_service_does_and_no_more() {
-    use arflow_voice::handlers::steps;
+    use arflow_voice::handlers::{invoices, steps};
     exercise(Service {
         name: arflow_voice::SERVICE,
         publishes: &[(subjects::outreach::VOICE_COMPLETED, "OUTREACH")],
-        consumers: vec![spec("OUTREACH", steps::DURABLE, &["outreach.step_due.voice.>", "outreach.step_due.sms.>"])],
+        consumers: vec![
+            spec("OUTREACH", steps::DURABLE, &["outreach.step_due.voice.>", "outreach.step_due.sms.>"]),
+            spec("BILLING", invoices::DURABLE, &["billing.invoice_upserted.>"]),
+        ],
         holds: true,
         objects: Objects::None,
         forbidden: (subjects::outreach::STEP_DUE_VOICE, ("OUTREACH", "email-steps")),

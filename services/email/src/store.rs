@@ -264,12 +264,19 @@ struct JudgedRow {
 pub const UNCERTAIN_REASON: &str =
     "uncertain: the message was being handed to the SMTP server when its sender stopped; it may have been delivered";
 
-/// The uncertain emails of a firm, newest first (for a person to resend or drop).
-pub async fn uncertain(pool: &PgPool, firm_id: Uuid) -> Result<Vec<EmailRow>, sqlx::Error> {
+/// One page of the uncertain emails of a firm (for a person to resend or drop), newest first by
+/// id (UUIDv7: creation order), after the id `before` of the previous page's last one.
+pub async fn uncertain(
+    pool: &PgPool,
+    firm_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<EmailRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM emails WHERE firm_id = $1 AND state = 'uncertain' ORDER BY updated_at DESC LIMIT 500"
+        "SELECT {COLUMNS} FROM emails WHERE firm_id = $1 AND state = 'uncertain' \
+         AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(firm_id).fetch_all(pool).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(firm_id).bind(before).bind(limit).fetch_all(pool).await
 }
 
 /// A person's decision on an uncertain email: resend it (pending again) or drop it (failed).

@@ -9,6 +9,7 @@ use arflow_core::Channel;
 use common::dkim::{TempDir, TestKey, assert_signed_for, assert_verified};
 use common::{TestApp, WAIT, step};
 use std::time::Duration;
+use uuid::Uuid;
 
 #[tokio::test]
 async fn one_step_sends_one_explained_email() {
@@ -542,4 +543,32 @@ async fn a_server_that_never_greets_times_out_and_the_email_waits_for_a_retry() 
         assert!(std::time::Instant::now() < deadline, "no timeout seen: {row:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn uncertain_emails_are_listed_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let steps: Vec<_> = (0..3).map(|i| step(Tone::Friendly, 3 + i, true)).collect();
+    for s in &steps {
+        app.publish_step(s, 0).await;
+        app.wait_state(s.step_id, "sent", WAIT).await;
+    }
+    // As the lease judge leaves emails whose body was on the wire when their sender died.
+    sqlx::query("UPDATE email.emails SET state = 'uncertain'").execute(&app.pool).await.unwrap();
+    let (status, all) = app.api_as(app.firm, "/v1/emails/uncertain").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["data"].as_array().unwrap().len(), 3);
+    assert!(all.get("next_cursor").is_some_and(serde_json::Value::is_null), "{all}");
+    let (_, first) = app.api_as(app.firm, "/v1/emails/uncertain?limit=2").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().expect("a cursor to the next page");
+    let (_, rest) = app.api_as(app.firm, &format!("/v1/emails/uncertain?limit=2&cursor={cursor}")).await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    let paged: Vec<_> = first["data"].as_array().unwrap().iter().chain(rest["data"].as_array().unwrap()).collect();
+    assert_eq!(paged, all["data"].as_array().unwrap().iter().collect::<Vec<_>>(), "newest first, nothing twice");
+    let (status, theirs) = app.api_as(Uuid::now_v7(), "/v1/emails/uncertain").await;
+    assert_eq!((status, theirs["data"].as_array().unwrap().len()), (200, 0));
+    let (status, _) = app.api_as(app.firm, "/v1/emails/uncertain?limit=500").await;
+    assert_eq!(status, 422);
 }

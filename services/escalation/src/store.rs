@@ -587,7 +587,7 @@ pub async fn update_case(conn: &mut PgConnection, c: &CaseRow) -> Result<(), sql
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct ActionRow {
     pub action_id: Uuid,
     #[serde(skip)]
@@ -601,6 +601,7 @@ pub struct ActionRow {
     pub at: DateTime<Utc>,
     pub paused_until: Option<DateTime<Utc>>,
     pub agency: Option<String>,
+    #[schema(value_type = Object)]
     pub details: Json<serde_json::Value>,
 }
 

@@ -125,14 +125,5 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Problem bodies in the OpenAPI document.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ProblemBody {
-    /// Stable URI, e.g. `https://arflow.dev/problems/not-found`.
-    #[schema(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    detail: String,
-}
+/// Problem bodies in the OpenAPI documents (the gateway's and the services').
+pub use arflow_service::api::ProblemBody;

@@ -261,6 +261,15 @@ pub async fn list_subscriptions(
     .await
 }
 
+/// Whether the firm has (or had: deleted ones keep their deliveries) this subscription.
+pub async fn firm_has_subscription(pool: &PgPool, firm_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subscriptions WHERE firm_id = $1 AND id = $2)")
+        .bind(firm_id)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
 pub async fn get_subscription(pool: &PgPool, firm_id: Uuid, id: Uuid) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SUB_COLUMNS} FROM subscriptions WHERE firm_id = $1 AND id = $2 AND status <> 'deleted'"

@@ -928,3 +928,34 @@ async fn a_payment_seen_before_its_reminder_is_still_told_once() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(slack.accepted().len(), 1);
 }
+
+#[tokio::test]
+async fn lists_are_pages_and_a_subscription_filter_is_scoped_to_the_firm() {
+    let app = TestApp::spawn(|_| {}).await;
+    let (firm, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let email = |a: &str| json!({"type": "email", "address": a});
+    let mine = app.subscribe(firm, &["opt_out"], email("pat@firm.test")).await;
+    app.subscribe(firm, &["dispute"], email("sam@firm.test")).await;
+    let theirs = app.subscribe(other, &["opt_out"], email("lee@other.test")).await;
+
+    let app = &app;
+    let get = |firm: Uuid, path: String| async move { app.api(firm, reqwest::Method::GET, &path, None).await };
+    let (status, first) = get(firm, "/v1/notifications/subscriptions?limit=1".into()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["data"].as_array().unwrap().len(), 1);
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_string();
+    let (_, last) = get(firm, format!("/v1/notifications/subscriptions?limit=1&cursor={cursor}")).await;
+    assert_eq!(last["data"].as_array().unwrap().len(), 1);
+    assert!(last["next_cursor"].is_null(), "the last page has no cursor: {last}");
+
+    // The firm's own subscription without deliveries: an empty page.
+    let (status, none) =
+        get(firm, format!("/v1/notifications/deliveries?subscription_id={}", mine["id"].as_str().unwrap())).await;
+    assert_eq!((status, none["data"].clone(), none["next_cursor"].clone()), (200, json!([]), Value::Null));
+    // Another firm's subscription, or an unknown one: 404, as every route answers for them.
+    for id in [theirs["id"].as_str().unwrap().to_string(), Uuid::now_v7().to_string()] {
+        let (status, body) = get(firm, format!("/v1/notifications/deliveries?subscription_id={id}")).await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["status"], 404);
+    }
+}

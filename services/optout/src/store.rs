@@ -24,7 +24,7 @@ pub struct ContactRow {
 }
 
 /// One ledger entry, as stored and as the API shows it.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     #[serde(skip)]
     pub seq: i64,

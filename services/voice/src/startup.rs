@@ -3,10 +3,11 @@ use crate::SERVICE;
 use crate::clients::{Telephony, TwilioClient};
 use crate::config::Config;
 use crate::dialer::Dialer;
+use crate::handlers::invoices::{self, InvoicesHandler};
 use crate::handlers::steps::{DURABLE, StepsHandler};
 use crate::routes::{self, Context};
 use arflow_bus::consumer::ConsumerSpec;
-use arflow_contracts::subjects::outreach;
+use arflow_contracts::subjects::{billing, outreach};
 use arflow_runtime::ServiceConfig;
 use arflow_runtime::Shutdown;
 use arflow_service::{Base, Settings, StartupError};
@@ -52,6 +53,15 @@ impl Application {
             },
             config.consumer.clone(),
             Arc::new(handler),
+        );
+        base.spawn_consumer(
+            ConsumerSpec {
+                durable: invoices::DURABLE.to_string(),
+                stream: "BILLING".to_string(),
+                filter_subjects: vec![format!("{}.>", billing::INVOICE_UPSERTED)],
+            },
+            config.consumer.clone(),
+            Arc::new(InvoicesHandler { pool: base.pool.clone() }),
         );
         let dialer = Dialer {
             pool: base.pool.clone(),

@@ -830,16 +830,69 @@ pub async fn lock_message_sid(conn: &mut PgConnection, sid: &str) -> Result<(), 
 
 // ---------- read API ----------
 
-pub async fn calls_of_invoice(pool: &PgPool, firm_id: Uuid, invoice_id: Uuid) -> Result<Vec<CallRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE firm_id = $1 AND invoice_id = $2 ORDER BY created_at, id LIMIT 500"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(firm_id).bind(invoice_id).fetch_all(pool).await
+/// Records which firm an invoice belongs to (the first firm named wins: ids are the gateway's).
+pub async fn record_invoice(conn: &mut PgConnection, invoice_id: Uuid, firm_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO invoices (invoice_id, firm_id) VALUES ($1, $2) ON CONFLICT (invoice_id) DO NOTHING")
+        .bind(invoice_id)
+        .bind(firm_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
-pub async fn texts_of_invoice(pool: &PgPool, firm_id: Uuid, invoice_id: Uuid) -> Result<Vec<TextRow>, sqlx::Error> {
+/// Whether the firm owns the invoice as far as the voice service knows: the gateway published it
+/// under the firm, or the firm's own calls or texts are about it (a step can arrive before the
+/// invoice's `billing.invoice_upserted`, which another consumer reads).
+pub async fn firm_has_invoice(pool: &PgPool, firm_id: Uuid, invoice_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoices WHERE invoice_id = $2 AND firm_id = $1) \
+             OR EXISTS (SELECT 1 FROM calls WHERE firm_id = $1 AND invoice_id = $2) \
+             OR EXISTS (SELECT 1 FROM texts WHERE firm_id = $1 AND invoice_id = $2)",
+    )
+    .bind(firm_id)
+    .bind(invoice_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// One page of the firm's calls in id order (creation order), of one invoice or all.
+pub async fn list_calls(
+    pool: &PgPool,
+    firm_id: Uuid,
+    invoice_id: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<CallRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {TEXT_COLUMNS} FROM texts WHERE firm_id = $1 AND invoice_id = $2 ORDER BY created_at, id LIMIT 500"
+        "SELECT {CALL_COLUMNS} FROM calls WHERE firm_id = $1 AND ($2::uuid IS NULL OR invoice_id = $2) \
+         AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(firm_id).bind(invoice_id).fetch_all(pool).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(firm_id)
+        .bind(invoice_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// One page of the firm's texts in id order (creation order), of one invoice or all.
+pub async fn list_texts(
+    pool: &PgPool,
+    firm_id: Uuid,
+    invoice_id: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<TextRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TEXT_COLUMNS} FROM texts WHERE firm_id = $1 AND ($2::uuid IS NULL OR invoice_id = $2) \
+         AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(firm_id)
+        .bind(invoice_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }

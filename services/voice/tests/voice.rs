@@ -107,7 +107,7 @@ async fn outside_the_window_the_call_waits_until_the_clock_moves_into_it() {
     app.wait_call_state(step.step_id, "placed").await;
     assert_eq!(app.provider.calls().len(), 1);
     let (_, view) = app.api(&format!("/v1/calls?invoice_id={}", step.invoice_id)).await;
-    assert_eq!(view["items"][0]["fences"][0]["fence"], "window");
+    assert_eq!(view["data"][0]["fences"][0]["fence"], "window");
     assert!(app.events(outreach::VOICE_SKIPPED).await.is_empty());
 }
 

@@ -1,8 +1,8 @@
 //! The internal API contract between the gateway and the services behind it.
 //!
 //! The gateway is the only public edge: it authenticates the firm's API key, then
-//! forwards `/v1/consent/...`, `/v1/escalations/...` and `/v1/notifications/...` to the
-//! service that owns those records, naming the firm and the firm user in headers and
+//! forwards `/v1/consent/...`, `/v1/escalations/...`, `/v1/notifications/...`, `/v1/calls/...`,
+//! `/v1/texts/...` and `/v1/emails/...` to the service that owns those records, naming the firm and the firm user in headers and
 //! proving itself with the shared internal token. A service trusts those headers only
 //! with the right token (and, in Kubernetes, only from the gateway's pods).
 use arflow_runtime::http::Problem;
@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -142,5 +142,84 @@ impl IntoResponse for ApiError {
             other => tracing::info!(problem = %other, "request refused"),
         }
         self.problem().into_response()
+    }
+}
+
+/// `?limit=&cursor=` of every list behind the gateway, as the gateway's own lists take them.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// 1..=100, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 50;
+    pub const MAX_LIMIT: i64 = 100;
+
+    /// The page size asked for, or a 422 naming the range.
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(Self::DEFAULT_LIMIT),
+            Some(n @ 1..=Self::MAX_LIMIT) => Ok(n),
+            Some(n) => Err(ApiError::Validation(format!("limit must be between 1 and {}, got {n}", Self::MAX_LIMIT))),
+        }
+    }
+
+    /// The cursor as the id of the previous page's last item (lists ordered by id).
+    pub fn after_id(&self) -> Result<Option<Uuid>, ApiError> {
+        self.cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::Validation("cursor is not one this API returned".into())))
+            .transpose()
+    }
+}
+
+/// One page of a list: every list behind the gateway answers `{data, next_cursor}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> List<T> {
+    /// The page from `rows` fetched with `limit + 1`: the extra row only says there is more.
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more { rows.last().map(cursor_of) } else { None };
+        List { data: rows, next_cursor }
+    }
+}
+
+/// RFC 9457 problem bodies in the OpenAPI documents (`arflow_runtime::http::Problem` on the wire).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemBody {
+    /// Stable URI, e.g. `https://arflow.dev/problems/not-found`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+}
+
+/// The security schemes of the public API (a service's routes are public through the gateway,
+/// which checks the firm's API key): `api_key`, `operator`, `inbound_token`, all bearer tokens.
+pub struct GatewaySecurity;
+
+impl utoipa::Modify for GatewaySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("api_key", bearer());
+        components.add_security_scheme("operator", bearer());
+        components.add_security_scheme("inbound_token", bearer());
     }
 }

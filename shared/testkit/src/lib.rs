@@ -5,6 +5,7 @@
 pub mod db;
 pub mod idle;
 pub mod nats;
+pub mod openapi;
 pub mod smtp;
 pub mod standard_webhooks;
 pub mod stripe;

@@ -32,6 +32,8 @@ pub struct TestApp {
     pub bus: Bus,
     pub pool: PgPool,
     pub firm: Uuid,
+    /// The HTTP port of the running service (0 while it is stopped).
+    pub port: u16,
     pub shutdown: CancellationToken,
     pub handle: Option<JoinHandle<()>>,
 }
@@ -45,8 +47,12 @@ pub fn config(nats: &TestNats, db: &TestDb, sink: &SmtpSink) -> Config {
     // Fast transient retries in tests.
     c.email.retry_backoff_ms = vec![100, 200];
     c.email.poll_ms = 50;
+    c.internal.token = TOKEN.to_string().into();
     c
 }
+
+/// The internal token the tests play the gateway with.
+pub const TOKEN: &str = "internal-token-for-tests";
 
 impl TestApp {
     pub async fn spawn() -> Self {
@@ -66,6 +72,7 @@ impl TestApp {
             bus,
             pool,
             firm: Uuid::now_v7(),
+            port: 0,
             shutdown: CancellationToken::new(),
             handle: None,
         };
@@ -78,6 +85,7 @@ impl TestApp {
     pub async fn start(&mut self, config: Config) {
         self.shutdown = CancellationToken::new();
         let app = Application::build(config, self.shutdown.clone()).await.expect("email service starts");
+        self.port = app.port();
         self.handle = Some(tokio::spawn(async move { app.run().await.expect("email service runs") }));
     }
 
@@ -90,6 +98,19 @@ impl TestApp {
     }
 
     /// Publishes a step as the scheduler does; `attempt` varies the envelope and msg id.
+    /// GET on the API as the gateway forwards it for `firm`: status and body.
+    pub async fn api_as(&self, firm: Uuid, path: &str) -> (u16, serde_json::Value) {
+        let r = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .header("x-arflow-internal-token", TOKEN)
+            .header("x-arflow-firm-id", firm.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub async fn publish_step(&self, step: &StepDue, attempt: u32) -> Envelope<StepDue> {
         self.publish_step_for(self.firm, step, attempt).await
     }

@@ -5,7 +5,7 @@ use crate::config::THRESHOLD_RANGE;
 use crate::handlers::Context;
 use crate::store::{self, ActionRow, CaseRow};
 use arflow_contracts::events::{CaseActionKind, EscalationCase, EscalationReason, ReplyIntent};
-use arflow_service::api::{ApiError, Caller};
+use arflow_service::api::{ApiError, Caller, ProblemBody};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -48,17 +48,25 @@ fn note(n: &str) -> Result<String, ApiError> {
     Ok(n.to_string())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `open`, `paused`, `referred`, `resolved`, `active` (all but resolved; the default) or `all`.
     pub status: Option<String>,
+    /// 1..=100, default 50.
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One page of the queue (`{data, next_cursor}`, like every list).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CasePage)]
 pub struct Page {
+    /// The cases, each as published in `escalation.*` events (docs/events/escalation.v1.schema.json).
+    #[schema(value_type = Vec<Object>)]
     pub data: Vec<EscalationCase>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -95,6 +103,10 @@ async fn view(ctx: &Context, conn: &mut sqlx::PgConnection, case: &CaseRow) -> R
 }
 
 /// `GET /v1/escalations?status=open&limit=&cursor=`: the firm's queue, oldest first.
+#[utoipa::path(get, path = "/v1/escalations", tag = "escalations", operation_id = "list_escalations",
+    params(ListQuery),
+    responses((status = 200, body = Page), (status = 422, body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn list(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -118,14 +130,20 @@ pub async fn list(
     Ok(Json(Page { data, next_cursor }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CaseDetail {
+    /// The case as published in `escalation.*` events (docs/events/escalation.v1.schema.json).
+    #[schema(value_type = Object)]
     pub case: EscalationCase,
     /// Every action, oldest first.
     pub actions: Vec<ActionRow>,
 }
 
 /// `GET /v1/escalations/{id}`: the case and every action on it.
+#[utoipa::path(get, path = "/v1/escalations/{case_id}", tag = "escalations", operation_id = "get_escalation",
+    params(("case_id" = Uuid, Path)),
+    responses((status = 200, body = CaseDetail), (status = 404, body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn get_case(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -140,17 +158,27 @@ pub async fn get_case(
     Ok(Json(CaseDetail { case: case_view, actions }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct OpenBody {
     pub invoice_id: Uuid,
-    /// Defaults to `manual`.
+    /// An escalation reason (`manual`, `dispute`, ...); defaults to `manual`.
+    #[schema(value_type = Option<String>)]
     pub reason: Option<EscalationReason>,
+    /// Why: required.
     #[serde(default)]
     pub note: String,
 }
 
 /// `POST /v1/escalations`: a firm user opens a case on an invoice (201), or adds the note to
 /// the active case of that family (200).
+#[utoipa::path(post, path = "/v1/escalations", tag = "escalations", operation_id = "open_escalation",
+    request_body = OpenBody,
+    params(("X-Arflow-Actor" = Option<String>, Header, description = "the firm user acting"),
+        ("Idempotency-Key" = Option<String>, Header, description = "replays the first response (kept by the gateway)")),
+    responses((status = 201, body = Object, description = "the case opened (the whole case, as `data` of the public `escalation.*` events: docs/events/escalation.v1.schema.json)"),
+        (status = 200, body = Object, description = "the note added to the active case (the whole case, as `data` of the public `escalation.*` events: docs/events/escalation.v1.schema.json)"),
+        (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn open(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -188,9 +216,12 @@ pub async fn open(
     Ok((status, Json(view(&ctx, &mut conn, outcome.case()).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ActionBody {
+    /// `continue_automation`, `pause`, `mark_uncollectible`, `refer_to_agency`, `resolve`, `note` or `label`.
+    #[schema(value_type = String)]
     pub action: CaseActionKind,
+    /// Why: required (optional for `label`).
     #[serde(default)]
     pub note: String,
     pub paused_until: Option<DateTime<Utc>>,
@@ -216,6 +247,13 @@ fn label(b: &ActionBody) -> Result<(ReplyIntent, Option<NaiveDate>), ApiError> {
 /// `POST /v1/escalations/{id}/actions`: continue_automation, pause, mark_uncollectible,
 /// refer_to_agency, resolve, note, or label (a `needs_review` case: what the reply means);
 /// recorded with who and why, then published.
+#[utoipa::path(post, path = "/v1/escalations/{case_id}/actions", tag = "escalations", operation_id = "act_on_escalation",
+    request_body = ActionBody,
+    params(("case_id" = Uuid, Path), ("X-Arflow-Actor" = Option<String>, Header, description = "the firm user acting"),
+        ("Idempotency-Key" = Option<String>, Header, description = "replays the first response (kept by the gateway)")),
+    responses((status = 200, body = Object, description = "the case after the action (the whole case, as `data` of the public `escalation.*` events: docs/events/escalation.v1.schema.json)"),
+        (status = 404, body = ProblemBody), (status = 409, body = ProblemBody), (status = 422, body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn act(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -252,12 +290,15 @@ pub async fn act(
     Ok(Json(view(&ctx, &mut conn, &case).await?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SettingsBody {
+    /// 1..=3650, default 60.
     pub days_past_due_threshold: i32,
 }
 
 /// `GET /v1/escalations/settings`
+#[utoipa::path(get, path = "/v1/escalations/settings", tag = "escalations", operation_id = "get_escalation_settings",
+    responses((status = 200, body = SettingsBody)), security(("api_key" = [])))]
 pub async fn get_settings(caller: Caller, State(ctx): State<Arc<Context>>) -> Result<Json<SettingsBody>, ApiError> {
     let mut conn = ctx.pool.acquire().await?;
     let days = store::threshold(&mut conn, caller.firm_id).await?;
@@ -265,6 +306,9 @@ pub async fn get_settings(caller: Caller, State(ctx): State<Arc<Context>>) -> Re
 }
 
 /// `PUT /v1/escalations/settings`: the firm's days-past-due threshold.
+#[utoipa::path(put, path = "/v1/escalations/settings", tag = "escalations", operation_id = "put_escalation_settings",
+    request_body = SettingsBody,
+    responses((status = 200, body = SettingsBody), (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn put_settings(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -293,6 +337,11 @@ struct TrainingExample<'a> {
 
 /// `GET /v1/escalations/training-examples`: every reply the firm's people labelled, one JSON
 /// object a line (`application/x-ndjson`), oldest label first.
+#[utoipa::path(get, path = "/v1/escalations/training-examples", tag = "escalations",
+    operation_id = "escalation_training_examples",
+    responses((status = 200, content_type = "application/x-ndjson", body = String,
+        description = "one `{id, channel, reference_date, text, intent, promised_date}` a line (shared/corpus/README.md)")),
+    security(("api_key" = [])))]
 pub async fn training_examples(caller: Caller, State(ctx): State<Arc<Context>>) -> Result<Response, ApiError> {
     let mut conn = ctx.pool.acquire().await?;
     let rows = store::labelled(&mut conn, caller.firm_id).await?;

@@ -3,19 +3,41 @@
 pub mod cases;
 
 use crate::handlers::Context;
-use arflow_service::api::InternalAuth;
+use arflow_service::api::{GatewaySecurity, InternalAuth};
 use axum::Router;
-use axum::routing::{get, post};
 use secrecy::SecretString;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The service's public routes (through the gateway) and their OpenAPI document, from the same
+/// `#[utoipa::path]` attributes: a route cannot be served undocumented or documented unserved.
+pub fn api() -> OpenApiRouter<Arc<Context>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(cases::list, cases::open))
+        .routes(routes!(cases::get_settings, cases::put_settings))
+        .routes(routes!(cases::training_examples))
+        .routes(routes!(cases::get_case))
+        .routes(routes!(cases::act))
+}
+
+/// The OpenAPI document of the escalation API (`openapi.json` beside the README; the gateway
+/// merges it into its own).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
 
 pub fn router(ctx: Arc<Context>, internal_token: SecretString) -> Router {
-    Router::new()
-        .route("/v1/escalations", get(cases::list).post(cases::open))
-        .route("/v1/escalations/settings", get(cases::get_settings).put(cases::put_settings))
-        .route("/v1/escalations/training-examples", get(cases::training_examples))
-        .route("/v1/escalations/{case_id}", get(cases::get_case))
-        .route("/v1/escalations/{case_id}/actions", post(cases::act))
-        .layer(axum::Extension(InternalAuth(internal_token)))
-        .with_state(ctx)
+    let (router, _) = api().split_for_parts();
+    router.layer(axum::Extension(InternalAuth(internal_token))).with_state(ctx)
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "arflow escalations", description = "The firm's escalation queue, its cases and their actions, served by the escalation service behind the gateway."),
+    components(schemas(arflow_service::api::ProblemBody)),
+    modifiers(&GatewaySecurity),
+    tags((name = "escalations", description = "Cases a person decides (escalation service)"))
+)]
+struct ApiDoc;

@@ -1,6 +1,6 @@
 //! The public edge for the services behind the gateway: `/v1/consent/...` (opt-out),
 //! `/v1/escalations/...` (escalation), `/v1/notifications/...` (notification), `/v1/calls/...`
-//! and `/v1/texts/...` (voice).
+//! and `/v1/texts/...` (voice), `/v1/emails/...` (email): [`FORWARDED`].
 //!
 //! The gateway authenticates the firm's API key, then forwards the request with the firm,
 //! the acting firm user (`X-Arflow-Actor`, else the key's prefix) and the internal token
@@ -18,6 +18,23 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tracing::Instrument;
+
+/// Each forwarded prefix and the service that owns it. The router forwards exactly these prefixes
+/// (and what is under them), [`owner`] routes by them, and the gateway's OpenAPI test checks that
+/// each service's document (merged into `/openapi.json`) covers its prefixes and nothing else.
+pub const FORWARDED: [(&str, &str); 6] = [
+    ("/v1/consent", "optout"),
+    ("/v1/escalations", "escalation"),
+    ("/v1/notifications", "notification"),
+    ("/v1/calls", "voice"),
+    ("/v1/texts", "voice"),
+    ("/v1/emails", "email"),
+];
+
+/// The service that owns a path under a forwarded prefix, or `None` if none does.
+pub fn owner(path: &str) -> Option<&'static str> {
+    FORWARDED.iter().find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/"))).map(|(_, s)| *s)
+}
 
 /// Where each forwarded prefix goes (`[gateway.upstreams]`).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -125,20 +142,16 @@ impl Forwarder {
 
     /// The owning service and its base URL for a path, or `None` if nothing owns it.
     fn upstream(&self, path: &str) -> Option<(&'static str, &str)> {
-        let owns = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-        if owns("/v1/consent") {
-            Some(("optout", &self.upstreams.optout))
-        } else if owns("/v1/escalations") {
-            Some(("escalation", &self.upstreams.escalation))
-        } else if owns("/v1/notifications") {
-            Some(("notification", &self.upstreams.notification))
-        } else if owns("/v1/calls") || owns("/v1/texts") {
-            Some(("voice", &self.upstreams.voice))
-        } else if owns("/v1/emails") {
-            Some(("email", &self.upstreams.email))
-        } else {
-            None
-        }
+        let service = owner(path)?;
+        let base = match service {
+            "optout" => &self.upstreams.optout,
+            "escalation" => &self.upstreams.escalation,
+            "notification" => &self.upstreams.notification,
+            "voice" => &self.upstreams.voice,
+            "email" => &self.upstreams.email,
+            _ => return None,
+        };
+        Some((service, base))
     }
 }
 

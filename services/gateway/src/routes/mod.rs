@@ -18,50 +18,60 @@ use crate::startup::AppState;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
-use axum::routing::{any, delete, get, patch, post};
+use axum::routing::{any, post};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+/// The gateway's own routes and their OpenAPI document, from the same `#[utoipa::path]`
+/// attributes (`routes!`): a route cannot be served undocumented or documented unserved. Besides
+/// these, the router forwards the prefixes of [`forward::FORWARDED`] (documented by the services'
+/// own documents, merged into `/openapi.json`) and answers other `/webhooks/telephony/` paths 404.
+/// Add a public route here with `routes!`, never with a bare `.route`.
+pub fn api() -> OpenApiRouter<AppState> {
+    let telephony_limit = || axum::extract::DefaultBodyLimit::max(telephony::MAX_BODY_BYTES);
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(firms::create_firm))
+        .routes(routes!(firms::get_firm, firms::patch_firm))
+        .routes(routes!(keys::list_api_keys, keys::create_api_key))
+        .routes(routes!(keys::revoke_api_key))
+        .routes(routes!(keys::rotate_api_key))
+        .routes(routes!(keys::list_inbound_tokens, keys::create_inbound_token))
+        .routes(routes!(keys::revoke_inbound_token))
+        .routes(routes!(keys::audit_log))
+        .routes(routes!(backfill::backfill))
+        .routes(routes!(records::create_client, records::list_clients))
+        .routes(routes!(records::get_client, records::patch_client))
+        .routes(routes!(records::create_contact))
+        .routes(routes!(records::patch_contact))
+        .routes(routes!(records::list_invoices))
+        .routes(routes!(records::get_invoice, records::patch_invoice))
+        .routes(routes!(activity::invoice_activity))
+        .routes(routes!(activity::portfolio))
+        .routes(routes!(replies::list_replies))
+        .routes(routes!(unsubscribe::page, unsubscribe::unsubscribe))
+        .routes(routes!(webhooks::stripe_webhook))
+        // The inbound route reads its body itself, after the token, up to inbound_max_bytes.
+        .routes(routes!(inbound::email_inbound))
+        .routes(routes!(telephony::voice_callback).layer(telephony_limit()))
+        .routes(routes!(telephony::sms_inbound).layer(telephony_limit()))
+        .routes(routes!(telephony::sms_status).layer(telephony_limit()))
+        .routes(routes!(openapi::document))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/firms", post(firms::create_firm))
-        .route("/v1/firm", get(firms::get_firm).patch(firms::patch_firm))
-        .route("/v1/firm/api-keys", get(keys::list_api_keys).post(keys::create_api_key))
-        .route("/v1/firm/api-keys/{id}", delete(keys::revoke_api_key))
-        .route("/v1/firm/api-keys/{id}/rotate", post(keys::rotate_api_key))
-        .route("/v1/firm/inbound-tokens", get(keys::list_inbound_tokens).post(keys::create_inbound_token))
-        .route("/v1/firm/inbound-tokens/{id}", delete(keys::revoke_inbound_token))
-        .route("/v1/firm/audit-log", get(keys::audit_log))
-        .route("/v1/firm/stripe/backfill", post(backfill::backfill))
-        .route("/v1/clients", post(records::create_client).get(records::list_clients))
-        .route("/v1/clients/{id}", get(records::get_client).patch(records::patch_client))
-        .route("/v1/clients/{id}/contacts", post(records::create_contact))
-        .route("/v1/contacts/{id}", patch(records::patch_contact))
-        .route("/v1/invoices", get(records::list_invoices))
-        .route("/v1/invoices/{id}", get(records::get_invoice).patch(records::patch_invoice))
-        .route("/v1/invoices/{id}/activity", get(activity::invoice_activity))
-        .route("/v1/portfolio", get(activity::portfolio))
-        .route("/v1/replies", get(replies::list_replies))
-        .route("/v1/unsubscribe/{token}", get(unsubscribe::page).post(unsubscribe::unsubscribe))
-        .route("/v1/consent", any(forward::forward))
-        .route("/v1/consent/{*rest}", any(forward::forward))
-        .route("/v1/escalations", any(forward::forward))
-        .route("/v1/escalations/{*rest}", any(forward::forward))
-        .route("/v1/notifications", any(forward::forward))
-        .route("/v1/notifications/{*rest}", any(forward::forward))
-        .route("/v1/calls", any(forward::forward))
-        .route("/v1/calls/{*rest}", any(forward::forward))
-        .route("/v1/texts", any(forward::forward))
-        .route("/v1/texts/{*rest}", any(forward::forward))
-        .route("/v1/emails", any(forward::forward))
-        .route("/v1/emails/{*rest}", any(forward::forward))
-        .route("/webhooks/stripe/{firm_id}", post(webhooks::stripe_webhook))
-        .route("/webhooks/email/inbound/{firm_id}", post(inbound::email_inbound))
+    let (mut router, _) = api().split_for_parts();
+    for (prefix, _) in forward::FORWARDED {
+        router =
+            router.route(prefix, any(forward::forward)).route(&format!("{prefix}/{{*rest}}"), any(forward::forward));
+    }
+    router
         .route(
             "/webhooks/telephony/{*rest}",
             post(telephony::callback).layer(axum::extract::DefaultBodyLimit::max(telephony::MAX_BODY_BYTES)),
         )
-        .route("/openapi.json", get(openapi::document))
         .layer(axum::middleware::from_fn(crate::idempotency::fingerprint))
         .layer(axum::middleware::from_fn_with_state(state.limiter.clone(), crate::limits::enforce))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -111,6 +121,7 @@ where
 
 /// `?limit=&cursor=` of list endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// 1..=100, default 50.
     pub limit: Option<i64>,

@@ -223,6 +223,7 @@ pub struct PatchInvoice {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvoiceFilter {
     pub client_id: Option<Uuid>,
 }

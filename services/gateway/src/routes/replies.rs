@@ -68,6 +68,7 @@ impl From<ReplyRow> for Reply {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReplyFilter {
     /// An intent (`opt_out`...), a kind (`bounce`, `complaint`, `auto_reply`), or `needs_review`
     /// (the replies waiting for a firm user's label).

@@ -57,8 +57,9 @@ pub fn parse(rest: &str) -> Option<Callback<'_>> {
     }
 }
 
-/// Every telephony callback (one handler serves the seven URLs of the contract).
+/// The voice callbacks: `answer` and `gather` (TwiML), `status`, `recording`, `transcription`.
 #[utoipa::path(post, path = "/webhooks/telephony/voice/{call_id}/{event}", tag = "webhooks",
+    operation_id = "telephony_voice_callback",
     params(("call_id" = String, Path, description = "the voice service's call id (in the URLs it gave the provider)"),
         ("event" = String, Path, description = "`answer` and `gather` (TwiML), `status`, `recording`, `transcription` (204)"),
         ("turn" = Option<u32>, Query, description = "`gather` only: the conversation turn"),
@@ -71,6 +72,57 @@ pub fn parse(rest: &str) -> Option<Callback<'_>> {
         (status = 404, description = "not a callback URL of the contract", body = crate::error::ProblemBody),
         (status = 413, description = "body larger than 64 KiB"),
         (status = 503, description = "the voice service is down, or telephony.auth_token / internal.token unset", body = crate::error::ProblemBody)))]
+pub async fn voice_callback(
+    state: State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Relayed, ApiError> {
+    callback(state, uri, headers, body).await
+}
+
+/// A text a client sent to the firm's number: STOP, HELP, or a reply.
+#[utoipa::path(post, path = "/webhooks/telephony/sms/inbound", tag = "webhooks",
+    operation_id = "telephony_sms_inbound",
+    params(("X-Twilio-Signature" = String, Header, description = "base64 HMAC-SHA1 (auth token) of the full URL and the sorted form parameters")),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's parameters: MessageSid, AccountSid, From, To, Body..."),
+    responses((status = 200, description = "TwiML from the voice service (`<Response/>` or a `<Message>`)", content_type = "text/xml"),
+        (status = 403, description = "invalid-signature: nothing forwarded", body = crate::error::ProblemBody),
+        (status = 413, description = "body larger than 64 KiB"),
+        (status = 503, description = "the voice service is down, or telephony.auth_token / internal.token unset", body = crate::error::ProblemBody)))]
+pub async fn sms_inbound(
+    state: State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Relayed, ApiError> {
+    callback(state, uri, headers, body).await
+}
+
+/// The delivery status of a text arflow sent.
+#[utoipa::path(post, path = "/webhooks/telephony/sms/{text_id}/status", tag = "webhooks",
+    operation_id = "telephony_sms_status",
+    params(("text_id" = String, Path, description = "the voice service's text id (in the URL it gave the provider)"),
+        ("X-Twilio-Signature" = String, Header, description = "base64 HMAC-SHA1 (auth token) of the full URL and the sorted form parameters")),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's parameters: MessageSid, MessageStatus, ErrorCode..."),
+    responses((status = 204, description = "recorded"),
+        (status = 403, description = "invalid-signature: nothing forwarded", body = crate::error::ProblemBody),
+        (status = 404, description = "not a callback URL of the contract", body = crate::error::ProblemBody),
+        (status = 413, description = "body larger than 64 KiB"),
+        (status = 503, description = "the voice service is down, or telephony.auth_token / internal.token unset", body = crate::error::ProblemBody)))]
+pub async fn sms_status(
+    state: State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Relayed, ApiError> {
+    callback(state, uri, headers, body).await
+}
+
+/// Every telephony callback (the documented routes above, and the catch-all under
+/// `/webhooks/telephony/` that answers any other path 404 as a problem).
 pub async fn callback(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,

@@ -3,7 +3,7 @@ use super::subscriptions::List;
 use super::{Page, path_id};
 use crate::handlers::Context;
 use crate::store::{self, AttemptRow, DeliveryRow, Replay};
-use arflow_service::api::{ApiError, Caller};
+use arflow_service::api::{ApiError, Caller, ProblemBody};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -14,15 +14,20 @@ use uuid::Uuid;
 
 const STATUSES: [&str; 5] = ["pending", "delivered", "failed", "endpoint_disabled", "cancelled"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
+    /// `pending`, `delivered`, `failed`, `endpoint_disabled` or `cancelled`.
     pub status: Option<String>,
+    /// One of the firm's subscriptions (another firm's or an unknown one: 404).
     pub subscription_id: Option<Uuid>,
+    /// 1..=200, default 50.
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// Also the `webhook-id` header: the same on every retry and replay.
     pub id: Uuid,
@@ -36,12 +41,13 @@ pub struct Delivery {
     pub delivered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub message: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt_log: Option<Vec<Attempt>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub attempt: i32,
     pub at: DateTime<Utc>,
@@ -81,6 +87,11 @@ fn summary(row: DeliveryRow) -> Delivery {
     }
 }
 
+/// `GET /v1/notifications/deliveries`: the firm's deliveries, oldest first.
+#[utoipa::path(get, path = "/v1/notifications/deliveries", tag = "notifications",
+    operation_id = "list_deliveries", params(Filter),
+    responses((status = 200, body = List<Delivery>), (status = 404, body = ProblemBody),
+        (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn list(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -95,12 +106,22 @@ pub async fn list(
     // Not `#[serde(flatten)]`: serde_urlencoded cannot read numbers through it.
     let page = Page { limit: filter.limit, cursor: filter.cursor };
     let limit = page.limit()?;
+    // Another firm's (or an unknown) subscription is not found, as everywhere else.
+    if let Some(id) = filter.subscription_id
+        && !store::firm_has_subscription(&ctx.pool, caller.firm_id, id).await?
+    {
+        return Err(ApiError::NotFound(format!("no subscription {id}")));
+    }
     let rows =
-        store::list_deliveries(&ctx.pool, caller.firm_id, status, filter.subscription_id, page.after()?, limit).await?;
-    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
-    Ok(Json(List { data: rows.into_iter().map(summary).collect(), next_cursor }))
+        store::list_deliveries(&ctx.pool, caller.firm_id, status, filter.subscription_id, page.after()?, limit + 1)
+            .await?;
+    Ok(Json(List::from_rows(rows.into_iter().map(summary).collect(), limit, |d: &Delivery| d.id.to_string())))
 }
 
+/// `GET /v1/notifications/deliveries/{id}`: with the message and every attempt.
+#[utoipa::path(get, path = "/v1/notifications/deliveries/{id}", tag = "notifications",
+    operation_id = "get_delivery", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Delivery), (status = 404, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn get(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -120,6 +141,10 @@ pub async fn get(
 
 /// Sends the delivery again with the same `webhook-id`: a failed one, one parked while its
 /// endpoint was disabled, or a delivered one the receiver lost.
+#[utoipa::path(post, path = "/v1/notifications/deliveries/{id}/replay", tag = "notifications",
+    operation_id = "replay_delivery", params(("id" = Uuid, Path)),
+    responses((status = 202, body = Delivery), (status = 404, body = ProblemBody),
+        (status = 409, description = "the subscription is disabled or deleted", body = ProblemBody)), security(("api_key" = [])))]
 pub async fn replay(
     State(ctx): State<Arc<Context>>,
     caller: Caller,

@@ -4,31 +4,56 @@ pub mod deliveries;
 pub mod subscriptions;
 
 use crate::handlers::Context;
-use arflow_service::api::{ApiError, InternalAuth};
+use arflow_service::api::{ApiError, GatewaySecurity, InternalAuth};
 use axum::Router;
-use axum::routing::{get, post};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router(ctx: Arc<Context>, token: SecretString) -> Router {
-    Router::new()
-        .route("/v1/notifications/subscriptions", post(subscriptions::create).get(subscriptions::list))
-        .route("/v1/notifications/subscriptions/{id}", get(subscriptions::get).delete(subscriptions::delete))
-        .route("/v1/notifications/subscriptions/{id}/enable", post(subscriptions::enable))
-        .route("/v1/notifications/deliveries", get(deliveries::list))
-        .route("/v1/notifications/deliveries/{id}", get(deliveries::get))
-        .route("/v1/notifications/deliveries/{id}/replay", post(deliveries::replay))
-        .layer(axum::Extension(InternalAuth(token)))
-        .with_state(ctx)
+/// The service's public routes (through the gateway) and their OpenAPI document, from the same
+/// `#[utoipa::path]` attributes: a route cannot be served undocumented or documented unserved.
+pub fn api() -> OpenApiRouter<Arc<Context>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(subscriptions::create, subscriptions::list))
+        .routes(routes!(subscriptions::get, subscriptions::delete))
+        .routes(routes!(subscriptions::enable))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::get))
+        .routes(routes!(deliveries::replay))
 }
 
+/// The OpenAPI document of the notification API (`openapi.json` beside the README; the gateway
+/// merges it into its own).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+pub fn router(ctx: Arc<Context>, token: SecretString) -> Router {
+    let (router, _) = api().split_for_parts();
+    router.layer(axum::Extension(InternalAuth(token))).with_state(ctx)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "arflow notifications", description = "Subscriptions of the firm's people to events (webhook, Slack, email) and their deliveries, served by the notification service behind the gateway."),
+    components(schemas(arflow_service::api::ProblemBody)),
+    modifiers(&GatewaySecurity),
+    tags((name = "notifications", description = "Notifications to the firm's people (notification service)"))
+)]
+struct ApiDoc;
+
 /// `?limit=&cursor=` (the cursor is the last id of the previous page).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// 1..=200, default 50.
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 

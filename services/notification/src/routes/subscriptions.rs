@@ -4,7 +4,7 @@ use crate::channels::{egress, signing};
 use crate::handlers::Context;
 use crate::kinds::Kind;
 use crate::store::{self, NewSubscription, SubscriptionRow};
-use arflow_service::api::{ApiError, Caller};
+use arflow_service::api::{ApiError, Caller, ProblemBody};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Where notifications go.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ChannelSpec {
     Email { address: String },
@@ -81,15 +81,18 @@ fn http_url(field: &str, raw: &str, allow_private: bool) -> Result<(), ApiError>
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
+    /// The firm user's name or email (1 to 200 characters).
     pub user: String,
+    /// Event kinds: `opt_out`, `escalation_opened`, `dispute`, `payment_after_outreach`,
+    /// `promise_made`, `promise_broken`, `all_contacts_opted_out`, `dead_letter`, `daily_digest`.
     pub kinds: Vec<String>,
     pub channel: ChannelSpec,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub consecutive_failures: i32,
     pub failing_since: Option<DateTime<Utc>>,
@@ -100,7 +103,7 @@ pub struct Health {
     pub disabled_reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: uuid::Uuid,
     pub user: String,
@@ -142,11 +145,8 @@ impl Subscription {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct List<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-}
+/// One page (`{data, next_cursor}`), the shape of every list behind the gateway.
+pub use arflow_service::api::List;
 
 fn kinds(raw: &[String]) -> Result<Vec<String>, ApiError> {
     if raw.is_empty() {
@@ -165,6 +165,11 @@ fn kinds(raw: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// `POST /v1/notifications/subscriptions`: a webhook's answer carries its signing secret, once.
+#[utoipa::path(post, path = "/v1/notifications/subscriptions", tag = "notifications",
+    operation_id = "create_subscription", request_body = CreateSubscription,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer, secret included")),
+    responses((status = 201, body = Subscription), (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn create(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -206,17 +211,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Subscription::from_row(row, true))).into_response())
 }
 
+/// `GET /v1/notifications/subscriptions`: the firm's subscriptions, oldest first.
+#[utoipa::path(get, path = "/v1/notifications/subscriptions", tag = "notifications",
+    operation_id = "list_subscriptions", params(Page),
+    responses((status = 200, body = List<Subscription>), (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn list(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
     Query(page): Query<Page>,
 ) -> Result<Json<List<Subscription>>, ApiError> {
     let limit = page.limit()?;
-    let rows = store::list_subscriptions(&ctx.pool, caller.firm_id, page.after()?, limit).await?;
-    let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
-    Ok(Json(List { data: rows.into_iter().map(|r| Subscription::from_row(r, false)).collect(), next_cursor }))
+    let rows = store::list_subscriptions(&ctx.pool, caller.firm_id, page.after()?, limit + 1).await?;
+    let subscriptions = rows.into_iter().map(|r| Subscription::from_row(r, false)).collect();
+    Ok(Json(List::from_rows(subscriptions, limit, |s: &Subscription| s.id.to_string())))
 }
 
+#[utoipa::path(get, path = "/v1/notifications/subscriptions/{id}", tag = "notifications",
+    operation_id = "get_subscription", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Subscription), (status = 404, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn get(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -229,6 +241,10 @@ pub async fn get(
     Ok(Json(Subscription::from_row(row, false)))
 }
 
+/// Deleted subscriptions keep their deliveries; what was still waiting is cancelled.
+#[utoipa::path(delete, path = "/v1/notifications/subscriptions/{id}", tag = "notifications",
+    operation_id = "delete_subscription", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "deleted"), (status = 404, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn delete(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -244,13 +260,17 @@ pub async fn delete(
 
 /// `POST .../enable`, optional body `{"replay_parked": true}` to queue again everything that
 /// was parked while the endpoint was disabled (same ids).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Enable {
     #[serde(default)]
     pub replay_parked: bool,
 }
 
+#[utoipa::path(post, path = "/v1/notifications/subscriptions/{id}/enable", tag = "notifications",
+    operation_id = "enable_subscription", params(("id" = Uuid, Path)),
+    request_body(content = Option<Enable>, description = "optional: `{\"replay_parked\": true}`"),
+    responses((status = 200, body = Subscription), (status = 404, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn enable(
     State(ctx): State<Arc<Context>>,
     caller: Caller,

@@ -4,7 +4,7 @@ use crate::handlers::Context;
 use crate::ledger::{self, Action, Change, LedgerError, Source};
 use crate::store::{self, CHANNELS, ContactRow, Entry};
 use arflow_core::Channel;
-use arflow_service::api::{ApiError, Caller};
+use arflow_service::api::{ApiError, Caller, List, ProblemBody};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -15,12 +15,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConsentChange)]
 pub struct ConsentBody {
     pub contact_id: Uuid,
-    /// `null` or absent: every channel.
+    /// `email`, `voice` or `sms`; `null` or absent: every channel.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub channel: Option<Channel>,
     #[serde(default)]
     pub reason: String,
@@ -60,6 +62,10 @@ fn change(caller: &Caller, contact: &ContactRow, body: &ConsentBody, action: Act
 }
 
 /// `POST /v1/consent/opt-outs`: the hold is written before the answer.
+#[utoipa::path(post, path = "/v1/consent/opt-outs", tag = "consent", request_body = ConsentBody,
+    params(("X-Arflow-Actor" = Option<String>, Header, description = "the firm user acting")),
+    responses((status = 201, body = Entry), (status = 404, body = ProblemBody), (status = 422, body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn opt_out(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -82,6 +88,11 @@ pub async fn opt_out(
 }
 
 /// `POST /v1/consent/opt-ins`: only with the firm user's reason.
+#[utoipa::path(post, path = "/v1/consent/opt-ins", tag = "consent", request_body = ConsentBody,
+    params(("X-Arflow-Actor" = Option<String>, Header, description = "the firm user acting")),
+    responses((status = 201, body = Entry), (status = 404, body = ProblemBody),
+        (status = 422, description = "no reason given", body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn opt_in(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -103,7 +114,7 @@ pub async fn opt_in(
     Ok((StatusCode::CREATED, Json(recorded.entry)))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelState {
     pub opted_out: bool,
     /// The entry that decides it (`None`: nothing was ever recorded for the channel).
@@ -113,7 +124,7 @@ pub struct ChannelState {
     pub entry_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactConsent {
     pub contact_id: Uuid,
     pub client_id: Uuid,
@@ -126,6 +137,10 @@ pub struct ContactConsent {
 }
 
 /// `GET /v1/consent/contacts/{contact_id}`: the state per channel and the whole history.
+#[utoipa::path(get, path = "/v1/consent/contacts/{contact_id}", tag = "consent",
+    params(("contact_id" = Uuid, Path)),
+    responses((status = 200, body = ContactConsent), (status = 404, body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn contact(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
@@ -166,24 +181,25 @@ pub async fn contact(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `?limit=&cursor=` of the ledger (up to 500 entries a page).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1..=500, default 50.
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
 /// `GET /v1/consent/ledger?limit&cursor`: the firm's entries, newest first.
+#[utoipa::path(get, path = "/v1/consent/ledger", tag = "consent", params(PageQuery),
+    responses((status = 200, body = List<Entry>), (status = 422, body = ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn ledger(
     State(ctx): State<Arc<Context>>,
     caller: Caller,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Page<Entry>>, ApiError> {
+) -> Result<Json<List<Entry>>, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::Validation("limit: between 1 and 500".into()));
@@ -195,9 +211,6 @@ pub async fn ledger(
         None => None,
     };
     let mut conn = ctx.pool.acquire().await?;
-    let mut data = store::ledger_page(&mut conn, caller.firm_id, before, limit + 1).await?;
-    let more = data.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    data.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = if more { data.last().map(|e| e.seq.to_string()) } else { None };
-    Ok(Json(Page { data, next_cursor }))
+    let rows = store::ledger_page(&mut conn, caller.firm_id, before, limit + 1).await?;
+    Ok(Json(List::from_rows(rows, limit, |e: &Entry| e.seq.to_string())))
 }

@@ -23,6 +23,10 @@ pub const COLUMNS: [&str; 8] =
     ["email", "phone", "contact_id", "client_id", "channel", "source", "evidence", "opted_out_at"];
 
 /// `GET /v1/consent/suppressions.csv`
+#[utoipa::path(get, path = "/v1/consent/suppressions.csv", tag = "consent",
+    responses((status = 200, content_type = "text/csv", body = String,
+        description = "header `email,phone,contact_id,client_id,channel,source,evidence,opted_out_at`, one row per opted-out contact and channel")),
+    security(("api_key" = [])))]
 pub async fn export(State(ctx): State<Arc<Context>>, caller: Caller) -> Result<Response, ApiError> {
     let mut conn = ctx.pool.acquire().await?;
     let rows = store::suppressions(&mut conn, caller.firm_id).await?;
@@ -53,20 +57,20 @@ pub async fn export(State(ctx): State<Arc<Context>>, caller: Caller) -> Result<R
         .into_response())
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UnknownRow {
     pub line: u64,
     pub contact_id: Option<String>,
     pub email: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct InvalidRow {
     pub line: u64,
     pub error: String,
 }
 
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Default, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Rows that opted out at least one contact channel not opted out before.
     pub imported: u64,
@@ -154,6 +158,12 @@ fn parse(body: &[u8], max_rows: usize, report: &mut ImportReport) -> Result<Vec<
 }
 
 /// `POST /v1/consent/suppressions.csv` (a `text/csv` body): every known row becomes an opt-out.
+#[utoipa::path(post, path = "/v1/consent/suppressions.csv", tag = "consent",
+    request_body(content = String, content_type = "text/csv",
+        description = "a `contact_id` or an `email` column; optional `channel` (`email`, `voice`, `sms`, `all`) and `evidence` (or `reason`)"),
+    params(("X-Arflow-Actor" = Option<String>, Header, description = "the firm user acting")),
+    responses((status = 200, body = ImportReport), (status = 422, body = arflow_service::api::ProblemBody)),
+    security(("api_key" = [])))]
 pub async fn import(
     State(ctx): State<Arc<Context>>,
     caller: Caller,

@@ -1,2 +1,3 @@
 //! One handler per subject family consumed.
+pub mod invoices;
 pub mod steps;

@@ -1,11 +1,12 @@
-//! The firm-scoped read API, behind the gateway: `GET /v1/calls?invoice_id=`,
-//! `GET /v1/calls/{id}` (transcript, recording, outcome, the fences' reasons) and
-//! `GET /v1/texts?invoice_id=`.
+//! The firm-scoped read API, behind the gateway: `GET /v1/calls`, `GET /v1/calls/{id}`
+//! (transcript, recording, outcome, the fences' reasons) and `GET /v1/texts`. Lists answer
+//! `{data, next_cursor}` (`limit`, `cursor`); `invoice_id` filters them, and one naming an invoice
+//! this firm does not have answers 404, as every other route does for another firm's records.
 use super::Context;
 use crate::events::transcript;
 use crate::store::{self, CallRow, TextRow};
 use arflow_contracts::events::TranscriptTurn;
-use arflow_service::api::{ApiError, Caller};
+use arflow_service::api::{ApiError, Caller, List, Page, ProblemBody};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,12 +14,15 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ByInvoice {
+    /// Only this invoice's; an invoice the firm does not have answers 404.
     pub invoice_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Call)]
 pub struct CallView {
     pub id: Uuid,
     pub step_id: Uuid,
@@ -35,6 +39,7 @@ pub struct CallView {
     pub detail: Option<String>,
     pub skip_reason: Option<String>,
     /// Each fence's verdict (waits outside the window, skips) in order.
+    #[schema(value_type = Vec<Object>)]
     pub fences: serde_json::Value,
     pub provider_sid: Option<String>,
     pub provider_status: Option<String>,
@@ -46,7 +51,9 @@ pub struct CallView {
     pub recording_url: Option<String>,
     pub recording_sid: Option<String>,
     pub transcription: Option<String>,
+    /// `GET /v1/calls/{id}` only: the conversation, turn by turn (`speaker`, `text`, `intent`...).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub transcript: Option<Vec<TranscriptTurn>>,
 }
 
@@ -83,7 +90,8 @@ impl CallView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Text)]
 pub struct TextView {
     pub id: Uuid,
     pub step_id: Uuid,
@@ -102,6 +110,7 @@ pub struct TextView {
     pub error_code: Option<String>,
     pub detail: Option<String>,
     pub skip_reason: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     pub fences: serde_json::Value,
 }
 
@@ -130,24 +139,37 @@ impl From<TextRow> for TextView {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct Items<T> {
-    pub items: Vec<T>,
+/// The invoice filter: the firm's own invoice, or 404. The voice service knows the firm's
+/// invoices from `billing.invoice_upserted` (and from its own calls and texts).
+async fn invoice_filter(ctx: &Context, caller: &Caller, q: &ByInvoice) -> Result<Option<Uuid>, ApiError> {
+    let Some(invoice_id) = q.invoice_id else { return Ok(None) };
+    if !store::firm_has_invoice(&ctx.pool, caller.firm_id, invoice_id).await? {
+        return Err(ApiError::NotFound(format!("no invoice {invoice_id} in this firm")));
+    }
+    Ok(Some(invoice_id))
 }
 
-fn invoice(q: &ByInvoice) -> Result<Uuid, ApiError> {
-    q.invoice_id.ok_or_else(|| ApiError::Validation("invoice_id is required".into()))
-}
-
+/// `GET /v1/calls`: the firm's calls, oldest first.
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", operation_id = "list_calls", params(Page, ByInvoice),
+    responses((status = 200, body = List<CallView>), (status = 404, description = "an invoice_id the firm does not have", body = ProblemBody),
+        (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn list_calls(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
+    Query(page): Query<Page>,
     Query(q): Query<ByInvoice>,
-) -> Result<Json<Items<CallView>>, ApiError> {
-    let rows = store::calls_of_invoice(&ctx.pool, caller.firm_id, invoice(&q)?).await?;
-    Ok(Json(Items { items: rows.into_iter().map(|r| CallView::of(r, None)).collect() }))
+) -> Result<Json<List<CallView>>, ApiError> {
+    let limit = page.limit()?;
+    let invoice_id = invoice_filter(&ctx, &caller, &q).await?;
+    let rows = store::list_calls(&ctx.pool, caller.firm_id, invoice_id, page.after_id()?, limit + 1).await?;
+    let views = rows.into_iter().map(|r| CallView::of(r, None)).collect();
+    Ok(Json(List::from_rows(views, limit, |c: &CallView| c.id.to_string())))
 }
 
+/// `GET /v1/calls/{id}`: the call with its transcript.
+#[utoipa::path(get, path = "/v1/calls/{call_id}", tag = "calls", operation_id = "get_call",
+    params(("call_id" = Uuid, Path)),
+    responses((status = 200, body = CallView), (status = 404, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn get_call(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
@@ -162,11 +184,19 @@ pub async fn get_call(
     Ok(Json(CallView::of(row, Some(transcript(&turns)))))
 }
 
+/// `GET /v1/texts`: the firm's texts, oldest first.
+#[utoipa::path(get, path = "/v1/texts", tag = "calls", operation_id = "list_texts", params(Page, ByInvoice),
+    responses((status = 200, body = List<TextView>), (status = 404, description = "an invoice_id the firm does not have", body = ProblemBody),
+        (status = 422, body = ProblemBody)), security(("api_key" = [])))]
 pub async fn list_texts(
     caller: Caller,
     State(ctx): State<Arc<Context>>,
+    Query(page): Query<Page>,
     Query(q): Query<ByInvoice>,
-) -> Result<Json<Items<TextView>>, ApiError> {
-    let rows = store::texts_of_invoice(&ctx.pool, caller.firm_id, invoice(&q)?).await?;
-    Ok(Json(Items { items: rows.into_iter().map(TextView::from).collect() }))
+) -> Result<Json<List<TextView>>, ApiError> {
+    let limit = page.limit()?;
+    let invoice_id = invoice_filter(&ctx, &caller, &q).await?;
+    let rows = store::list_texts(&ctx.pool, caller.firm_id, invoice_id, page.after_id()?, limit + 1).await?;
+    let views = rows.into_iter().map(TextView::from).collect();
+    Ok(Json(List::from_rows(views, limit, |t: &TextView| t.id.to_string())))
 }

@@ -7,17 +7,20 @@ use crate::config::VoiceSettings;
 use arflow_bus::Bus;
 use arflow_core::Clock;
 use arflow_runtime::http::Problem;
-use arflow_service::api::{INTERNAL_TOKEN_HEADER, InternalAuth};
+use arflow_service::api::{GatewaySecurity, INTERNAL_TOKEN_HEADER, InternalAuth};
 use arflow_store::Outbox;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What the routes share.
 pub struct Context {
@@ -52,14 +55,39 @@ pub fn router(ctx: Arc<Context>, internal_token: SecretString) -> Router {
         .route("/sms/inbound", post(callbacks::sms_inbound))
         .route("/sms/{text_id}/status", post(callbacks::sms_status))
         .route_layer(axum::middleware::from_fn_with_state(internal_token.clone(), require_internal_token));
+    let (public, _) = api().split_for_parts();
     Router::new()
         .nest("/internal/telephony", telephony)
-        .route("/v1/calls", get(api::list_calls))
-        .route("/v1/calls/{call_id}", get(api::get_call))
-        .route("/v1/texts", get(api::list_texts))
+        .merge(public)
         .with_state(ctx)
         .layer(axum::Extension(InternalAuth(internal_token)))
 }
+
+/// The service's public routes (through the gateway) and their OpenAPI document, from the same
+/// `#[utoipa::path]` attributes: a route cannot be served undocumented or documented unserved.
+/// The callbacks under `/internal/telephony` are not public: the gateway documents them as the
+/// provider calls them (`/webhooks/telephony/...`).
+pub fn api() -> OpenApiRouter<Arc<Context>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(api::list_calls))
+        .routes(routes!(api::get_call))
+        .routes(routes!(api::list_texts))
+}
+
+/// The OpenAPI document of the calls and texts API (`openapi.json` beside the README; the gateway
+/// merges it into its own).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "arflow calls and texts", description = "The firm's collection calls (transcripts, recordings, the fences' verdicts) and texts, served by the voice service behind the gateway."),
+    components(schemas(arflow_service::api::ProblemBody)),
+    modifiers(&GatewaySecurity),
+    tags((name = "calls", description = "Calls and texts (voice service)"))
+)]
+struct ApiDoc;
 
 /// Only the gateway (which verified the provider's signature) may deliver callbacks.
 async fn require_internal_token(State(expected): State<SecretString>, request: Request, next: Next) -> Response {

@@ -408,6 +408,44 @@ impl TestApp {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// GET on the read API as the gateway forwards it for `firm`.
+    pub async fn api_as(&self, firm: Uuid, path: &str) -> (u16, Option<String>, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .header("x-arflow-internal-token", TOKEN)
+            .header("x-arflow-firm-id", firm.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        (status, content_type, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The gateway publishes `firm`'s invoice (`billing.invoice_upserted`).
+    pub async fn publish_invoice(&self, firm: Uuid, invoice_id: Uuid) {
+        let data = arflow_contracts::events::InvoiceUpserted {
+            invoice_id,
+            client_id: Uuid::now_v7(),
+            stripe_invoice_id: format!("in_{}", invoice_id.simple()),
+            number: Some("INV-0001".into()),
+            currency: Currency::parse("USD").unwrap(),
+            amount_due: Decimal::new(10_000, 2),
+            amount_remaining: Decimal::new(10_000, 2),
+            due_date: None,
+            status: arflow_contracts::events::InvoiceStatus::Open,
+            hosted_invoice_url: None,
+            excluded: false,
+            disputed: false,
+            version: 1,
+        };
+        let kind = arflow_contracts::subjects::billing::INVOICE_UPSERTED;
+        let env = Envelope::new(kind, "gateway", tuesday_afternoon(), firm, invoice_id, None, data);
+        let msg = arflow_contracts::msg_id::record("invoice", invoice_id, 1);
+        self.bus.publish_event(&subject(kind, firm), &msg, &env).await.unwrap();
+    }
+
     pub async fn hold(&self, key: &str) {
         self.bus.holds().hold(key, "opted_out", "test", Utc::now()).await.unwrap();
     }
