@@ -177,15 +177,37 @@ impl TestNats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The server's config: the caller's (included: the server resolves includes next to the
+    /// including file, so one from elsewhere is copied into the store) and a JetStream store
+    /// limit far above what a test writes. Without it the limit is 75% of the free disk, and the
+    /// streams' byte limits (about 11 GiB, reserved when a stream is created) made every test
+    /// fail with "insufficient storage" on a disk with less than about 16 GiB free.
+    fn server_config(&self) -> PathBuf {
+        let mut text = String::new();
+        if let Some(c) = &self.config {
+            let name = if c.parent() == Some(self.store.0.as_path()) {
+                c.file_name().map(|n| n.to_string_lossy().to_string()).expect("config file name")
+            } else {
+                std::fs::copy(c, self.store.0.join("extra.conf")).expect("copy nats config");
+                "extra.conf".to_string()
+            };
+            text.push_str(&format!("include \"{name}\"\n"));
+        }
+        text.push_str("jetstream {\n  max_file_store: 1TB\n}\n");
+        let path = self.store.0.join("server.conf");
+        std::fs::write(&path, text).expect("write nats config");
+        path
+    }
+
     fn spawn(&mut self) {
+        let config = self.server_config();
         let mut cmd = Command::new(server_binary());
         cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&self.store.0)
+            .arg("-c")
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(c) = &self.config {
-            cmd.arg("-c").arg(c);
-        }
         let child = cmd.spawn().expect("spawn nats-server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
