@@ -147,7 +147,6 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use arflow_contracts::events::Explanation;
-    use arflow_runtime::ServiceConfig;
     use uuid::Uuid;
 
     fn row() -> EmailRow {
@@ -194,7 +193,7 @@ mod tests {
         let key = dir.join("dkim.key");
         // An ed25519 secret key is 32 bytes, base64.
         std::fs::write(&key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.email.unsubscribe_mailto = Some("unsub@acme.example".into());
         c.email.reply_domain = Some("in.acme.example".into());
         c.email.dkim = Some(DkimSettings {
@@ -221,13 +220,13 @@ mod tests {
     // The pooled transport starts its reaper task, so it needs a runtime.
     #[tokio::test]
     async fn bad_addresses_and_missing_keys_are_clear_errors() {
-        let c = Config::defaults().unwrap();
+        let c = Config::for_tests();
         let mailer = Mailer::new(&c.smtp, &c.email).unwrap();
         let mut r = row();
         r.to_address = "not an address".into();
         let err = mailer.build(&r, chrono::Utc::now()).unwrap_err();
         assert!(err.to_string().contains("to address"), "{err}");
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.email.dkim = Some(DkimSettings {
             selector: "s".into(),
             domain: "d".into(),

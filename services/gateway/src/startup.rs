@@ -20,6 +20,8 @@ pub struct AppState {
     pub forward: Arc<crate::routes::forward::Forwarder>,
     /// The auth token that signs telephony callbacks.
     pub telephony: Arc<crate::config::TelephonyCallbacks>,
+    /// The secret that signs one-click unsubscribe links (shared with the email service).
+    pub unsubscribe: Arc<arflow_runtime::UnsubscribeSettings>,
 }
 
 /// The parts of [`Base`] handlers use (Base itself is consumed by `run`).
@@ -69,6 +71,7 @@ impl Application {
                     .map_err(|e| StartupError::Config(format!("HTTP client for forwarding: {e}")))?,
             ),
             telephony: Arc::new(config.telephony),
+            unsubscribe: Arc::new(config.unsubscribe),
             config: Arc::new(config.gateway),
         };
         // Reconciliation needs the same handles as the API (it applies what Stripe says).
