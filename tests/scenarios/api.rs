@@ -53,7 +53,11 @@ async fn a_read_key_writes_nothing_and_another_firm_sees_nothing() {
     let mut writes = 0;
     for (method, template) in operations(&doc) {
         // The operator's route and the public webhooks and unsubscribe page take no firm key.
-        if method == "GET" || !template.starts_with("/v1/") || template == "/v1/firms" || template.starts_with("/v1/unsubscribe") {
+        if method == "GET"
+            || !template.starts_with("/v1/")
+            || template == "/v1/firms"
+            || template.starts_with("/v1/unsubscribe")
+        {
             continue;
         }
         writes += 1;
@@ -72,14 +76,18 @@ async fn a_read_key_writes_nothing_and_another_firm_sees_nothing() {
 
     // Firm A's records, named by firm B: 404 everywhere.
     let post = |path: &str, body: Value| app.http.post(app.url(path)).bearer_auth(&a.key).json(&body).send();
-    let client: Value = post("/v1/clients", serde_json::json!({"name": "Initech"})).await.unwrap().json().await.unwrap();
+    let client: Value =
+        post("/v1/clients", serde_json::json!({"name": "Initech"})).await.unwrap().json().await.unwrap();
     let client_id = client["id"].as_str().unwrap();
-    let contact: Value = post(&format!("/v1/clients/{client_id}/contacts"), serde_json::json!({"name": "Bob", "email": "bob@initech.test"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let contact: Value = post(
+        &format!("/v1/clients/{client_id}/contacts"),
+        serde_json::json!({"name": "Bob", "email": "bob@initech.test"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let contact_id = contact["id"].as_str().unwrap();
     let keys: Value = app.get(&a, "/v1/firm/api-keys").await;
     let key_id = keys["data"][0]["id"].as_str().unwrap();

@@ -96,15 +96,23 @@ async fn opt_out(app: &TestApp, firm: &Firm, t: &Target) {
             status
         }
         Source::UnsubscribeLink => {
+            // The link of the mail the SMTP sink received, clicked as a person (GET, the page with
+            // its form) and as a mail client's one-click (POST, RFC 8058) does: both 200.
             let header = last.as_ref().and_then(|m| m.header("List-Unsubscribe")).expect("List-Unsubscribe");
             let url = header.split(['<', '>']).find(|p| p.starts_with("http")).expect("an https unsubscribe URL");
-            http.post(url)
+            let page = http.get(url).send().await.unwrap();
+            assert_eq!(page.status(), 200, "GET {url}");
+            let html = page.text().await.unwrap();
+            assert!(html.contains("<form") && html.contains(url), "the page posts to the link: {html}");
+            let r = http
+                .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body("List-Unsubscribe=One-Click")
                 .send()
                 .await
-                .unwrap()
-                .status()
+                .unwrap();
+            assert_eq!(r.status(), 200, "POST {url}");
+            r.status()
         }
         Source::EmailReply => {
             let raw = format!(

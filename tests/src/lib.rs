@@ -142,10 +142,10 @@ impl TestApp {
         let (db_url, nats_url, clock) = (Some(self.db.url().into()), self.nats.url(), self.clock());
         let handle = match name {
             "gateway" => {
-                let mut c = arflow_gateway::Config::defaults().unwrap();
+                let mut c: arflow_gateway::Config = unvalidated_defaults();
                 on_test_stack!(c, nats_url, db_url, clock);
                 c.gateway.admin_token = ADMIN.to_string().into();
-                c.gateway.unsubscribe_secret = UNSUB_SECRET.to_string().into();
+                c.unsubscribe.secret = UNSUB_SECRET.to_string().into();
                 c.internal.token = INTERNAL_TOKEN.to_string().into();
                 c.gateway.stripe_api_base = self.stripe_api.base_url();
                 c.gateway.upstreams.optout = self.service_url("optout");
@@ -176,12 +176,12 @@ impl TestApp {
                 tokio::spawn(async move { app.run().await.expect("scheduler runs") })
             }
             "email" => {
-                let mut c = arflow_email::Config::defaults().unwrap();
+                let mut c: arflow_email::Config = unvalidated_defaults();
                 on_test_stack!(c, nats_url, db_url, clock);
                 c.http.port = self.ports["email"];
                 c.internal.token = INTERNAL_TOKEN.to_string().into();
                 c.smtp.port = self.smtp.port();
-                c.email.unsubscribe_secret = UNSUB_SECRET.to_string().into();
+                c.unsubscribe.secret = UNSUB_SECRET.to_string().into();
                 c.email.unsubscribe_base_url = format!("http://127.0.0.1:{}", self.gateway_port);
                 c.email.retry_backoff_ms = vec![100, 200];
                 c.email.poll_ms = 50;

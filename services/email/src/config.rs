@@ -2,7 +2,7 @@
 use arflow_bus::ConsumerSettings;
 use arflow_runtime::ServiceConfig;
 use arflow_runtime::{ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// Shared with the other service that sends mail.
@@ -22,6 +22,10 @@ pub struct Config {
     pub consumer: ConsumerSettings,
     pub smtp: SmtpSettings,
     pub email: EmailSettings,
+    /// `[unsubscribe] secret`: signs the one-click unsubscribe links, which the gateway verifies
+    /// with the same key. Required: the email service refuses to start without it.
+    #[serde(default)]
+    pub unsubscribe: arflow_runtime::UnsubscribeSettings,
     /// The token the gateway proves itself with on `/v1/emails/...`; empty refuses every call.
     #[serde(default)]
     pub internal: arflow_service::api::InternalSettings,
@@ -31,8 +35,6 @@ pub struct Config {
 pub struct EmailSettings {
     /// Where the one-click unsubscribe endpoint lives (the gateway): `<base>/v1/unsubscribe/<token>`.
     pub unsubscribe_base_url: String,
-    /// Shared with the gateway, which verifies the tokens.
-    pub unsubscribe_secret: SecretString,
     /// Optional `mailto:` target added to `List-Unsubscribe`.
     #[serde(default)]
     pub unsubscribe_mailto: Option<String>,
@@ -198,9 +200,8 @@ impl ServiceConfig for Config {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ConfigError::invalid("email.unsubscribe_base_url", "must be an http(s) URL"));
         }
-        if self.email.unsubscribe_secret.expose_secret().len() < 8 {
-            return Err(ConfigError::invalid("email.unsubscribe_secret", "must be at least 8 characters"));
-        }
+        // A link the gateway could not verify would answer every client who clicks it with an error.
+        self.unsubscribe.validate()?;
         if let Some(m) = &self.email.unsubscribe_mailto
             && !m.contains('@')
         {
@@ -266,13 +267,35 @@ impl ServiceConfig for Config {
     }
 }
 
+impl Config {
+    /// The compiled-in defaults with the one setting they cannot have (the unsubscribe secret).
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn for_tests() -> Config {
+        let mut c: Config = arflow_runtime::config::load_defaults(DEFAULTS).unwrap();
+        c.unsubscribe.secret = "unsubscribe-secret-0123456789".to_string().into();
+        c.validate().unwrap();
+        c
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn without_an_unsubscribe_secret_the_service_refuses_to_start() {
+        // The defaults have none (there was a shared dev default the gateway did not know).
+        let err = Config::defaults().unwrap_err().to_string();
+        assert!(err.contains("unsubscribe.secret") && err.contains("ARFLOW__UNSUBSCRIBE__SECRET"), "{err}");
+        let mut c = Config::for_tests();
+        c.unsubscribe.secret = "too-short".to_string().into();
+        assert!(c.validate().unwrap_err().to_string().contains("unsubscribe.secret"));
+    }
+
+    #[test]
     fn defaults_are_valid() {
-        let c = Config::defaults().unwrap();
+        let c = Config::for_tests();
         assert_eq!(c.http.port, 8083);
         assert_eq!(c.database.schema, "email");
         assert_eq!(c.smtp.port, 1025);
@@ -286,13 +309,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.email.max_attempts = 0;
         assert!(c.validate().unwrap_err().to_string().contains("email.max_attempts"));
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.smtp.username = Some("u".into());
         assert!(c.validate().unwrap_err().to_string().contains("smtp.password"));
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.email.unsubscribe_base_url = "ftp://x".into();
         assert!(c.validate().unwrap_err().to_string().contains("email.unsubscribe_base_url"));
     }

@@ -184,7 +184,7 @@ mod tests {
         let key = dir.join("dkim.key");
         // An ed25519 secret key is 32 bytes, base64.
         std::fs::write(&key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.email.unsubscribe_mailto = Some("unsub@acme.example".into());
         c.email.reply_domain = Some("in.acme.example".into());
         // The old single-key form of an ed25519 key (base64) still works.
@@ -217,7 +217,7 @@ mod tests {
         use ed25519_dalek::pkcs8::EncodePrivateKey;
         let dir = std::env::temp_dir().join(format!("arflow-dkim-{}", Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         for (i, domain) in ["acme.example", "Bright-Path.example"].into_iter().enumerate() {
             let key = ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 7; 32]);
             let path = dir.join(format!("{i}.pem"));
@@ -251,13 +251,13 @@ mod tests {
     // The pooled transport starts its reaper task, so it needs a runtime.
     #[tokio::test]
     async fn bad_addresses_and_missing_keys_are_clear_errors() {
-        let c = Config::defaults().unwrap();
+        let c = Config::for_tests();
         let mailer = Mailer::new(&c.smtp, &c.email).unwrap();
         let mut r = row();
         r.to_address = "not an address".into();
         let err = mailer.build(&r, chrono::Utc::now()).unwrap_err();
         assert!(err.to_string().contains("to address"), "{err}");
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.email.dkim = vec![DkimSettings {
             selector: "s".into(),
             domain: "d.example".into(),

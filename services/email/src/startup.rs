@@ -38,7 +38,7 @@ impl Application {
             outbox: base.outbox.clone(),
             sender: wake.clone(),
             unsubscribe_base_url: config.email.unsubscribe_base_url.clone(),
-            unsubscribe_secret: config.email.unsubscribe_secret.clone(),
+            unsubscribe_secret: config.unsubscribe.secret.clone(),
         };
         base.spawn_consumer(
             ConsumerSpec {

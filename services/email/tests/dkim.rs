@@ -63,7 +63,8 @@ fn firm_step(tone: Tone, firm: &str, sender: &str, contact: &str) -> StepDue {
 }
 
 fn mailer(keys: &[&TestKey]) -> Mailer {
-    let mut c = Config::defaults().unwrap();
+    let mut c: Config = arflow_runtime::config::load_defaults(include_str!("../config/default.toml")).unwrap();
+    c.unsubscribe.secret = common::UNSUB_SECRET.to_string().into();
     c.email.unsubscribe_mailto = Some("unsubscribe-requests@mail.arflow.example.com".into());
     c.email.reply_domain = Some("in.arflow.example.com".into());
     c.email.dkim = keys.iter().map(|k| k.settings.clone()).collect();

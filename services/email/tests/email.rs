@@ -30,7 +30,7 @@ async fn one_step_sends_one_explained_email() {
     assert_eq!(mail.header("From"), Some("\"Acme Accounting\" <billing@acme.example>"));
     let message_id = format!("<step-{}@acme.example>", s.step_id);
     assert_eq!(mail.header("Message-ID"), Some(message_id.as_str()));
-    let token = arflow_runtime::signature::unsubscribe_token("dev-unsubscribe-secret", app.firm, s.contact.contact_id);
+    let token = arflow_runtime::signature::unsubscribe_token(common::UNSUB_SECRET, app.firm, s.contact.contact_id);
     let unsubscribe = format!("<http://127.0.0.1:8080/v1/unsubscribe/{token}>");
     assert_eq!(mail.list_unsubscribe(), Some(unsubscribe.as_str()));
     assert_eq!(mail.header("List-Unsubscribe-Post"), Some("List-Unsubscribe=One-Click"));

@@ -25,6 +25,10 @@ pub struct Config {
     /// callbacks (the voice service reads the same key, `ARFLOW__TELEPHONY__AUTH_TOKEN`).
     #[serde(default)]
     pub telephony: TelephonyCallbacks,
+    /// `[unsubscribe] secret`: verifies the one-click unsubscribe links the email service signed
+    /// with the same key. Required: the gateway refuses to start without it.
+    #[serde(default)]
+    pub unsubscribe: arflow_runtime::UnsubscribeSettings,
 }
 
 /// The gateway's part of `[telephony]`. The voice service's `arflow_runtime::TelephonySettings`
@@ -40,8 +44,6 @@ pub struct TelephonyCallbacks {
 pub struct GatewaySettings {
     /// Operator token for `POST /v1/firms`; empty disables firm creation.
     pub admin_token: SecretString,
-    /// Signs one-click unsubscribe tokens (shared with the channel services).
-    pub unsubscribe_secret: SecretString,
     pub public_base_url: String,
     /// Stripe REST base for backfill, e.g. `https://api.stripe.com/`.
     pub stripe_api_base: String,
@@ -79,10 +81,8 @@ impl ServiceConfig for Config {
                 return Err(ConfigError::invalid(key, format!("{url:?} is not an http(s) URL")));
             }
         }
-        let secret = self.gateway.unsubscribe_secret.expose_secret();
-        if !secret.is_empty() && secret.len() < 16 {
-            return Err(ConfigError::invalid("gateway.unsubscribe_secret", "use at least 16 characters"));
-        }
+        // No unsubscribe link may reach a gateway that cannot verify it.
+        self.unsubscribe.validate()?;
         let auth_token = self.telephony.auth_token.expose_secret();
         if !auth_token.is_empty() && auth_token.len() < 8 {
             return Err(ConfigError::invalid("telephony.auth_token", "use at least 8 characters"));
@@ -103,17 +103,39 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// The compiled-in defaults with the one setting they cannot have (a secret).
+    fn defaults() -> Config {
+        let mut c: Config = arflow_runtime::config::load_defaults(DEFAULTS).unwrap();
+        c.unsubscribe.secret = "unsubscribe-secret-0123456789".to_string().into();
+        c
+    }
+
     #[test]
     fn defaults_load_and_bad_values_name_the_key() {
-        let mut c = Config::defaults().unwrap();
+        let mut c = defaults();
+        assert!(c.validate().is_ok());
         assert_eq!(c.database.schema, "gateway");
         assert_eq!(c.http.port, 8080);
         c.gateway.stripe_api_base = "ftp://x".into();
         assert!(c.validate().unwrap_err().to_string().contains("gateway.stripe_api_base"));
-        let mut c = Config::defaults().unwrap();
+        let mut c = defaults();
         assert_eq!(c.gateway.upstreams.voice, "http://127.0.0.1:8087");
         assert!(c.telephony.auth_token.expose_secret().is_empty());
         c.telephony.auth_token = "short".to_string().into();
         assert!(c.validate().unwrap_err().to_string().contains("telephony.auth_token"));
+    }
+
+    #[test]
+    fn without_an_unsubscribe_secret_the_gateway_refuses_to_start() {
+        // The defaults have none: a gateway must be given the secret the email service signs with.
+        let err = Config::defaults().unwrap_err().to_string();
+        assert!(err.contains("unsubscribe.secret") && err.contains("ARFLOW__UNSUBSCRIBE__SECRET"), "{err}");
+        let mut c = defaults();
+        for short in ["", "fifteen-chars-x"] {
+            c.unsubscribe.secret = short.to_string().into();
+            assert!(c.validate().unwrap_err().to_string().contains("unsubscribe.secret"), "{short:?}");
+        }
+        c.unsubscribe.secret = "sixteen-chars-xx".to_string().into();
+        assert!(c.validate().is_ok());
     }
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub telephony: Arc<crate::config::TelephonyCallbacks>,
     /// Rate limits and the request deadline.
     pub limiter: Arc<crate::limits::Limiter>,
+    /// The secret that signs one-click unsubscribe links (shared with the email service).
+    pub unsubscribe: Arc<arflow_runtime::UnsubscribeSettings>,
 }
 
 /// The parts of [`Base`] handlers use (Base itself is consumed by `run`).
@@ -72,6 +74,7 @@ impl Application {
             ),
             telephony: Arc::new(config.telephony),
             limiter: crate::limits::Limiter::new(config.gateway.limits.clone()),
+            unsubscribe: Arc::new(config.unsubscribe),
             config: Arc::new(config.gateway),
         };
         let (limiter, token) = (state.limiter.clone(), base.shutdown.clone());

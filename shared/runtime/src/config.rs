@@ -378,6 +378,36 @@ pub enum SmtpTls {
     Tls,
 }
 
+/// `[unsubscribe]`: the one secret of the one-click unsubscribe links, read by both services that
+/// must agree on it: the email service signs the links with it, the gateway verifies them
+/// (`ARFLOW__UNSUBSCRIBE__SECRET`; in Kubernetes the Secret `arflow-unsubscribe`, key `secret`,
+/// referenced by both Deployments). No default: both refuse to start without it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UnsubscribeSettings {
+    #[serde(default)]
+    pub secret: SecretString,
+}
+
+impl UnsubscribeSettings {
+    /// The shortest secret accepted.
+    pub const MIN_LEN: usize = 16;
+
+    /// At least [`Self::MIN_LEN`] characters, else an error naming `unsubscribe.secret`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.secret.expose_secret().len() < Self::MIN_LEN {
+            return Err(ConfigError::invalid(
+                "unsubscribe.secret",
+                format!(
+                    "set the secret shared by the gateway (which verifies unsubscribe links) and the email service \
+                     (which signs them), at least {} characters (ARFLOW__UNSUBSCRIBE__SECRET)",
+                    Self::MIN_LEN
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[telephony]`: the calling and texting provider (Twilio's REST API, or the local simulator
 /// that speaks the same contract). The gateway needs only `auth_token` (to verify callbacks'
 /// `X-Twilio-Signature`); the voice service uses all of it.

@@ -8,7 +8,7 @@ pub mod telemetry;
 
 pub use config::{
     ClockMode, ClockSettings, ConfigError, DatabaseSettings, HttpSettings, LogSettings, NatsSettings, ServiceConfig,
-    SmtpSettings, SmtpTls, TelephonySettings,
+    SmtpSettings, SmtpTls, TelephonySettings, UnsubscribeSettings,
 };
 pub use metrics::Metrics;
 pub use shutdown::{AbortOnDrop, Shutdown};

@@ -10,7 +10,6 @@ use arflow_contracts::subjects::{outreach, subject};
 use arflow_contracts::{Envelope, msg_id};
 use arflow_core::{Channel, Currency};
 use arflow_email::{Application, Config};
-use arflow_runtime::ServiceConfig;
 use arflow_runtime::{Metrics, NatsSettings};
 use arflow_testkit::smtp::SmtpSink;
 use arflow_testkit::{TestDb, TestNats};
@@ -39,7 +38,8 @@ pub struct TestApp {
 }
 
 pub fn config(nats: &TestNats, db: &TestDb, sink: &SmtpSink) -> Config {
-    let mut c = Config::defaults().unwrap();
+    let mut c: Config = arflow_runtime::config::load_defaults(include_str!("../../config/default.toml")).unwrap();
+    c.unsubscribe.secret = UNSUB_SECRET.to_string().into();
     c.nats.url = nats.url();
     c.database.url = Some(db.url().into());
     c.http.port = 0;
@@ -50,6 +50,9 @@ pub fn config(nats: &TestNats, db: &TestDb, sink: &SmtpSink) -> Config {
     c.internal.token = TOKEN.to_string().into();
     c
 }
+
+/// The secret the service signs unsubscribe links with (the gateway's, in a deployment).
+pub const UNSUB_SECRET: &str = "unsubscribe-secret-for-tests";
 
 /// The internal token the tests play the gateway with.
 pub const TOKEN: &str = "internal-token-for-tests";

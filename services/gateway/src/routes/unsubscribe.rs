@@ -21,9 +21,10 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 fn verify(state: &AppState, token: &str) -> Result<(Uuid, Uuid), ApiError> {
-    let secret = state.config.unsubscribe_secret.expose_secret();
+    // Start-up refuses a gateway without the secret (`UnsubscribeSettings::validate`).
+    let secret = state.unsubscribe.secret.expose_secret();
     if secret.is_empty() {
-        return Err(ApiError::Internal("gateway.unsubscribe_secret is not configured".into()));
+        return Err(ApiError::Unavailable("unsubscribe links are not configured on this gateway".into()));
     }
     verify_unsubscribe_token(secret, token)
         .map_err(|e| ApiError::BadToken(format!("this unsubscribe link is not valid: {e}")))

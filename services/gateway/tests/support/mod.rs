@@ -43,12 +43,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let nats = TestNats::start();
     let db = TestDb::create().await;
-    let mut config = Config::defaults().expect("defaults");
+    let mut config: Config = arflow_runtime::config::load_defaults(Config::DEFAULTS).expect("defaults");
     config.nats.url = nats.url();
     config.database.url = Some(db.url().into());
     config.http.port = 0;
     config.gateway.admin_token = ADMIN.to_string().into();
-    config.gateway.unsubscribe_secret = UNSUB_SECRET.to_string().into();
+    config.unsubscribe.secret = UNSUB_SECRET.to_string().into();
     adjust(&mut config);
     let shutdown = CancellationToken::new();
     let app = Application::build(config, shutdown.clone()).await.expect("gateway starts");
