@@ -336,7 +336,8 @@ mod tests {
              [[email.dkim]]\ndomain = \"bright.example\"\nselector = \"b\"\nprivate_key_path = \"/k/b.pem\"\n\
              algorithm = \"ed25519\"\n"
         );
-        let c: Config = arflow_runtime::config::load_defaults(&list).unwrap();
+        let mut c: Config = arflow_runtime::config::load_defaults(&list).unwrap();
+        c.unsubscribe.secret = Config::for_tests().unsubscribe.secret;
         c.validate().unwrap();
         assert_eq!(c.email.dkim.len(), 2);
         assert_eq!((c.email.dkim[0].domain.as_str(), c.email.dkim[0].algorithm), ("acme.example", DkimAlgorithm::Rsa));
@@ -357,7 +358,7 @@ mod tests {
 
     #[test]
     fn bad_dkim_keys_name_the_entry() {
-        let mut c = Config::defaults().unwrap();
+        let mut c = Config::for_tests();
         c.email.dkim = vec![dkim("acme.example", "a"), dkim("bright.example", "b"), dkim("ACME.example", "c")];
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("email.dkim[2].domain") && err.contains("email.dkim[0]"), "{err}");
