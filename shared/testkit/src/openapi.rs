@@ -92,3 +92,15 @@ pub fn sample_path(template: &str) -> String {
 pub fn unrouted(status: u16, content_type: Option<&str>) -> bool {
     status == 405 || (status == 404 && !content_type.is_some_and(|c| c.starts_with("application/problem+json")))
 }
+
+/// Everything a service behind the gateway promises of its document: the committed
+/// `<manifest_dir>/openapi.json` is what its routes document (`UPDATE_OPENAPI=1` rewrites it), it
+/// is valid OpenAPI, and every path is under a prefix the gateway forwards to it.
+pub fn check_service_document(service: &str, manifest_dir: &str, doc: &Value, prefixes: &[&str]) {
+    let refresh = format!("UPDATE_OPENAPI=1 cargo nextest run -p arflow-{service} --test openapi");
+    assert_committed(&std::path::Path::new(manifest_dir).join("openapi.json"), doc, &refresh);
+    assert_valid(service, doc);
+    for (_, path) in operations(doc) {
+        assert!(prefixes.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))), "{service}: {path}");
+    }
+}
