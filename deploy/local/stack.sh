@@ -92,7 +92,10 @@ start_telephony() {
 start() {
   stop
   rm -rf "$demo"; mkdir -p "$demo"
-  nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$demo/nats" >"$demo/nats.log" 2>&1 &
+  # The streams reserve their byte limits (about 11 GiB) against the JetStream store limit, which
+  # defaults to 75% of the free disk: a demo on a fuller disk would refuse to create them.
+  printf 'jetstream {\n  max_file_store: 1TB\n}\n' >"$demo/nats.conf"
+  nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$demo/nats" -c "$demo/nats.conf" >"$demo/nats.log" 2>&1 &
   echo $! >"$demo/nats.pid"
   wait_port 127.0.0.1 "$NATS_PORT" nats-server
   start_postgres
