@@ -104,3 +104,49 @@ pub fn check_service_document(service: &str, manifest_dir: &str, doc: &Value, pr
         assert!(prefixes.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))), "{service}: {path}");
     }
 }
+
+/// What one documented operation answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub method: String,
+    pub template: String,
+    pub path: String,
+    pub status: u16,
+    pub content_type: Option<String>,
+}
+
+impl Answer {
+    /// Served by nobody: the router's bare 404 or a 405 (see [`unrouted`]).
+    pub fn unrouted(&self) -> bool {
+        unrouted(self.status, self.content_type.as_deref())
+    }
+}
+
+/// Calls every operation of `doc` that `keep(method, template)` selects, at `base` with `key`
+/// and a `{}` JSON body, its path parameters filled by [`sample_path`].
+pub async fn call_each(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    doc: &Value,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for (method, template) in operations(doc) {
+        if !keep(&method, &template) {
+            continue;
+        }
+        let path = sample_path(&template);
+        let r = http
+            .request(method.parse().expect("a documented method"), format!("{base}{path}"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("the request is answered");
+        let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+        answers.push(Answer { method, template, path, status: r.status().as_u16(), content_type });
+    }
+    answers
+}

@@ -154,6 +154,11 @@ impl<T> List<T> {
         let next_cursor = if more { rows.last().map(id) } else { None };
         List { data: rows, next_cursor }
     }
+
+    /// The same page with each item shown as the API shows it.
+    pub fn map<U>(self, show: impl FnMut(T) -> U) -> List<U> {
+        List { data: self.data.into_iter().map(show).collect(), next_cursor: self.next_cursor }
+    }
 }
 
 /// Reads a body of at most `limit` bytes while it streams in (a declared larger length is refused

@@ -344,11 +344,9 @@ pub async fn list_clients(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<List<Client>>, ApiError> {
     let limit = page.limit()?;
-    let mut rows = store::list_clients(&state.base.pool, auth.firm_id, page.cursor, limit + 1).await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = if more { rows.last().map(|c| c.id) } else { None };
-    Ok(Json(List { data: rows.iter().map(Client::from).collect(), next_cursor }))
+    let rows = store::list_clients(&state.base.pool, auth.firm_id, page.cursor, limit + 1).await?;
+    let page = List::page(rows, limit, |c| c.id);
+    Ok(Json(page.map(|c| Client::from(&c))))
 }
 
 #[utoipa::path(get, path = "/v1/clients/{id}", tag = "records", params(("id" = Uuid, Path)),
@@ -524,12 +522,9 @@ pub async fn list_invoices(
     ApiQuery(filter): ApiQuery<InvoiceFilter>,
 ) -> Result<Json<List<Invoice>>, ApiError> {
     let limit = page.limit()?;
-    let mut rows =
-        store::list_invoices(&state.base.pool, auth.firm_id, filter.client_id, page.cursor, limit + 1).await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = if more { rows.last().map(|c| c.id) } else { None };
-    Ok(Json(List { data: rows.iter().map(Invoice::from).collect(), next_cursor }))
+    let rows = store::list_invoices(&state.base.pool, auth.firm_id, filter.client_id, page.cursor, limit + 1).await?;
+    let page = List::page(rows, limit, |c| c.id);
+    Ok(Json(page.map(|i| Invoice::from(&i))))
 }
 
 #[utoipa::path(get, path = "/v1/invoices/{id}", tag = "records", params(("id" = Uuid, Path)),

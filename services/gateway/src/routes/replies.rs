@@ -89,7 +89,7 @@ pub async fn list_replies(
     ApiQuery(filter): ApiQuery<ReplyFilter>,
 ) -> Result<Json<List<Reply>>, ApiError> {
     let limit = page.limit()?;
-    let mut rows = store::list_replies(
+    let rows = store::list_replies(
         &state.base.pool,
         auth.firm_id,
         filter.intent.as_deref(),
@@ -98,8 +98,6 @@ pub async fn list_replies(
         limit + 1,
     )
     .await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = if more { rows.last().map(|r| r.reply_id) } else { None };
-    Ok(Json(List { data: rows.into_iter().map(Reply::from).collect(), next_cursor }))
+    let page = List::page(rows, limit, |r| r.reply_id);
+    Ok(Json(page.map(Reply::from)))
 }
